@@ -1,0 +1,1 @@
+"""Deepfake Studio: app."""

@@ -1,0 +1,295 @@
+"""THE preprocessing contract shared by training, checking, export and the Android app.
+
+Everything that turns a file into a model input lives here, in NumPy and Pillow only (no torch),
+so the onnxruntime checker, the training loop and the Java port compute the same tensor:
+
+1. **decode** (:func:`load_image`): Pillow, EXIF orientation applied, first frame of animations,
+   any mode (16-bit, CMYK, palette, alpha) converted to 8-bit RGB; alpha is composited on white.
+2. **geometry** (:meth:`PreprocessSpec.geometry`), one of three ``resize_mode`` values:
+
+   * ``resize_crop``: scale the shorter side to ``resize_size``, then centre-crop ``input_size``;
+   * ``resize``: scale both sides to ``input_size`` (aspect not kept);
+   * ``crop``: no scaling (forensic traces survive), centre-crop ``input_size`` at native
+     resolution; an image smaller than that is first scaled up so its shorter side fits.
+
+   Scaling is the separable antialiased triangle ("bilinear") filter defined by
+   :func:`resample_matrix`: every output pixel is a normalised weighted sum of input pixels, in
+   float, with no intermediate rounding. The centre crop starts at ``floor((size - crop) / 2)``.
+3. **normalise**: ``(pixel / 255 - mean) / std`` per channel, channel order RGB, layout NCHW,
+   float32.
+
+Training augmentation (:func:`augment`) works on the decoded image before step 2, so the
+geometry and normalisation used by a trained model are always the ones it ships with.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import warnings
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from core.errors import UserError
+
+CONTRACT_VERSION = 1
+RESIZE_MODES = ("resize_crop", "resize", "crop")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_IMAGE_PIXELS = 64_000_000
+"""Larger images (decompression bombs such as 20000x20000) are refused before decoding."""
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+class ImageDecodeError(UserError):
+    """A file that is not a readable image, with a one-line reason."""
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """The serialisable preprocessing contract of a model. See the module docstring."""
+
+    input_size: int = 64
+    resize_mode: str = "resize_crop"
+    resize_size: int | None = None
+    interpolation: str = "triangle"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+    version: int = CONTRACT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise UserError(f"resize_mode must be one of {RESIZE_MODES}, not {self.resize_mode!r}")
+        if not 8 <= self.input_size <= 4096:
+            raise UserError(f"input size must be between 8 and 4096 pixels, not {self.input_size}")
+        if self.resize_size is not None and self.resize_size < self.input_size:
+            raise UserError(
+                f"resize_size {self.resize_size} is smaller than input_size {self.input_size}"
+            )
+        if self.interpolation != "triangle" or self.channel_order != "RGB" or self.layout != "NCHW":
+            raise UserError("only triangle interpolation, RGB and NCHW are supported")
+        if self.version != CONTRACT_VERSION:
+            raise UserError(f"preprocessing contract version {self.version} is not supported")
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["mean"] = list(self.mean)
+        body["std"] = list(self.std)
+        return body
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> PreprocessSpec:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(body) - known
+        if unknown:
+            raise UserError(f"unknown preprocessing fields {sorted(unknown)}")
+        return cls(**body)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    # -- the pipeline --------------------------------------------------------------------------
+    @property
+    def shorter_side(self) -> int:
+        return self.resize_size or self.input_size
+
+    def geometry(self, rgb: np.ndarray) -> np.ndarray:
+        """Step 2: an ``HxWx3`` uint8 (or float) image to an ``SxSx3`` float32 image, 0..255."""
+        height, width = rgb.shape[:2]
+        size = self.input_size
+        if self.resize_mode == "resize":
+            return _resize(rgb, size, size)
+        if self.resize_mode == "crop" and min(height, width) >= size:
+            new_h, new_w = height, width
+        else:
+            shorter = size if self.resize_mode == "crop" else self.shorter_side
+            scale = shorter / min(height, width)
+            if height <= width:
+                new_h, new_w = shorter, max(shorter, round(width * scale))
+            else:
+                new_h, new_w = max(shorter, round(height * scale)), shorter
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+        return _resize(rgb, new_h, new_w, rows=(top, top + size), cols=(left, left + size))
+
+    def normalize(self, image: np.ndarray) -> np.ndarray:
+        """Step 3: ``SxSx3`` 0..255 to a ``3xSxS`` float32 tensor."""
+        mean = np.asarray(self.mean, dtype=np.float32) * 255.0
+        std = np.asarray(self.std, dtype=np.float32) * 255.0
+        return ((np.asarray(image, dtype=np.float32) - mean) / std).transpose(2, 0, 1).copy()
+
+    def __call__(self, rgb: np.ndarray | Image.Image) -> np.ndarray:
+        """Steps 2 and 3 on a decoded RGB image: returns ``3xSxS`` float32."""
+        if isinstance(rgb, Image.Image):
+            rgb = np.asarray(rgb.convert("RGB"))
+        return self.normalize(self.geometry(rgb))
+
+    def from_file(self, path: str | Path) -> np.ndarray:
+        """The whole contract: a file to a ``3xSxS`` float32 tensor."""
+        return self(load_image(path))
+
+
+# -- resampling -------------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def resample_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """The ``out_size x in_size`` antialiased triangle-filter matrix (rows sum to 1).
+
+    Output pixel ``i`` has centre ``c = (i + 0.5) * in/out``; the filter support is
+    ``s = max(in/out, 1)``; input pixel ``j`` gets weight ``max(0, 1 - |j + 0.5 - c| / s)``; the
+    weights of a row are divided by their sum. (This is Pillow's BILINEAR filter, without its
+    rounding to 8 bits.)
+    """
+    scale = in_size / out_size
+    support = max(scale, 1.0)
+    centres = (np.arange(out_size, dtype=np.float64) + 0.5) * scale
+    pixels = np.arange(in_size, dtype=np.float64) + 0.5
+    weights = np.maximum(0.0, 1.0 - np.abs(pixels[None, :] - centres[:, None]) / support)
+    weights /= weights.sum(axis=1, keepdims=True)
+    weights.setflags(write=False)
+    return weights
+
+
+def _resize(
+    rgb: np.ndarray,
+    out_h: int,
+    out_w: int,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Resize to ``out_h x out_w`` and keep only ``rows``/``cols`` of the result (a crop)."""
+    height, width = rgb.shape[:2]
+    image = np.asarray(rgb, dtype=np.float32)
+    if (out_h, out_w) == (height, width):
+        r0, r1 = rows or (0, out_h)
+        c0, c1 = cols or (0, out_w)
+        return image[r0:r1, c0:c1].copy()
+    w_rows = resample_matrix(height, out_h)
+    w_cols = resample_matrix(width, out_w)
+    if rows:
+        w_rows = w_rows[rows[0] : rows[1]]
+    if cols:
+        w_cols = w_cols[cols[0] : cols[1]]
+    w_rows = w_rows.astype(np.float32)
+    w_cols = w_cols.astype(np.float32)
+    out = np.einsum("ih,hwc->iwc", w_rows, image)
+    return np.einsum("jw,iwc->ijc", w_cols, out)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+def load_image(source: str | Path | bytes) -> np.ndarray:
+    """Decode a file (or bytes) to an ``HxWx3`` uint8 RGB array, or raise ImageDecodeError."""
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    try:
+        handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{name}: file not found") from None
+    except IsADirectoryError:
+        raise ImageDecodeError(f"{name}: is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageDecodeError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(handle)
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageDecodeError(
+                        f"{name}: {width}x{height} pixels is larger than the "
+                        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixel limit"
+                    )
+                image.seek(0)
+                image.load()
+                return to_rgb(image)
+        except ImageDecodeError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageDecodeError(f"{name}: image is too large (decompression bomb?)") from None
+        except Image.UnidentifiedImageError:
+            raise ImageDecodeError(f"{name}: not an image (unknown or unsupported format)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if handle.seek(0, io.SEEK_END) == 0:
+                reason = "file is empty"
+            raise ImageDecodeError(f"{name}: damaged image ({reason})") from None
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """EXIF orientation, then any Pillow mode to 8-bit RGB (alpha composited on white)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray((array / peak * 255.0 + 0.5).clip(0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+# -- training augmentation ------------------------------------------------------------------
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Training-time augmentation. Probabilities are per image; all defaults keep it mild.
+
+    ``jpeg_prob``/``downscale_prob`` re-encode and shrink images so the model cannot learn format
+    or size shortcuts (real JPEG vs fake PNG, large vs small).
+    """
+
+    hflip: bool = True
+    crop_scale: tuple[float, float] = (0.6, 1.0)
+    crop_prob: float = 0.5
+    jpeg_prob: float = 0.0
+    jpeg_quality: tuple[int, int] = (60, 95)
+    downscale_prob: float = 0.0
+    downscale_range: tuple[float, float] = (0.5, 1.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any] | None) -> AugmentSpec:
+        body = dict(body or {})
+        for key in ("crop_scale", "jpeg_quality", "downscale_range"):
+            if key in body:
+                body[key] = tuple(body[key])
+        return cls(**body)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def augment(rgb: np.ndarray, spec: AugmentSpec, rng: random.Random) -> np.ndarray:
+    """Random JPEG re-compression, down-scaling, crop and flip of a decoded RGB image."""
+    image = Image.fromarray(rgb)
+    if spec.downscale_prob and rng.random() < spec.downscale_prob:
+        factor = rng.uniform(*spec.downscale_range)
+        new_size = (max(8, round(image.width * factor)), max(8, round(image.height * factor)))
+        image = image.resize(new_size, Image.Resampling.BILINEAR)
+    if spec.jpeg_prob and rng.random() < spec.jpeg_prob:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=rng.randint(*spec.jpeg_quality))
+        buffer.seek(0)
+        image = Image.open(buffer).convert("RGB")
+    if spec.crop_prob and rng.random() < spec.crop_prob:
+        area = rng.uniform(*spec.crop_scale)
+        side_w = max(8, round(image.width * area**0.5))
+        side_h = max(8, round(image.height * area**0.5))
+        left = rng.randint(0, image.width - side_w)
+        top = rng.randint(0, image.height - side_h)
+        image = image.crop((left, top, left + side_w, top + side_h))
+    if spec.hflip and rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,57 @@
+"""Where Deepfake Studio keeps its runs, data set indexes, bundles and caches.
+
+Resolution order: an explicit path (the ``--workspace`` flag), then the ``DEEPFAKE_STUDIO_HOME``
+environment variable, then the platform's user data folder (``~/.local/share/deepfake-studio`` on
+Linux).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "DEEPFAKE_STUDIO_HOME"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace folder and its well-known sub-folders (created on first use)."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, override: str | os.PathLike | None = None) -> Workspace:
+        if override:
+            return cls(Path(override).expanduser().resolve())
+        env = os.environ.get(ENV_VAR)
+        if env:
+            return cls(Path(env).expanduser().resolve())
+        from platformdirs import user_data_dir
+
+        return cls(Path(user_data_dir("deepfake-studio", appauthor=False)))
+
+    def _sub(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def runs(self) -> Path:
+        return self._sub("runs")
+
+    @property
+    def indexes(self) -> Path:
+        return self._sub("indexes")
+
+    @property
+    def bundles(self) -> Path:
+        return self._sub("bundles")
+
+    @property
+    def thumbnails(self) -> Path:
+        return self._sub("thumbnails")
+
+    @property
+    def jobs(self) -> Path:
+        return self._sub("jobs")
