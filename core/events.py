@@ -94,6 +94,7 @@ Emit = Callable[..., None]
 class EventWriter:
     """Writes events as JSON lines to any number of streams, flushing each line.
 
+    ``listeners`` get each :class:`Event` object (the CLI prints them for humans).
     Progress events are rate-limited to ``max_progress_per_s`` (the last one of a phase, where
     ``done == total``, always passes). Use the instance itself as the job's ``emit`` callable.
     """
@@ -103,11 +104,13 @@ class EventWriter:
         job: str,
         streams: list[IO[str]] | None = None,
         *,
+        listeners: list[Callable[[Event], None]] | None = None,
         max_progress_per_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job = job
         self.streams = list(streams or [])
+        self.listeners = list(listeners or [])
         self.min_interval = 1.0 / max_progress_per_s if max_progress_per_s > 0 else 0.0
         self.clock = clock
         self._last_progress = -math.inf
@@ -138,7 +141,10 @@ class EventWriter:
             if self.finished:
                 return
             self.finished = True
-        line = Event(type, self.job, epoch, step, data).to_json()
+        event = Event(type, self.job, epoch, step, data)
+        line = event.to_json()
+        for listener in self.listeners:
+            listener(event)
         for stream in self.streams:
             stream.write(line + "\n")
             stream.flush()

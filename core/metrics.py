@@ -6,6 +6,7 @@ return plain Python numbers/lists so results serialise to JSON as they are.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,16 +71,14 @@ def roc_curve(y_binary: Sequence[int], scores: Sequence[float]) -> tuple[np.ndar
     return fpr, tpr
 
 
-def expected_calibration_error(
-    y_true: Sequence[int], probs: np.ndarray, n_bins: int = 15
-) -> float:
+def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins: int = 15) -> float:
     """ECE of the max-probability confidence over ``n_bins`` equal-width bins (0, 1]."""
     probs = np.asarray(probs, dtype=float)
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == np.asarray(y_true)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in itertools.pairwise(edges):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
@@ -93,7 +92,7 @@ def reliability_bins(y_true: Sequence[int], probs: np.ndarray, n_bins: int = 15)
     correct = probs.argmax(axis=1) == np.asarray(y_true)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     rows = []
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in itertools.pairwise(edges):
         in_bin = (confidence > low) & (confidence <= high)
         count = int(in_bin.sum())
         rows.append(

@@ -218,7 +218,9 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageDecodeError(f"{name}: image is too large (decompression bomb?)") from None
         except Image.UnidentifiedImageError:
-            raise ImageDecodeError(f"{name}: not an image (unknown or unsupported format)") from None
+            raise ImageDecodeError(
+                f"{name}: not an image (unknown or unsupported format)"
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             reason = str(exc) or type(exc).__name__
             if handle.seek(0, io.SEEK_END) == 0:

@@ -1,0 +1,105 @@
+"""``deepfake-studio evaluate``: metrics of run folders or bundles on a data set."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from app.commands import print_json
+
+TABLE_COLUMNS = (
+    ("model", "model", "{}"),
+    ("params", "params", "{:,}"),
+    ("macs", "MACs", "{:,}"),
+    ("size_bytes", "bytes", "{:,}"),
+    ("latency_ms", "ms/img", "{:.2f}"),
+    ("accuracy", "acc", "{:.4f}"),
+    ("macro_f1", "F1", "{:.4f}"),
+    ("auc", "AUC", "{:.4f}"),
+    ("ece", "ECE", "{:.4f}"),
+    ("n", "n", "{}"),
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate run folders or bundles on a data set",
+        description="Accuracy, per-class P/R/F1, confusion matrix, ROC-AUC, ECE, params, MACs, "
+        "size and latency. Several --model options print one comparison table (the lineage).",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="RUN_OR_BUNDLE",
+        help="run folder or bundle (folder or .zip); repeat to compare",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DIR", help="folder with one subfolder per class"
+    )
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        help="only this split (the run's recorded split when DIR is its data); default: all images",
+    )
+    p.add_argument("--binary", action="store_true", help="score real vs fake (any non-real class)")
+    p.add_argument("--leave-out", metavar="CLASS", help="treat CLASS as an unseen generator")
+    p.add_argument("--seed", type=int, default=0, help="split seed when DIR is not the run's data")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON report here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.commands import workspace_of
+    from app.commands.jobcli import run_job_in_process
+
+    config = {
+        "kind": "evaluate",
+        "models": args.model,
+        "data": args.data,
+        "split": args.split,
+        "binary": args.binary,
+        "leave_out": args.leave_out,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "latency": not args.no_latency,
+        "workspace": args.workspace,
+        "out": args.out,
+    }
+    result = run_job_in_process(config, workspace_of(args))
+    if args.json:
+        print_json(result)
+    else:
+        print(format_table(result.get("models", [result])))
+    return 0
+
+
+def format_table(reports: list[dict[str, Any]]) -> str:
+    """A plain-text comparison table, one row per model."""
+    from pathlib import Path
+
+    rows = [[title for _, title, _ in TABLE_COLUMNS]]
+    for report in reports:
+        row = []
+        for key, _, fmt in TABLE_COLUMNS:
+            value = report.get(key)
+            if key == "model":
+                value = Path(str(value)).name
+            row.append("-" if value is None else fmt.format(value))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    extra = []
+    for report in reports:
+        if "leave_out" in report:
+            lo = report["leave_out"]
+            aurocs = ", ".join(f"{k} {v:.3f}" for k, v in lo["auroc"].items() if v is not None)
+            extra.append(
+                f"left-out {lo['class']} (n={lo['n']}): rejection AUROC {aurocs}; "
+                f"called fake {lo['detected_as_fake']:.1%}"
+            )
+    return "\n".join(lines + extra)

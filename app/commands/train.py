@@ -1,0 +1,89 @@
+"""``deepfake-studio train``: fine-tune a timm backbone on a folder-per-class data set."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.commands import print_json, workspace_of
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train (fine-tune) a detector on a folder-per-class data set",
+        description="Fine-tune a timm architecture. The data folder has one subfolder per class "
+        "('real' plus one per generator). Writes a run directory (see docs/run-directory.md).",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DIR", help="folder with one subfolder per class"
+    )
+    p.add_argument("--arch", default="mobilenetv3_small_100", help="timm architecture name")
+    p.add_argument("--img-size", type=int, default=64, help="model input size in pixels")
+    p.add_argument(
+        "--resize-mode",
+        choices=("resize_crop", "resize", "crop"),
+        default="resize_crop",
+        help="resize_crop: shorter side then centre crop; resize: squash; crop: native resolution",
+    )
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--schedule", choices=("cosine", "onecycle", "constant"), default="cosine")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
+    p.add_argument("--jpeg-prob", type=float, default=0.0, help="chance of JPEG re-compression")
+    p.add_argument("--downscale-prob", type=float, default=0.0, help="chance of down-scaling")
+    p.add_argument("--crop-prob", type=float, default=0.5, help="chance of a random crop")
+    p.add_argument("--early-stop", type=int, default=0, metavar="EPOCHS", help="patience, 0 = off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val", type=float, default=0.1, help="validation share of the data")
+    p.add_argument("--test", type=float, default=0.1, help="test share of the data")
+    p.add_argument("--leave-out", metavar="CLASS", help="train without this class (rejection test)")
+    p.add_argument(
+        "--pretrained",
+        default="none",
+        help="'none', 'hub' (download, needs the internet) or a local .safetensors file",
+    )
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: workspace/runs/...)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.commands.jobcli import run_job_in_process
+
+    config = {
+        "kind": "finetune",
+        "data": args.data,
+        "arch": args.arch,
+        "img_size": args.img_size,
+        "resize_mode": args.resize_mode,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "schedule": args.schedule,
+        "label_smoothing": args.label_smoothing,
+        "balanced": args.balanced,
+        "jpeg_prob": args.jpeg_prob,
+        "downscale_prob": args.downscale_prob,
+        "crop_prob": args.crop_prob,
+        "early_stop": args.early_stop,
+        "seed": args.seed,
+        "val": args.val,
+        "test": args.test,
+        "leave_out": args.leave_out,
+        "pretrained": args.pretrained,
+        "resume": args.resume,
+        "threads": args.threads,
+        "workers": args.workers,
+        "workspace": args.workspace,
+    }
+    summary = run_job_in_process(config, workspace_of(args), out=args.out)
+    if args.json:
+        print_json(summary)
+    return 0

@@ -1,0 +1,115 @@
+"""Pieces every training job shares: threads, data preparation, final evaluation and stats."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.datasets import DatasetIndex, Sample
+from core.errors import UserError
+from core.events import EventWriter
+from core.models import ModelDescription, count_macs, count_params
+from core.preprocess import PreprocessSpec
+from core.workspace import Workspace
+from training.control import CancelToken
+from training.data import ImageDataset, make_loader
+from training.loop import validate
+
+REAL_CLASS = "real"
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads (0 = all cores)."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def prepare_splits(
+    config: dict[str, Any], emit: EventWriter, cancel: CancelToken
+) -> tuple[dict[str, list[Sample]], list[str], Path]:
+    """Index ``config['data']``, make its seeded splits and drop a left-out class.
+
+    Returns:
+        ``(splits, class_names, root)`` where ``splits`` maps train/val/test to samples.
+    """
+    root = Path(config["data"]).expanduser().resolve()
+    workspace = Workspace.resolve(config.get("workspace"))
+
+    def progress(done: int, total: int) -> None:
+        emit("progress", {"phase": "index", "done": done, "total": total})
+
+    index = DatasetIndex.build(root, workspace, progress=progress, cancel=cancel)
+    bad = index.errors()
+    if bad:
+        emit.log(f"{len(bad)} unreadable file(s) skipped, e.g. {bad[0][0]}: {bad[0][1]}", "warning")
+    index.make_splits(seed=config["seed"], val=config["val"], test=config["test"])
+    class_names = index.class_names
+    leave_out = config.get("leave_out")
+    if leave_out:
+        if leave_out not in class_names:
+            raise UserError(f"--leave-out {leave_out!r} is not a class of {root} ({class_names})")
+        class_names = [c for c in class_names if c != leave_out]
+    splits = {
+        name: [s for s in index.samples(name) if s.label in class_names]
+        for name in ("train", "val", "test")
+    }
+    if len(class_names) < 2:
+        raise UserError(f"{root} needs at least two classes to train a detector")
+    counts = {c: sum(s.label == c for s in splits["train"]) for c in class_names}
+    small = [c for c, n in counts.items() if n < 1]
+    if small or not splits["val"]:
+        raise UserError(
+            f"too few images to train and validate: train split counts {counts}, "
+            f"{len(splits['val'])} validation images; add images to {', '.join(small) or 'the set'}"
+        )
+    return splits, class_names, root
+
+
+def preprocess_from_config(config: dict[str, Any]) -> PreprocessSpec:
+    extra = {k: tuple(config[k]) for k in ("mean", "std") if config.get(k)}
+    return PreprocessSpec(
+        input_size=config["img_size"],
+        resize_mode=config["resize_mode"],
+        resize_size=config.get("resize_size"),
+        **extra,
+    )
+
+
+def evaluate_samples(
+    model: torch.nn.Module,
+    description: ModelDescription,
+    samples: list[Sample],
+    cancel: CancelToken | None = None,
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """Metric report of a torch model on ``samples`` (empty dict when there are none)."""
+    if not samples:
+        return {}
+    dataset = ImageDataset(samples, description.class_names, description.preprocess)
+    loader = make_loader(dataset, batch_size=batch_size, train=False)
+    return validate(model, loader, description.class_names, description.real_class, cancel)
+
+
+def model_summary(model: torch.nn.Module, description: ModelDescription, weights: Path) -> dict:
+    """Params, MACs and the weights file size: the figures the lineage table compares."""
+    return {
+        "arch": description.arch,
+        "params": count_params(model),
+        "macs": count_macs(model, description.preprocess.input_size),
+        "size_bytes": weights.stat().st_size if weights.exists() else None,
+    }
+
+
+def headline(report: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The few numbers of a report that go into run.json's summary."""
+    if not report:
+        return {}
+    return {
+        f"{prefix}_acc": report["accuracy"],
+        f"{prefix}_macro_f1": report["macro_f1"],
+        f"{prefix}_auc": report["auc"],
+        f"{prefix}_ece": report["ece"],
+        f"{prefix}_n": report["n"],
+    }

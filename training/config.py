@@ -1,0 +1,134 @@
+"""Job configs: defaults, validation with actionable messages, and shared pieces (data splits)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "kind": "finetune",
+    "data": None,
+    "out": None,
+    "arch": "mobilenetv3_small_100",
+    "pretrained": "none",
+    "img_size": 64,
+    "resize_mode": "resize_crop",
+    "resize_size": None,
+    "mean": None,
+    "std": None,
+    "epochs": 10,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "weight_decay": 0.05,
+    "schedule": "cosine",
+    "warmup_epochs": 0.5,
+    "label_smoothing": 0.0,
+    "balanced": False,
+    "hflip": True,
+    "crop_prob": 0.5,
+    "jpeg_prob": 0.0,
+    "downscale_prob": 0.0,
+    "early_stop": 0,
+    "monitor": "val_acc",
+    "seed": 0,
+    "val": 0.1,
+    "test": 0.1,
+    "leave_out": None,
+    "workers": 0,
+    "threads": 0,
+    "resume": False,
+    "model_kwargs": {},
+    "workspace": None,
+}
+
+
+def resolve(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in; unknown keys are an error (a typo must not silently do nothing)."""
+    unknown = sorted(set(config) - set(defaults) - {"job"})
+    if unknown:
+        raise UserError(
+            f"unknown {defaults['kind']} option(s) {unknown}; known: {sorted(defaults)}"
+        )
+    merged = {**defaults, **{k: v for k, v in config.items() if v is not None}}
+    for key in ("data", "out"):
+        if key in defaults and defaults[key] is None and not merged.get(key):
+            raise UserError(f"a {defaults['kind']} job needs '{key}'")
+    return merged
+
+
+def check_range(config: dict[str, Any], key: str, low: float, high: float) -> None:
+    value = config[key]
+    if not isinstance(value, int | float) or not low <= value <= high:
+        raise UserError(f"{key} must be between {low} and {high}, not {value!r}")
+
+
+def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
+    config = resolve(config, FINETUNE_DEFAULTS)
+    check_range(config, "epochs", 1, 10_000)
+    check_range(config, "batch_size", 1, 4096)
+    check_range(config, "lr", 1e-7, 10)
+    check_range(config, "img_size", 8, 4096)
+    check_range(config, "label_smoothing", 0, 0.5)
+    check_range(config, "val", 0.01, 0.5)
+    check_range(config, "test", 0.0, 0.5)
+    for key in ("jpeg_prob", "downscale_prob", "crop_prob"):
+        check_range(config, key, 0, 1)
+    data = Path(config["data"]).expanduser()
+    if not data.exists():
+        raise UserError(f"data folder {data} does not exist")
+    if not data.is_dir():
+        raise UserError(f"{data} is a file; --data needs a folder with one subfolder per class")
+    return config
+
+
+def load_job_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"job file {path} does not exist")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"job file {path} is not valid JSON: {exc}") from None
+    if not isinstance(body, dict) or "kind" not in body:
+        raise UserError(f"job file {path} must be a JSON object with a 'kind'")
+    return body
+
+
+def write_split(run_split_path: Path, root: Path, seed: int, splits: dict[str, list]) -> None:
+    """Record the exact files of each split (relative to ``root``) in the run directory."""
+    from training.rundir import write_json_atomic
+
+    body = {
+        "root": str(root),
+        "seed": seed,
+        "splits": {
+            name: [str(s.path.relative_to(root)) for s in samples]
+            for name, samples in splits.items()
+        },
+        "labels": {
+            str(s.path.relative_to(root)): s.label for samples in splits.values() for s in samples
+        },
+    }
+    write_json_atomic(run_split_path, body)
+
+
+def read_split(run_split_path: Path, split: str) -> list:
+    """The samples of ``split`` recorded in a run's split.json (missing files are an error)."""
+    from core.datasets import Sample
+
+    if not run_split_path.is_file():
+        raise UserError(f"{run_split_path.parent} has no split.json")
+    body = json.loads(run_split_path.read_text(encoding="utf-8"))
+    if split not in body["splits"]:
+        raise UserError(f"split {split!r} is not recorded; the run has {sorted(body['splits'])}")
+    root = Path(body["root"])
+    samples = [Sample(root / rel, body["labels"][rel]) for rel in body["splits"][split]]
+    missing = [s.path for s in samples if not s.path.exists()]
+    if missing:
+        raise UserError(
+            f"{len(missing)} image(s) of the run's {split} split are gone, e.g. {missing[0]}"
+        )
+    return samples

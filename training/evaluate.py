@@ -1,0 +1,280 @@
+"""The evaluate job: metrics of one or more models (run folders or bundles) on a data set.
+
+For every model: accuracy, per-class P/R/F1, confusion matrix, ROC-AUC (real vs fake), ECE, ``n``,
+and the model's params, MACs, size in bytes and single-image latency. ``binary`` maps every class
+not named ``real`` to ``fake`` when the data's classes differ from the model's; ``leave_out`` treats
+one class of the data as an unseen generator and reports how well each rejection score separates
+it from the known classes (AUROC), and how often it is still called fake.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.datasets import DatasetIndex, Sample
+from core.errors import UserError
+from core.events import EventWriter
+from core.metrics import classification_report
+from core.preprocess import PreprocessSpec
+from core.rejection import compare_scores, fit_temperature
+from core.verdict import softmax
+from core.workspace import Workspace
+from training.config import read_split, resolve
+from training.control import Cancelled, CancelToken
+
+EVALUATE_DEFAULTS: dict[str, Any] = {
+    "kind": "evaluate",
+    "models": None,
+    "data": None,
+    "split": None,
+    "binary": False,
+    "leave_out": None,
+    "seed": 0,
+    "val": 0.1,
+    "test": 0.1,
+    "batch_size": 64,
+    "latency": True,
+    "threads": 0,
+    "workspace": None,
+    "out": None,
+}
+
+
+@dataclass
+class ModelUnderTest:
+    """A run folder (torch) or a bundle (onnxruntime) behind one ``logits`` method."""
+
+    path: Path
+    kind: str
+    class_names: list[str]
+    real_class: str
+    preprocess: PreprocessSpec
+    stats: dict[str, Any] = field(default_factory=dict)
+    run_split: Path | None = None
+    _forward: Any = None
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        return self._forward(batch)
+
+
+def open_model(path: str | Path) -> ModelUnderTest:
+    """A run folder (with model.json) or a bundle folder/zip (with bundle.json)."""
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise UserError(f"model {path} does not exist")
+    if path.is_dir() and (path / "model.json").is_file():
+        return _open_run(path)
+    if (path.is_dir() and (path / "bundle.json").is_file()) or path.suffix == ".zip":
+        return _open_bundle(path)
+    raise UserError(
+        f"{path} is neither a run folder (model.json + .safetensors) nor a model bundle "
+        "(bundle.json + model.onnx)"
+    )
+
+
+def _open_run(path: Path) -> ModelUnderTest:
+    import torch
+
+    from core.models import load_model, model_stats
+
+    model, description = load_model(path)
+    weights = path / "best.safetensors"
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(batch)).float().numpy()
+
+    stats = model_stats(model, description.preprocess.input_size)
+    stats["size_bytes"] = weights.stat().st_size
+    split = path / "split.json"
+    return ModelUnderTest(
+        path,
+        "run",
+        description.class_names,
+        description.real_class,
+        description.preprocess,
+        stats,
+        split if split.is_file() else None,
+        forward,
+    )
+
+
+def _open_bundle(path: Path) -> ModelUnderTest:
+    from core.inference import OnnxPredictor
+
+    from core.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    predictor = OnnxPredictor(bundle)
+    stats = {
+        "size_bytes": bundle.model_path.stat().st_size,
+        "params": bundle.meta.get("stats", {}).get("params"),
+        "macs": bundle.meta.get("stats", {}).get("macs"),
+        "precision": bundle.meta.get("model", {}).get("precision"),
+    }
+    return ModelUnderTest(
+        path,
+        "bundle",
+        list(bundle.class_names),
+        bundle.real_class,
+        bundle.preprocess,
+        stats,
+        None,
+        lambda batch: predictor.predict_batch(batch)[0],
+    )
+
+
+def _data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> list[Sample]:
+    root = Path(config["data"]).expanduser().resolve()
+    split = config["split"]
+    if split and model.run_split is not None:
+        import json
+
+        recorded_root = json.loads(model.run_split.read_text(encoding="utf-8"))["root"]
+        if Path(recorded_root).resolve() == root:
+            return read_split(model.run_split, split)
+
+    def progress(done: int, total: int) -> None:
+        emit("progress", {"phase": "index", "done": done, "total": total})
+
+    index = DatasetIndex.build(
+        root, Workspace.resolve(config.get("workspace")), progress=progress, cancel=cancel
+    )
+    if split:
+        index.make_splits(seed=config["seed"], val=config["val"], test=config["test"])
+    samples = index.samples(split)
+    if not samples:
+        raise UserError(f"no readable images in {root}" + (f" ({split} split)" if split else ""))
+    return samples
+
+
+def compute_logits(
+    model: ModelUnderTest,
+    samples: list[Sample],
+    batch_size: int,
+    emit: EventWriter,
+    cancel: CancelToken,
+) -> np.ndarray:
+    """Logits of every sample, decoding with a small thread pool, batch by batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(samples), batch_size):
+            if cancel.is_set():
+                raise Cancelled
+            chunk = samples[start : start + batch_size]
+            batch = np.stack(list(pool.map(lambda s: model.preprocess.from_file(s.path), chunk)))
+            out.append(model.logits(batch))
+            emit(
+                "progress",
+                {"phase": "evaluate", "done": start + len(chunk), "total": len(samples)},
+            )
+    return np.concatenate(out) if out else np.zeros((0, len(model.class_names)))
+
+
+def measure_latency_ms(model: ModelUnderTest, sample: Sample, repeats: int = 20) -> float:
+    """Median time of one preprocessed image through the model (batch 1), in milliseconds."""
+    batch = model.preprocess.from_file(sample.path)[None]
+    model.logits(batch)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.logits(batch)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1000.0)
+
+
+def evaluate_model(
+    model: ModelUnderTest, config: dict[str, Any], emit: EventWriter, cancel: CancelToken
+) -> dict[str, Any]:
+    """The JSON report of one model on the configured data."""
+    samples = _data_samples(config, model, emit, cancel)
+    leave_out = config["leave_out"]
+    heldout = [s for s in samples if s.label == leave_out] if leave_out else []
+    known = [s for s in samples if s.label != leave_out]
+    data_classes = sorted({s.label for s in known})
+    unknown = [c for c in data_classes if c not in model.class_names]
+    binary = bool(config["binary"])
+    if unknown and not binary:
+        raise UserError(
+            f"the data has classes {unknown} the model does not know ({model.class_names}); "
+            "use --binary to score real vs fake, or --leave-out CLASS to test rejection"
+        )
+    if leave_out and not heldout:
+        raise UserError(f"--leave-out {leave_out!r}: the data has no images of that class")
+    logits = compute_logits(model, known, config["batch_size"], emit, cancel)
+    probs = softmax(logits)
+    if binary:
+        real_index = model.class_names.index(model.real_class)
+        p_real = probs[:, real_index]
+        probs = np.stack([p_real, 1.0 - p_real], axis=1)
+        names = [model.real_class, "fake"]
+        labels = np.array([0 if s.label == model.real_class else 1 for s in known])
+    else:
+        names = model.class_names
+        labels = np.array([model.class_names.index(s.label) for s in known])
+    report = classification_report(labels, probs, names, model.real_class)
+    report.update(
+        {
+            "model": str(model.path),
+            "model_kind": model.kind,
+            "data": str(Path(config["data"]).expanduser().resolve()),
+            "split": config["split"] or "all",
+            "binary": binary,
+            **model.stats,
+        }
+    )
+    if config["latency"] and known:
+        report["latency_ms"] = measure_latency_ms(model, known[0])
+    if heldout:
+        report["leave_out"] = _rejection_report(model, config, logits, known, heldout, emit, cancel)
+    return report
+
+
+def _rejection_report(model, config, logits, known, heldout, emit, cancel) -> dict[str, Any]:
+    """How well each score tells the held-out class from known classes, after calibration."""
+    labels = np.array([model.class_names.index(s.label) for s in known])
+    temperature = fit_temperature(logits, labels)
+    out_logits = compute_logits(model, heldout, config["batch_size"], emit, cancel)
+    comparison = compare_scores(logits, labels, temperature, heldout_logits=out_logits)
+    real_index = model.class_names.index(model.real_class)
+    called_fake = float((softmax(out_logits).argmax(axis=1) != real_index).mean())
+    return {
+        "class": config["leave_out"],
+        "n": len(heldout),
+        "temperature": temperature,
+        "auroc": {k: v["auroc_heldout"] for k, v in comparison["scores"].items()},
+        "best_score": comparison["best"],
+        "detected_as_fake": called_fake,
+    }
+
+
+def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = None) -> dict:
+    """Evaluate every model in ``config['models']``; one report, or ``{"models": [...]}``."""
+    from training.common import set_threads
+
+    config = resolve(config, EVALUATE_DEFAULTS)
+    if not config["models"]:
+        raise UserError("an evaluate job needs at least one model (run folder or bundle)")
+    data = Path(config["data"]).expanduser()
+    if not data.is_dir():
+        raise UserError(f"data folder {data} does not exist or is not a folder")
+    cancel = cancel or CancelToken()
+    set_threads(config["threads"])
+    reports = []
+    for path in config["models"]:
+        model = open_model(path)
+        emit.log(f"evaluating {model.path.name} on {data}")
+        reports.append(evaluate_model(model, config, emit, cancel))
+    result = reports[0] if len(reports) == 1 else {"models": reports}
+    if config["out"]:
+        import json
+
+        Path(config["out"]).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result

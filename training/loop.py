@@ -1,0 +1,314 @@
+"""The shared epoch loop: ``train_one_epoch``, ``predict``, ``validate`` and ``fit``.
+
+``fit`` owns what every training job needs: AdamW, a warm-up + cosine or one-cycle schedule,
+per-epoch validation with the full metric report, best/last weights, early stopping, rate-limited
+progress events, metrics.csv rows, a resumable checkpoint after every epoch and cooperative
+cancel. Jobs customise the loss through ``compute_loss`` (distillation) and add columns through
+``extra_metrics`` (pruning records MACs and params).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from core.events import EventWriter
+from core.metrics import classification_report
+from core.models import save_weights
+from training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from training.control import Cancelled, CancelToken
+from training.data import set_epoch
+from training.rundir import RunDir
+
+ComputeLoss = Callable[
+    [torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+]
+"""``(model, images, targets) -> (loss, logits)``."""
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+MONITORS = {"val_acc": "max", "val_auc": "max", "val_loss": "min", "val_macro_f1": "max"}
+
+
+@dataclass
+class FitSettings:
+    """Optimisation settings of one ``fit`` call (all JSON-serialisable)."""
+
+    epochs: int = 10
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.0
+    early_stop: int = 0
+    """Stop after this many epochs without a better ``monitor``; 0 disables."""
+    monitor: str = "val_acc"
+    grad_clip: float = 5.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {sorted(MONITORS)}, not {self.monitor!r}")
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then cosine/one-cycle decay."""
+    if schedule == "constant":
+        return 1.0
+    if warmup and step < warmup:
+        start = 0.04 if schedule == "onecycle" else 0.01
+        return start + (1.0 - start) * step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    floor = 1e-4 if schedule == "onecycle" else 1e-2
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def cross_entropy_loss(label_smoothing: float = 0.0) -> ComputeLoss:
+    def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
+        logits = model(images)
+        return F.cross_entropy(logits, targets, label_smoothing=label_smoothing), logits
+
+    return compute
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module, loader: DataLoader, cancel: CancelToken | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of every sample of ``loader`` (model in eval mode)."""
+    model.eval()
+    all_logits, all_labels = [], []
+    for images, labels in loader:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        all_logits.append(model(images).float().numpy())
+        all_labels.append(labels.numpy())
+    if not all_logits:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(all_logits), np.concatenate(all_labels)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def validate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    class_names: list[str],
+    real_class: str,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """The full metric report of ``model`` on ``loader``, plus ``loss``."""
+    logits, labels = predict(model, loader, cancel)
+    report = classification_report(labels, softmax(logits), class_names, real_class)
+    report["loss"] = float(
+        F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
+    )
+    return report
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    compute_loss: ComputeLoss,
+    *,
+    epoch: int,
+    emit: EventWriter,
+    cancel: CancelToken,
+    grad_clip: float = 0.0,
+) -> dict[str, float]:
+    """One pass over ``loader``; raises :class:`Cancelled` between batches when asked."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    started = time.perf_counter()
+    steps = len(loader)
+    for step, (images, targets) in enumerate(loader, start=1):
+        if cancel.is_set():
+            raise Cancelled
+        loss, logits = compute_loss(model, images, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        batch = len(targets)
+        total_loss += float(loss.item()) * batch
+        correct += int((logits.argmax(1) == targets).sum().item())
+        seen += batch
+        elapsed = time.perf_counter() - started
+        rate = seen / elapsed if elapsed > 0 else 0.0
+        emit(
+            "progress",
+            {
+                "phase": "train",
+                "done": step,
+                "total": steps,
+                "loss": total_loss / seen,
+                "images_per_s": rate,
+                "eta_s": (steps - step) * elapsed / step,
+                "lr": optimizer.param_groups[0]["lr"],
+            },
+            epoch=epoch,
+            step=step,
+        )
+    elapsed = time.perf_counter() - started
+    return {
+        "train_loss": total_loss / max(1, seen),
+        "train_acc": correct / max(1, seen),
+        "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
+        "epoch_s": elapsed,
+    }
+
+
+def _is_better(score: float | None, best: float | None, mode: str) -> bool:
+    if score is None or (isinstance(score, float) and math.isnan(score)):
+        return False
+    if best is None:
+        return True
+    return score > best if mode == "max" else score < best
+
+
+def epoch_row(epoch: int, train: dict[str, float], val: dict[str, Any], lr: float) -> dict:
+    """The flat metrics.csv / ``metric`` event row of one epoch."""
+    row: dict[str, Any] = {"epoch": epoch, **train, "lr": lr}
+    row.update(
+        {
+            "val_loss": val["loss"],
+            "val_acc": val["accuracy"],
+            "val_auc": val["auc"],
+            "val_ece": val["ece"],
+            "val_macro_f1": val["macro_f1"],
+        }
+    )
+    for name, stats in val["per_class"].items():
+        for key in ("precision", "recall", "f1"):
+            row[f"val_{key}_{name}"] = stats[key]
+    return row
+
+
+def fit(
+    model: torch.nn.Module,
+    run: RunDir,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    settings: FitSettings,
+    *,
+    class_names: list[str],
+    real_class: str,
+    emit: EventWriter,
+    cancel: CancelToken,
+    resume: bool = False,
+    compute_loss: ComputeLoss | None = None,
+    extra_metrics: Callable[[], dict[str, Any]] | None = None,
+    stage: str | None = None,
+) -> dict[str, Any]:
+    """Train for ``settings.epochs`` with validation, checkpoints and early stopping.
+
+    Args:
+        stage: a name for this fit when a job calls ``fit`` several times (pruning steps); it
+            keys the checkpoint folder and metrics rows so each stage resumes on its own.
+
+    Returns:
+        ``{"best_epoch", "best": {metric: value}, "epochs_run", "cancelled", "stopped_early"}``.
+    """
+    compute_loss = compute_loss or cross_entropy_loss(settings.label_smoothing)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    steps_per_epoch = max(1, len(train_loader))
+    total = settings.epochs * steps_per_epoch
+    warmup = int(settings.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total, warmup, settings.schedule)
+    )
+    mode = MONITORS[settings.monitor]
+    checkpoint_dir = run.checkpoint_dir if stage is None else run.path / f"checkpoint-{stage}"
+    suffix = "" if stage is None else f"-{stage}"
+    state = {"best": None, "best_epoch": None, "since_best": 0, "best_row": {}}
+    start_epoch = 1
+    if resume and has_checkpoint(checkpoint_dir):
+        saved = load_checkpoint(
+            checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler
+        )
+        state.update(saved["extra"])
+        start_epoch = saved["epoch"] + 1
+        emit.log(f"resumed after epoch {saved['epoch']} from {checkpoint_dir.name}")
+    stopped_early = False
+    for epoch in range(start_epoch, settings.epochs + 1):
+        set_epoch(train_loader, epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            train = train_one_epoch(
+                model,
+                train_loader,
+                optimizer,
+                scheduler,
+                compute_loss,
+                epoch=epoch,
+                emit=emit,
+                cancel=cancel,
+                grad_clip=settings.grad_clip,
+            )
+            emit("progress", {"phase": "validate", "done": 0, "total": 1}, epoch=epoch)
+            val = validate(model, val_loader, class_names, real_class, cancel)
+        except Cancelled:
+            emit.log(f"cancelled during epoch {epoch}; resume continues from epoch {epoch}")
+            return {**_summary(state, epoch - 1), "cancelled": True, "stopped_early": False}
+        row = epoch_row(epoch, train, val, lr)
+        if stage is not None:
+            row = {"stage": stage, **row}
+        if extra_metrics:
+            row.update(extra_metrics())
+        score = row.get(settings.monitor)
+        save_weights(model, run.path / f"last{suffix}.safetensors")
+        if _is_better(score, state["best"], mode):
+            state.update(best=score, best_epoch=epoch, since_best=0, best_row=_plain(row))
+            path = save_weights(model, run.path / f"best{suffix}.safetensors")
+            emit("artifact", {"kind": "weights", "path": str(path), "epoch": epoch})
+        else:
+            state["since_best"] += 1
+        run.append_metrics(row)
+        emit("metric", _plain(row), epoch=epoch)
+        save_checkpoint(
+            checkpoint_dir,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            epoch=epoch,
+            extra=state,
+        )
+        if settings.early_stop and state["since_best"] >= settings.early_stop:
+            emit.log(f"early stop: no better {settings.monitor} for {settings.early_stop} epochs")
+            stopped_early = True
+            break
+    return {**_summary(state, settings.epochs), "cancelled": False, "stopped_early": stopped_early}
+
+
+def _summary(state: dict[str, Any], epochs_run: int) -> dict[str, Any]:
+    return {"best_epoch": state["best_epoch"], "best": state["best_row"], "epochs_run": epochs_run}
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()}
+
+
+def settings_from_config(config: dict[str, Any]) -> FitSettings:
+    """The :class:`FitSettings` fields present in a job config."""
+    names = set(asdict(FitSettings()).keys()) - {"extra"}
+    return FitSettings(**{k: config[k] for k in names if k in config})
