@@ -1,0 +1,431 @@
+"""Folder-per-class data sets: an incremental, resumable SQLite index, splits and samples.
+
+A data set is a folder with one subfolder per class (nested folders inside a class belong to that
+class). :meth:`DatasetIndex.build` walks it, analyses new or changed files (by size and mtime) on a
+pool of worker threads (:func:`core.dataset_index.analyse_file`: hash + full decode), drops removed
+files and commits every batch, so a killed or cancelled build continues where it stopped.
+
+The index is a small SQLite file (WAL mode) in the workspace; every method opens its own
+connection, so an index can be read from any thread (the GUI pages it from a worker while a build
+writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from PIL import Image
+
+from core import splits as splitting
+from core.dataset_index import COLUMNS, UPSERT, FileFacts, analyse_file, connect, row_values
+from core.errors import UserError
+from core.workspace import Workspace
+
+IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
+"""File name endings indexed as images (everything Pillow knows); other files are ignored."""
+BATCH = 128
+"""Files analysed per committed batch: the unit of progress, cancel and resume."""
+WORKERS = 2
+PROCESS_THRESHOLD = 2000
+"""Builds with at least this many files to analyse use worker processes, not threads."""
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One readable image: absolute ``path`` and class ``label`` (its class subfolder's name)."""
+
+    path: Path
+    label: str
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What the last :meth:`DatasetIndex.build` did."""
+
+    files: int
+    analysed: int
+    removed: int
+    ignored: int
+    cancelled: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Entry:
+    label: str
+    size: int
+    mtime_ns: int
+
+
+def default_db_path(root: Path, workspace: Workspace | None = None) -> Path:
+    """``workspace.indexes / "<name>-<sha1 of the absolute root>.sqlite"``."""
+    workspace = workspace or Workspace.resolve()
+    root = Path(root).expanduser().resolve()
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.name).strip("._") or "dataset"
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:10]
+    return workspace.indexes / f"{safe}-{digest}.sqlite"
+
+
+def _walk_class(folder: str, ignored: list[str]) -> Iterator[os.DirEntry]:
+    """Image files under ``folder`` (recursive, hidden names skipped, links not followed).
+
+    Other files are appended to ``ignored``.
+    """
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk_class(entry.path, ignored)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                if entry.is_file():
+                    yield entry
+            else:
+                ignored.append(entry.path)
+
+
+def scan_folder(root: Path) -> tuple[dict[str, _Entry], int]:
+    """Every image file of a folder-per-class data set, keyed by POSIX relative path.
+
+    Returns the files and how many non-image files were ignored.
+
+    Raises:
+        UserError: the path is missing, is a file, is empty or has images but no class folders.
+    """
+    if not root.exists():
+        raise UserError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise UserError(f"{root}: is a file; give the folder that holds one subfolder per class")
+    files: dict[str, _Entry] = {}
+    ignored: list[str] = []
+    loose = 0
+    with os.scandir(root) as top:
+        children = sorted(top, key=lambda e: e.name)
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        if not child.is_dir():
+            loose += 1
+            continue
+        for entry in _walk_class(child.path, ignored):
+            stat = entry.stat()
+            rel = Path(os.path.relpath(entry.path, root)).as_posix()
+            files[rel] = _Entry(child.name, stat.st_size, stat.st_mtime_ns)
+    if not files:
+        if loose:
+            raise UserError(
+                f"{root}: images lie directly in the folder; put them in one subfolder per "
+                "class (for example real/ and fake/)"
+            )
+        if not any(c for c in children if not c.name.startswith(".")):
+            raise UserError(f"{root}: the folder is empty")
+        raise UserError(f"{root}: no image files in its class subfolders")
+    return files, len(ignored)
+
+
+class DatasetIndex:
+    """The SQLite index of one folder-per-class data set. Thread-safe: no shared connection.
+
+    Attributes:
+        root: the data set folder (absolute).
+        db_path: the SQLite file.
+        last_build: what :meth:`build` did, or ``None`` for an index from :meth:`open`.
+    """
+
+    def __init__(self, root: Path, db_path: Path, last_build: BuildStats | None = None) -> None:
+        self.root = root
+        self.db_path = db_path
+        self.last_build = last_build
+
+    # -- creation ------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        root: str | os.PathLike,
+        workspace: Workspace | None = None,
+        *,
+        db_path: Path | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        workers: int = WORKERS,
+    ) -> DatasetIndex:
+        """Index ``root``, or bring an existing index up to date (see the module docstring).
+
+        ``progress(done, total)`` is called after each batch with the files analysed so far out
+        of those that needed it; ``cancel()`` is polled between batches. A cancelled build keeps
+        every finished batch and reports ``last_build.cancelled``; building again resumes.
+
+        Raises:
+            UserError: the folder is missing, a file, empty, or has no class subfolders.
+        """
+        started = time.perf_counter()
+        root = Path(root).expanduser().resolve()
+        scanned, ignored = scan_folder(root)
+        db_path = Path(db_path) if db_path else default_db_path(root, workspace)
+        conn = connect(db_path, create=True)
+        try:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (str(root),))
+            rows = conn.execute("SELECT relpath, bytes, mtime_ns FROM files")
+            known = {rel: (size, mtime) for rel, size, mtime in rows}
+            removed = [(rel,) for rel in known if rel not in scanned]
+            conn.executemany("DELETE FROM files WHERE relpath = ?", removed)
+            todo = sorted(
+                rel
+                for rel, entry in scanned.items()
+                if known.get(rel) != (entry.size, entry.mtime_ns)
+            )
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '0')")
+            conn.commit()
+            done = _analyse_all(conn, root, todo, scanned, progress, cancel, workers)
+            cancelled = done < len(todo)
+            if not cancelled:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
+                conn.commit()
+        finally:
+            conn.close()
+        index = cls(
+            root,
+            db_path,
+            BuildStats(
+                len(scanned), done, len(removed), ignored, cancelled, time.perf_counter() - started
+            ),
+        )
+        if not cancelled and (done or removed) and index.has_splits():
+            index._refresh_splits()
+        return index
+
+    @classmethod
+    def open(
+        cls,
+        root: str | os.PathLike,
+        workspace: Workspace | None = None,
+        *,
+        db_path: Path | None = None,
+    ) -> DatasetIndex:
+        """An existing index of ``root``.
+
+        Raises:
+            UserError: ``root`` has not been indexed yet.
+        """
+        root = Path(root).expanduser().resolve()
+        db_path = Path(db_path) if db_path else default_db_path(root, workspace)
+        if not db_path.is_file():
+            raise UserError(
+                f"{root} has not been indexed yet; run `deepfake-studio index {root}` first"
+            )
+        return cls(root, db_path)
+
+    # -- reading -------------------------------------------------------------------------------
+    @contextmanager
+    def _db(self) -> Iterator:
+        conn = connect(self.db_path)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def _meta(self, key: str) -> str | None:
+        with self._db() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def is_complete(self) -> bool:
+        """Whether the last build finished (it was not cancelled or killed)."""
+        return self._meta("complete") == "1"
+
+    @property
+    def class_names(self) -> list[str]:
+        """Sorted names of the class subfolders that hold at least one image file."""
+        with self._db() as conn:
+            return [r[0] for r in conn.execute("SELECT DISTINCT label FROM files ORDER BY label")]
+
+    def counts(self) -> dict[str, int]:
+        """Readable images per class (every class, possibly with 0), by class name."""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT label, SUM(error IS NULL) FROM files GROUP BY label ORDER BY label"
+            )
+            return {label: int(n) for label, n in rows}
+
+    def count(self, label: str | None = None) -> int:
+        """Files (readable or not) in class ``label``, or in all classes."""
+        where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())
+        with self._db() as conn:
+            return conn.execute(f"SELECT COUNT(*) FROM files {where}", args).fetchone()[0]
+
+    def records(
+        self, label: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[FileFacts]:
+        """Every file's facts (unreadable included), sorted by path; one page with ``limit``."""
+        where, args = ("WHERE label = ?", [label]) if label is not None else ("", [])
+        cols = ", ".join((*COLUMNS, "split"))
+        sql = f"SELECT {cols} FROM files {where} ORDER BY relpath LIMIT ? OFFSET ?"
+        with self._db() as conn:
+            rows = conn.execute(sql, [*args, -1 if limit is None else limit, offset])
+            return [FileFacts(*row) for row in rows]
+
+    def path(self, relpath: str) -> Path:
+        """The absolute path of a file given by its index-relative path."""
+        return self.root / relpath
+
+    def samples(self, split: str | None = None) -> list[Sample]:
+        """Readable images sorted by path: all of them, or those of one split.
+
+        Raises:
+            UserError: unknown split name, or a split asked for before :meth:`make_splits`.
+        """
+        sql = "SELECT relpath, label FROM files WHERE error IS NULL"
+        args: tuple = ()
+        if split is not None:
+            if split not in splitting.SPLITS:
+                raise UserError(f"unknown split {split!r}; expected one of {splitting.SPLITS}")
+            if not self.has_splits():
+                raise UserError(
+                    f"{self.root} has no splits yet; "
+                    f"run `deepfake-studio index {self.root} --splits` first"
+                )
+            sql += " AND split = ?"
+            args = (split,)
+        with self._db() as conn:
+            rows = conn.execute(sql + " ORDER BY relpath", args).fetchall()
+        return [Sample(self.root / rel, label) for rel, label in rows]
+
+    def errors(self) -> list[tuple[Path, str]]:
+        """Unreadable files and why, sorted by path."""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT relpath, error FROM files WHERE error IS NOT NULL ORDER BY relpath"
+            ).fetchall()
+        return [(self.root / rel, error) for rel, error in rows]
+
+    # -- splits --------------------------------------------------------------------------------
+    def make_splits(self, seed: int = 0, val: float = 0.1, test: float = 0.1) -> dict[str, int]:
+        """Assign every readable file to train/val/test (see :mod:`core.splits`); store it.
+
+        Returns the number of files per split.
+
+        Raises:
+            UserError: bad fractions, fewer than two classes, or a class with fewer than two
+                readable images (the message names it).
+        """
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT relpath, label, sha256 FROM files WHERE error IS NULL"
+            ).fetchall()
+            assignment = splitting.assign_splits(rows, seed=seed, val=val, test=test)
+            conn.execute("UPDATE files SET split = NULL")
+            conn.executemany(
+                "UPDATE files SET split = ? WHERE relpath = ?",
+                ((split, rel) for rel, split in assignment.items()),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("split_seed", str(seed)), ("split_val", repr(val)), ("split_test", repr(test))],
+            )
+        return self.split_counts()
+
+    def split_params(self) -> dict[str, float] | None:
+        """``{"seed", "val", "test"}`` of the stored splits, or ``None``."""
+        seed = self._meta("split_seed")
+        if seed is None:
+            return None
+        return {
+            "seed": int(seed),
+            "val": float(self._meta("split_val") or 0),
+            "test": float(self._meta("split_test") or 0),
+        }
+
+    def has_splits(self) -> bool:
+        """Whether :meth:`make_splits` has been run (and still applies) on this index."""
+        return self.split_params() is not None
+
+    def split_counts(self) -> dict[str, int]:
+        """Readable files per split (zeros before :meth:`make_splits`)."""
+        with self._db() as conn:
+            rows = dict(
+                conn.execute(
+                    "SELECT split, COUNT(*) FROM files WHERE split IS NOT NULL GROUP BY split"
+                ).fetchall()
+            )
+        return {name: int(rows.get(name, 0)) for name in splitting.SPLITS}
+
+    def _refresh_splits(self) -> None:
+        """After files changed: the same seed and fractions again, or no splits if impossible."""
+        params = self.split_params()
+        if params is None:
+            return
+        try:
+            self.make_splits(int(params["seed"]), params["val"], params["test"])
+        except UserError:
+            with self._db() as conn:
+                conn.execute("UPDATE files SET split = NULL")
+                conn.execute("DELETE FROM meta WHERE key LIKE 'split_%'")
+
+
+def _pool(workers: int, files: int) -> Executor:
+    """Worker processes for large jobs (analysis is GIL-bound Python), threads for small ones.
+
+    Processes start with ``spawn`` (safe from a GUI thread; the frozen app handles it through
+    ``multiprocessing.freeze_support``). That costs about a second, so they are used only from
+    :data:`PROCESS_THRESHOLD` files on. Like any multiprocessing code, a script calling
+    :meth:`DatasetIndex.build` needs the ``if __name__ == "__main__":`` guard; without it the
+    workers die at start and the build goes on with threads.
+    """
+    workers = max(1, workers)
+    if workers > 1 and files >= PROCESS_THRESHOLD:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ThreadPoolExecutor(workers, thread_name_prefix="index")
+
+
+def _analyse_all(
+    conn,
+    root: Path,
+    todo: list[str],
+    scanned: dict[str, _Entry],
+    progress: ProgressFn | None,
+    cancel: CancelFn | None,
+    workers: int,
+) -> int:
+    """Analyse ``todo`` in committed batches on a worker pool; returns how many were done."""
+    done = 0
+    if progress:
+        progress(0, len(todo))
+    analyse = partial(analyse_file, root)
+    pool = _pool(workers, len(todo))
+    try:
+        for start in range(0, len(todo), BATCH):
+            if cancel and cancel():
+                break
+            batch = todo[start : start + BATCH]
+            labels = [scanned[rel].label for rel in batch]
+            try:
+                facts = list(pool.map(analyse, batch, labels, chunksize=16))
+            except BrokenProcessPool:
+                warnings.warn("index worker processes failed to start; using threads", stacklevel=2)
+                pool.shutdown(cancel_futures=True)
+                pool = ThreadPoolExecutor(workers, thread_name_prefix="index")
+                facts = list(pool.map(analyse, batch, labels))
+            conn.executemany(UPSERT, [row_values(f) for f in facts])
+            conn.commit()
+            done += len(batch)
+            if progress:
+                progress(done, len(todo))
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return done
