@@ -1,0 +1,77 @@
+package studio.deepfake.core;
+
+import static org.junit.Assert.assertArrayEquals;
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertThrows;
+import static org.junit.Assert.assertTrue;
+
+import java.util.Arrays;
+import java.util.List;
+import org.junit.Test;
+
+public class DecisionTest {
+    private static final List<String> CLASSES = Arrays.asList("real", "sd14", "sdxl");
+
+    private static Decision decision(double temperature, Calibration.Score score, double threshold) {
+        Calibration cal = new Calibration(temperature, score, threshold, 0.05, 0.9, 0.04, "test");
+        return new Decision(CLASSES, "real", cal);
+    }
+
+    @Test
+    public void softmaxOfKnownLogits() {
+        assertArrayEquals(new double[] {0.09003057317038046, 0.24472847105479767, 0.6652409557748219},
+                Decision.softmax(new double[] {1, 2, 3}), 1e-12);
+        // Shifting the logits changes nothing; huge logits do not overflow.
+        assertArrayEquals(Decision.softmax(new double[] {1, 2, 3}),
+                Decision.softmax(new double[] {1001, 1002, 1003}), 1e-12);
+    }
+
+    @Test
+    public void energyScoreIsLogSumExpOfScaledLogits() {
+        assertEquals(3.40760596444438, Decision.logSumExp(new double[] {1, 2, 3}), 1e-12);
+        Verdict v = decision(1.5, Calibration.Score.ENERGY, 1.0).decide(new float[] {2f, -1f, 0.5f});
+        assertEquals(1.7409392977777136, v.score, 1e-6);
+        assertArrayEquals(new double[] {0.66524096, 0.09003057, 0.24472847}, v.probs, 1e-7);
+        assertEquals(Verdict.Kind.REAL, v.kind);
+        assertEquals(0.66524096, v.confidence, 1e-7);
+        assertEquals(0.7409392977777136, v.margin, 1e-6);
+    }
+
+    @Test
+    public void temperatureFlattensTheProbabilities() {
+        float[] logits = {0f, 0f, 2f};
+        Verdict sharp = decision(1.0, Calibration.Score.MAX_SOFTMAX, 0.5).decide(logits);
+        Verdict flat = decision(4.0, Calibration.Score.MAX_SOFTMAX, 0.5).decide(logits);
+        double e2 = Math.exp(2);
+        assertEquals(e2 / (2 + e2), sharp.confidence, 1e-12);
+        assertEquals(Math.exp(0.5) / (2 + Math.exp(0.5)), flat.confidence, 1e-12);
+        assertEquals(Verdict.Kind.FAKE, sharp.kind);
+        assertEquals("sdxl", sharp.label);
+        assertEquals("fake (sdxl)", sharp.headline());
+        assertEquals(Verdict.Kind.UNKNOWN, flat.kind);
+        assertEquals("sdxl", flat.label);
+        assertTrue(flat.margin < 0);
+        assertTrue(flat.explanation, flat.explanation.startsWith("Not sure"));
+        assertTrue(sharp.explanation, sharp.explanation.contains("sdxl"));
+    }
+
+    @Test
+    public void scoreEqualToThresholdIsAccepted() {
+        // probs are exactly 0.5 / 0.5 / 0: argmax takes the first (real), score 0.5 is not < 0.5.
+        Verdict v = decision(1.0, Calibration.Score.MAX_SOFTMAX, 0.5)
+                .decide(new float[] {0f, 0f, Float.NEGATIVE_INFINITY});
+        assertEquals(Verdict.Kind.REAL, v.kind);
+        assertEquals(0, v.labelIndex);
+        assertEquals(0.0, v.margin, 0);
+    }
+
+    @Test
+    public void wrongNumberOfLogitsIsAClearError() {
+        BundleException e = assertThrows(BundleException.class,
+                () -> decision(1, Calibration.Score.MAX_SOFTMAX, 0.5).decide(new float[] {1f, 2f}));
+        assertTrue(e.getMessage().contains("2 logits for 3 classes"));
+        Calibration cal = new Calibration(1, Calibration.Score.ENERGY, 0, 0.05, 1, 0, null);
+        e = assertThrows(BundleException.class, () -> new Decision(CLASSES, "photo", cal));
+        assertTrue(e.getMessage().contains("photo"));
+    }
+}

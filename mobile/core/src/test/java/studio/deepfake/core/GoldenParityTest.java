@@ -1,0 +1,142 @@
+package studio.deepfake.core;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assume.assumeTrue;
+
+import java.awt.image.BufferedImage;
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import javax.imageio.ImageIO;
+import org.junit.Test;
+
+/**
+ * Parity with Python on real bundles: system property {@code bundle.dirs} lists bundle folders
+ * (path-separator separated). Every golden PNG goes through this port's preprocessing and every
+ * golden logit vector through its decision rule; the results must match the stored ones within
+ * the bundle's tolerances. The measured differences go to {@code parity.report} as JSON when set.
+ *
+ * <p>{@code decode.dir} optionally holds {@code NAME.rgba.png} / {@code NAME.rgb.png} pairs: the
+ * second is what Python's decoder made of the first (alpha on white); they must match exactly.
+ */
+public class GoldenParityTest {
+    private static List<File> dirs(String property) {
+        String value = System.getProperty(property, "");
+        List<File> out = new ArrayList<>();
+        for (String part : value.split(File.pathSeparator)) {
+            if (!part.isEmpty()) {
+                out.add(new File(part));
+            }
+        }
+        return out;
+    }
+
+    static RgbImage readPng(File file) throws IOException {
+        BufferedImage image = ImageIO.read(file);
+        if (image == null) {
+            throw new BundleException(file + " is not an image ImageIO can read");
+        }
+        int w = image.getWidth();
+        int h = image.getHeight();
+        return RgbImage.fromArgb(image.getRGB(0, 0, w, h, null, 0, w), w, h);
+    }
+
+    @Test
+    public void goldenVectorsMatchPython() throws IOException {
+        List<File> bundles = dirs("bundle.dirs");
+        assumeTrue("set -Dbundle.dirs to bundle folders to run the parity check", !bundles.isEmpty());
+        List<String> failures = new ArrayList<>();
+        StringBuilder report = new StringBuilder("{\"bundles\": [");
+        for (int b = 0; b < bundles.size(); b++) {
+            report.append(b > 0 ? ", " : "").append(checkBundle(bundles.get(b), failures));
+        }
+        report.append("]}");
+        String reportPath = System.getProperty("parity.report");
+        if (reportPath != null) {
+            Files.write(new File(reportPath).toPath(), report.toString().getBytes(StandardCharsets.UTF_8));
+        }
+        assertTrue(String.join("\n", failures), failures.isEmpty());
+    }
+
+    private static String checkBundle(File dir, List<String> failures) throws IOException {
+        BundleMeta meta = BundleMeta.read(dir);
+        File model = new File(dir, meta.model.file);
+        boolean modelChecked = model.isFile();
+        if (modelChecked) {
+            try (InputStream in = new FileInputStream(model)) {
+                meta.verifyModel(in);
+            }
+        }
+        File goldenFile = new File(dir, meta.golden);
+        GoldenVectors golden = GoldenVectors.read(goldenFile);
+        Preprocessor pre = new Preprocessor(meta.preprocess);
+        Decision decision = Decision.of(meta);
+        double maxInput = 0;
+        double maxProbs = 0;
+        double maxScore = 0;
+        int verdicts = 0;
+        for (GoldenVectors.Vector v : golden.vectors) {
+            String where = dir.getName() + "/" + v.name;
+            float[] expected = GoldenVectors.readInput(goldenFile.getParentFile(), v);
+            float[] actual = pre.apply(readPng(new File(goldenFile.getParentFile(), v.image)));
+            if (actual.length != expected.length) {
+                failures.add(where + ": tensor has " + actual.length + " values, golden " + expected.length);
+                continue;
+            }
+            double diff = 0;
+            for (int i = 0; i < actual.length; i++) {
+                diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+            }
+            maxInput = Math.max(maxInput, diff);
+            if (!(diff <= golden.tolerance.input)) {
+                failures.add(where + ": input differs by " + diff + " > " + golden.tolerance.input);
+            }
+            Verdict verdict = decision.decide(v.logits);
+            for (int i = 0; i < v.probs.length; i++) {
+                maxProbs = Math.max(maxProbs, Math.abs(verdict.probs[i] - v.probs[i]));
+            }
+            maxScore = Math.max(maxScore, Math.abs(verdict.score - v.score));
+            boolean same = verdict.kind.jsonName.equals(v.verdict)
+                    && (v.label == null || v.label.equals(verdict.label));
+            verdicts += same ? 1 : 0;
+            if (!same) {
+                failures.add(where + ": verdict " + verdict.kind.jsonName + "/" + verdict.label
+                        + ", golden " + v.verdict + "/" + v.label);
+            }
+        }
+        if (!(maxProbs <= golden.tolerance.probs) || !(maxScore <= golden.tolerance.probs)) {
+            failures.add(dir.getName() + ": probs differ by " + maxProbs + ", score by " + maxScore);
+        }
+        return String.format(Locale.ROOT,
+                "{\"dir\": \"%s\", \"mode\": \"%s\", \"vectors\": %d, \"max_input_diff\": %.9g,"
+                        + " \"max_probs_diff\": %.9g, \"max_score_diff\": %.9g,"
+                        + " \"verdicts_equal\": %d, \"model_sha256_checked\": %b}",
+                dir.getName().replace("\"", ""), meta.preprocess.resizeMode.jsonName,
+                golden.vectors.size(), maxInput, maxProbs, maxScore, verdicts, modelChecked);
+    }
+
+    @Test
+    public void alphaDecodingMatchesPython() throws IOException {
+        List<File> dirs = dirs("decode.dir");
+        assumeTrue("set -Ddecode.dir to a folder of NAME.rgba.png / NAME.rgb.png pairs", !dirs.isEmpty());
+        File[] inputs = dirs.get(0).listFiles((d, name) -> name.endsWith(".rgba.png"));
+        assertTrue("no .rgba.png files in " + dirs.get(0), inputs != null && inputs.length > 0);
+        for (File input : inputs) {
+            RgbImage actual = readPng(input);
+            File expectedFile = new File(input.getPath().replace(".rgba.png", ".rgb.png"));
+            RgbImage expected = readPng(expectedFile);
+            int mismatches = 0;
+            for (int i = 0; i < actual.rgb.length; i++) {
+                mismatches += actual.rgb[i] != expected.rgb[i] ? 1 : 0;
+            }
+            assertEquals(input.getName() + ": channel values differing from Pillow", 0, mismatches);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+package studio.deepfake.core;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertThrows;
+import static org.junit.Assert.assertTrue;
+
+import org.junit.Test;
+
+public class PreprocessorTest {
+    private static final double[] MEAN = {0.485, 0.456, 0.406};
+    private static final double[] STD = {0.229, 0.224, 0.225};
+
+    private static PreprocessSpec spec(int size, PreprocessSpec.ResizeMode mode, Integer resize) {
+        return new PreprocessSpec(size, mode, resize, MEAN, STD);
+    }
+
+    private static RgbImage gradient(int width, int height) {
+        byte[] rgb = new byte[width * height * 3];
+        for (int y = 0; y < height; y++) {
+            for (int x = 0; x < width; x++) {
+                int p = (y * width + x) * 3;
+                rgb[p] = (byte) (x * 7 + y);
+                rgb[p + 1] = (byte) (y * 5);
+                rgb[p + 2] = (byte) 200;
+            }
+        }
+        return new RgbImage(width, height, rgb);
+    }
+
+    @Test
+    public void centreCropOffsetsFloorForOddMargins() {
+        // crop mode, 45x33 image, input 32: no scaling; margins 13 and 1 floor to 6 and 0.
+        PreprocessSpec.Plan plan = spec(32, PreprocessSpec.ResizeMode.CROP, null).plan(45, 33);
+        assertEquals(45, plan.scaledWidth);
+        assertEquals(33, plan.scaledHeight);
+        assertEquals(6, plan.left);
+        assertEquals(0, plan.top);
+        // resize_crop to 37 then 32: a 37x50 (w x h) portrait image is not scaled; top = 18/2 = 9.
+        plan = spec(32, PreprocessSpec.ResizeMode.RESIZE_CROP, 37).plan(37, 50);
+        assertEquals(37, plan.scaledWidth);
+        assertEquals(50, plan.scaledHeight);
+        assertEquals(2, plan.left);
+        assertEquals(9, plan.top);
+    }
+
+    @Test
+    public void scaledSideRoundsHalfToEvenLikePython() {
+        // 18x16 -> shorter side 20: the long side is 22.5, which Python's round() makes 22.
+        PreprocessSpec.Plan plan = spec(20, PreprocessSpec.ResizeMode.RESIZE_CROP, null).plan(18, 16);
+        assertEquals(22, plan.scaledWidth);
+        assertEquals(20, plan.scaledHeight);
+        assertEquals(1, plan.left);
+        assertEquals(3, PreprocessSpec.roundHalfEven(3.5) - 1);
+        assertEquals(2, PreprocessSpec.roundHalfEven(2.5));
+    }
+
+    @Test
+    public void cropModeScalesSmallImagesUpFirst() {
+        // A 20x10 image with input 16: shorter side 10 -> 16, long side 32.
+        PreprocessSpec.Plan plan = spec(16, PreprocessSpec.ResizeMode.CROP, null).plan(20, 10);
+        assertEquals(32, plan.scaledWidth);
+        assertEquals(16, plan.scaledHeight);
+        assertEquals(8, plan.left);
+        assertEquals(0, plan.top);
+    }
+
+    @Test
+    public void resizeIgnoresAspect() {
+        PreprocessSpec.Plan plan = spec(24, PreprocessSpec.ResizeMode.RESIZE, null).plan(300, 17);
+        assertEquals(24, plan.scaledWidth);
+        assertEquals(24, plan.scaledHeight);
+        assertEquals(0, plan.left + plan.top);
+    }
+
+    @Test
+    public void uniformImageNormalisesToTheSameValueEverywhere() {
+        byte[] rgb = new byte[50 * 30 * 3];
+        for (int p = 0; p < 50 * 30; p++) {
+            rgb[p * 3] = (byte) 255;
+            rgb[p * 3 + 1] = (byte) 128;
+            rgb[p * 3 + 2] = 0;
+        }
+        Preprocessor pre = new Preprocessor(spec(16, PreprocessSpec.ResizeMode.RESIZE_CROP, 20));
+        float[] x = pre.apply(new RgbImage(50, 30, rgb));
+        assertEquals(3 * 16 * 16, x.length);
+        double[] expected = {(1 - 0.485) / 0.229, (128 / 255.0 - 0.456) / 0.224, -0.406 / 0.225};
+        for (int c = 0; c < 3; c++) {
+            for (int p = 0; p < 256; p++) {
+                assertEquals(expected[c], x[c * 256 + p], 1e-5);
+            }
+        }
+    }
+
+    @Test
+    public void plainCropCopiesPixelsIntoChannelPlanes() {
+        RgbImage image = gradient(45, 33);
+        PreprocessSpec s = spec(32, PreprocessSpec.ResizeMode.CROP, null);
+        float[] hwc = new Preprocessor(s).geometry(image);
+        // output (row 3, col 5) is input (x 6 + 5, y 0 + 3)
+        for (int c = 0; c < 3; c++) {
+            assertEquals(image.get(11, 3, c), hwc[(3 * 32 + 5) * 3 + c], 0);
+        }
+        float[] chw = new Preprocessor(s).normalize(hwc);
+        float std = (float) STD[1] * 255f;
+        float mean = (float) MEAN[1] * 255f;
+        assertEquals((image.get(11, 3, 1) - mean) / std, chw[32 * 32 + 3 * 32 + 5], 0);
+    }
+
+    @Test
+    public void downscalingAveragesBlocks() {
+        // A 2x2 checkerboard of 4x4 blocks halved: each output pixel averages its block's
+        // neighbourhood; all outputs stay within the input range and the mean is preserved.
+        RgbImage image = gradient(64, 48);
+        float[] hwc = new Preprocessor(spec(24, PreprocessSpec.ResizeMode.RESIZE, null)).geometry(image);
+        for (float v : hwc) {
+            assertTrue(v >= 0f && v <= 255f);
+        }
+        float[] blue = new float[24 * 24];
+        for (int p = 0; p < blue.length; p++) {
+            assertEquals(200f, hwc[p * 3 + 2], 1e-3);
+        }
+    }
+
+    @Test
+    public void invalidSpecsAreRefusedWithAReason() {
+        BundleException e = assertThrows(BundleException.class,
+                () -> spec(32, PreprocessSpec.ResizeMode.RESIZE_CROP, 16));
+        assertTrue(e.getMessage().contains("smaller than input_size"));
+        assertThrows(BundleException.class, () -> spec(4, PreprocessSpec.ResizeMode.RESIZE, null));
+        e = assertThrows(BundleException.class, () -> PreprocessSpec.fromJson(
+                Json.parseObject("{\"input_size\": 32, \"resize_mode\": \"zoom\", \"mean\": [0,0,0],"
+                        + " \"std\": [1,1,1]}", "test")));
+        assertTrue(e.getMessage().contains("resize_mode"));
+        e = assertThrows(BundleException.class, () -> PreprocessSpec.fromJson(
+                Json.parseObject("{\"input_size\": 32, \"resize_mode\": \"resize\", \"mean\": [0,0,0],"
+                        + " \"std\": [1,1,1], \"interpolation\": \"bicubic\"}", "test")));
+        assertTrue(e.getMessage().contains("triangle"));
+    }
+
+    @Test
+    public void alphaIsCompositedOnWhiteLikePillow() {
+        // Values from Pillow: Image.new("RGBA", (1, 1), (v, v, v, a)) through core.preprocess.to_rgb.
+        int[][] cases = {{0, 128, 127}, {200, 1, 255}, {10, 254, 11}, {100, 127, 178}, {37, 200, 84},
+            {99, 255, 99}, {99, 0, 255}};
+        for (int[] c : cases) {
+            assertEquals("value " + c[0] + " alpha " + c[1], c[2], RgbImage.compositeOnWhite(c[0], c[1]));
+        }
+        RgbImage image = RgbImage.fromArgb(new int[] {0x80102030}, 1, 1);
+        assertEquals(RgbImage.compositeOnWhite(0x10, 0x80), image.get(0, 0, 0));
+        assertEquals(RgbImage.compositeOnWhite(0x30, 0x80), image.get(0, 0, 2));
+    }
+}
