@@ -1,0 +1,210 @@
+"""Confidence calibration and the reject/unknown threshold, in NumPy only.
+
+Calibration happens once, on held-out (validation) logits, when a model is exported:
+
+1. :func:`fit_temperature` divides logits by the ``T`` that minimises the negative
+   log-likelihood (temperature scaling: over-confident models get ``T > 1``);
+2. :func:`choose_threshold` picks the lowest score threshold whose selective risk (error rate
+   among accepted images) is at most the user's ``target_risk``, and reports the coverage
+   (share of images accepted) and risk reached there;
+3. :func:`compare_scores` tells which score (``max_softmax`` or ``energy``) separates right from
+   wrong answers, or known classes from an unseen generator, better (AUROC).
+
+The result is a :class:`Calibration`, stored in ``bundle.json``; :func:`decide` (from
+:mod:`core.verdict`) applies it to new images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from core.errors import UserError
+from core.metrics import roc_auc
+from core.verdict import SCORES, Verdict, decide, scores_of, softmax
+
+__all__ = [
+    "Calibration",
+    "Verdict",
+    "choose_threshold",
+    "compare_scores",
+    "decide",
+    "fit_temperature",
+    "heldout_auroc",
+    "nll",
+]
+
+LOG_T_RANGE = (math.log(0.05), math.log(20.0))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a bundle turns logits into verdicts (``bundle.json`` → ``calibration``)."""
+
+    temperature: float = 1.0
+    score: str = "max_softmax"
+    threshold: float = 0.0
+    target_risk: float | None = None
+    coverage: float | None = None
+    risk: float | None = None
+    n: int = 0
+    chosen_on: str = ""
+    reached: bool = True
+    """False when no threshold met ``target_risk``; the lowest-risk threshold was kept instead."""
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise UserError(f"calibration score must be one of {SCORES}, not {self.score!r}")
+        if not (isinstance(self.temperature, int | float) and self.temperature > 0):
+            raise UserError(f"calibration temperature must be positive, not {self.temperature}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Calibration:
+        known = {f.name for f in fields(cls)}
+        unknown = set(body) - known
+        if unknown:
+            raise UserError(f"unknown calibration fields {sorted(unknown)}")
+        return cls(**body)
+
+    def summary(self) -> str:
+        """One line for logs and the GUI."""
+        head = f"{self.score} >= {self.threshold:.3g} (T={self.temperature:.3g})"
+        if self.coverage is None or self.risk is None:
+            return head
+        result = f"accepts {self.coverage:.1%} of {self.n} images with {self.risk:.1%} errors"
+        if self.target_risk is None:
+            return f"{head}: {result}"
+        if not self.reached:
+            return f"{head}: target {self.target_risk:.1%} errors not reachable; best {result}"
+        return f"{head}: {result} (target {self.target_risk:.1%})"
+
+
+# -- temperature ------------------------------------------------------------------------------
+def nll(logits: np.ndarray, labels: Sequence[int], temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``softmax(logits / temperature)``."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    labels = np.asarray(labels, dtype=int)
+    peak = z.max(axis=1, keepdims=True)
+    log_norm = peak[:, 0] + np.log(np.exp(z - peak).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
+
+
+def fit_temperature(logits: np.ndarray, labels: Sequence[int], iterations: int = 80) -> float:
+    """The temperature in [0.05, 20] minimising NLL (golden-section search on ``log T``).
+
+    NLL is unimodal in ``log T`` for fixed logits, so the bounded 1-D search finds the optimum.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    _check_pairs(logits, labels)
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    low, high = LOG_T_RANGE
+    a = high - ratio * (high - low)
+    b = low + ratio * (high - low)
+    fa, fb = nll(logits, labels, math.exp(a)), nll(logits, labels, math.exp(b))
+    for _ in range(iterations):
+        if fa <= fb:
+            high, b, fb = b, a, fa
+            a = high - ratio * (high - low)
+            fa = nll(logits, labels, math.exp(a))
+        else:
+            low, a, fa = a, b, fb
+            b = low + ratio * (high - low)
+            fb = nll(logits, labels, math.exp(b))
+    return float(math.exp((low + high) / 2.0))
+
+
+# -- threshold --------------------------------------------------------------------------------
+def choose_threshold(
+    logits: np.ndarray,
+    labels: Sequence[int],
+    temperature: float = 1.0,
+    score: str = "max_softmax",
+    target_risk: float = 0.05,
+    chosen_on: str = "",
+) -> Calibration:
+    """The lowest threshold whose selective risk on accepted samples is ``<= target_risk``.
+
+    Candidate thresholds are the observed scores (accept every sample scoring at least that).
+    When no candidate reaches the target, the one with the lowest risk (then highest coverage)
+    is returned with ``reached=False``.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    _check_pairs(logits, labels)
+    if not 0.0 <= target_risk < 1.0:
+        raise UserError(f"target risk must be between 0 and 1, not {target_risk}")
+    probs, values = scores_of(logits, temperature, score)
+    wrong = probs.argmax(axis=1) != labels
+    order = np.argsort(-values, kind="mergesort")
+    sorted_values, sorted_wrong = values[order], wrong[order]
+    # Only the last index of a run of equal scores is a threshold that can be realised.
+    last_of_tie = np.r_[sorted_values[1:] != sorted_values[:-1], True]
+    accepted = np.arange(1, len(values) + 1)[last_of_tie]
+    risks = np.cumsum(sorted_wrong)[last_of_tie] / accepted
+    candidates = sorted_values[last_of_tie]
+    meets = np.flatnonzero(risks <= target_risk)
+    reached = meets.size > 0
+    # Candidates are ordered by decreasing threshold, so the last one meeting it is the lowest.
+    pick = int(meets[-1]) if reached else int(np.lexsort((-accepted, risks))[0])
+    return Calibration(
+        temperature=float(temperature),
+        score=score,
+        threshold=float(candidates[pick]),
+        target_risk=float(target_risk),
+        coverage=float(accepted[pick] / len(values)),
+        risk=float(risks[pick]),
+        n=len(values),
+        chosen_on=chosen_on,
+        reached=reached,
+    )
+
+
+# -- which score ------------------------------------------------------------------------------
+def heldout_auroc(scores_in: Sequence[float], scores_out: Sequence[float]) -> float | None:
+    """AUROC of a score telling known-class images (positive) from a held-out class's images."""
+    scores_in, scores_out = np.asarray(scores_in, float), np.asarray(scores_out, float)
+    y = np.r_[np.ones(len(scores_in), dtype=int), np.zeros(len(scores_out), dtype=int)]
+    return roc_auc(y, np.r_[scores_in, scores_out])
+
+
+def compare_scores(
+    logits: np.ndarray,
+    labels: Sequence[int],
+    temperature: float = 1.0,
+    heldout_logits: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """AUROC of each score for right-vs-wrong answers (and known-vs-held-out images).
+
+    Returns ``{"scores": {name: {"auroc_correct": a, "auroc_heldout": b}}, "best": name}``;
+    ``best`` maximises the held-out AUROC when held-out logits are given, else the right-vs-wrong
+    one. An AUROC is ``None`` when undefined (e.g. no wrong answers).
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    _check_pairs(logits, labels)
+    correct = (softmax(logits).argmax(axis=1) == labels).astype(int)
+    table: dict[str, dict[str, float | None]] = {}
+    for name in SCORES:
+        _, values = scores_of(logits, temperature, name)
+        row: dict[str, float | None] = {"auroc_correct": roc_auc(correct, values)}
+        if heldout_logits is not None:
+            _, out_values = scores_of(heldout_logits, temperature, name)
+            row["auroc_heldout"] = heldout_auroc(values, out_values)
+        table[name] = row
+    key = "auroc_heldout" if heldout_logits is not None else "auroc_correct"
+    best = max(SCORES, key=lambda name: table[name].get(key) or 0.0)
+    return {"scores": table, "best": best, "by": key}
+
+
+def _check_pairs(logits: np.ndarray, labels: Sequence[int]) -> None:
+    if logits.ndim != 2 or len(logits) == 0:
+        raise UserError("calibration needs a non-empty N x C array of logits")
+    if len(labels) != len(logits):
+        raise UserError(f"{len(logits)} logits but {len(labels)} labels")

@@ -1,0 +1,126 @@
+"""The decision rule of docs/bundle-format.md, in NumPy: logits to real / fake / unknown.
+
+Every runtime (this checker, the Android app) implements exactly these steps:
+
+1. ``z = logits / temperature``; ``probs = softmax(z)``;
+2. ``score = max(probs)`` (``max_softmax``) or ``score = logsumexp(z)`` (``energy``: the negative
+   free energy, higher means more familiar);
+3. ``score < threshold`` gives ``unknown``; otherwise the top class decides: ``real`` when it is
+   the real class, else ``fake`` (the label names the generator);
+4. ``confidence = max(probs)`` and ``label = class_names[argmax(probs)]`` (the first maximum, the
+   best guess) are reported in every case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from core.rejection import Calibration
+
+SCORES = ("max_softmax", "energy")
+VERDICTS = ("real", "fake", "unknown")
+SCORE_WORDS = {"max_softmax": "confidence", "energy": "familiarity score"}
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``N x C`` values, computed stably in float64."""
+    z = np.asarray(z, dtype=np.float64)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def logsumexp(z: np.ndarray) -> np.ndarray:
+    """Row-wise ``log(sum(exp(z)))`` of ``N x C`` values, computed stably in float64."""
+    z = np.asarray(z, dtype=np.float64)
+    peak = z.max(axis=-1, keepdims=True)
+    return (peak + np.log(np.exp(z - peak).sum(axis=-1, keepdims=True)))[..., 0]
+
+
+def scores_of(logits: np.ndarray, temperature: float, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-2 of the rule: ``(probs N x C, score N)`` of raw logits."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, not {score!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, not {temperature}")
+    z = np.atleast_2d(np.asarray(logits, dtype=np.float64)) / temperature
+    probs = softmax(z)
+    values = probs.max(axis=1) if score == "max_softmax" else logsumexp(z)
+    return probs, values
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The checker's answer for one image (see the module docstring for the rule)."""
+
+    verdict: str
+    """``real``, ``fake`` or ``unknown``."""
+    label: str
+    """The top class (the generator's name for fakes); the best guess when ``unknown``."""
+    confidence: float
+    probs: dict[str, float]
+    score: float
+    threshold: float
+    margin: float
+    """``score - threshold``: negative means rejected as unknown."""
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(
+    logits: np.ndarray,
+    calibration: Calibration,
+    class_names: Sequence[str],
+    real_class: str,
+) -> list[Verdict]:
+    """Apply the bundle's decision rule to ``N x C`` logits (one :class:`Verdict` per row)."""
+    logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
+    if logits.shape[1] != len(class_names):
+        raise ValueError(f"logits have {logits.shape[1]} classes, the model {len(class_names)}")
+    probs, values = scores_of(logits, calibration.temperature, calibration.score)
+    verdicts = []
+    for row, value in zip(probs, values, strict=True):
+        top = int(np.argmax(row))
+        label = class_names[top]
+        if value < calibration.threshold:
+            kind = "unknown"
+        elif label == real_class:
+            kind = "real"
+        else:
+            kind = "fake"
+        verdicts.append(
+            Verdict(
+                verdict=kind,
+                label=label,
+                confidence=float(row[top]),
+                probs={name: float(p) for name, p in zip(class_names, row, strict=True)},
+                score=float(value),
+                threshold=float(calibration.threshold),
+                margin=float(value - calibration.threshold),
+                explanation=explain_verdict(kind, label, float(value), calibration),
+            )
+        )
+    return verdicts
+
+
+def explain_verdict(kind: str, label: str, value: float, calibration: Calibration) -> str:
+    """One human sentence, e.g. ``Unknown: confidence 0.61 is below the 0.80 threshold ...``."""
+    word = SCORE_WORDS[calibration.score]
+    digits = 2
+    while digits < 6 and f"{value:.{digits}f}" == f"{calibration.threshold:.{digits}f}":
+        digits += 1
+    goal = ""
+    if calibration.target_risk is not None:
+        goal = f" chosen for at most {calibration.target_risk:.0%} errors"
+    threshold = f"the {calibration.threshold:.{digits}f} threshold{goal}"
+    if kind == "unknown":
+        return f"Unknown: {word} {value:.{digits}f} is below {threshold} (best guess: {label})"
+    head = "Real" if kind == "real" else f"Fake ({label})"
+    return f"{head}: {word} {value:.{digits}f} is at or above {threshold}"

@@ -1,0 +1,145 @@
+"""Shared pytest fixtures: tiny generated images and a tiny real model + ONNX bundle.
+
+Keep fixtures generic and cheap; add new ones below with a docstring.
+
+* ``tiny_model``: a timm ``resnet10t`` (64 px, classes real/sd14/sdxl) trained for a few steps to
+  tell plain noise (real) from red-tinted (sd14) and blue-tinted (sdxl) noise;
+* ``tiny_bundle`` / ``tiny_bundle_zip``: that model exported with an in-graph CAM output and
+  written by :func:`core.bundle.write_bundle` with a fitted calibration and golden vectors;
+* ``tiny_image_dir``: a folder of such images (``real/``, ``sd14/``, ``sdxl/``, PNG and JPEG).
+
+:func:`export_reference_bundle` is the reference ONNX export for tests until
+``training/export.py`` exists; replace its body with a call to that job then.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY_CLASSES = ("real", "sd14", "sdxl")
+TINY_SIZE = 64
+TINT = {"real": (0, 0, 0), "sd14": (8, -4, -4), "sdxl": (-4, -4, 8)}
+
+
+def tinted_images(n: int, seed: int = 0, size: int = 80) -> tuple[list[np.ndarray], np.ndarray]:
+    """``n`` noise images (``size`` x ``size`` RGB uint8) and their class indices (cycling)."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], np.arange(n) % len(TINY_CLASSES)
+    for label in labels:
+        base = rng.integers(40, 215, (size, size, 3)).astype(np.int16)
+        images.append((base + TINT[TINY_CLASSES[label]]).clip(0, 255).astype(np.uint8))
+    return images, labels
+
+
+def train_tiny_model(steps: int = 15, seed: int = 0):
+    """A resnet10t trained for ``steps`` batches on :func:`tinted_images`; in eval mode."""
+    import torch
+
+    from core.models import ModelDescription, create_model
+    from core.preprocess import PreprocessSpec
+
+    torch.manual_seed(seed)
+    spec = PreprocessSpec(input_size=TINY_SIZE)
+    model = create_model("resnet10t", len(TINY_CLASSES))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for step in range(steps):
+        images, labels = tinted_images(12, seed=1000 + step)
+        x = torch.from_numpy(np.stack([spec(image) for image in images]))
+        loss = torch.nn.functional.cross_entropy(model(x), torch.from_numpy(labels))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    description = ModelDescription("resnet10t", list(TINY_CLASSES), spec, real_class="real")
+    return model.eval(), description
+
+
+def export_reference_bundle(model, description, out_dir: Path, target_risk: float = 0.1) -> Path:
+    """Export ``model`` to a bundle: ONNX (opset 17, dynamic batch, in-graph CAM), calibration
+    fitted on fresh tinted images, two golden vectors. Reference for ``training/export.py``."""
+    import torch
+
+    from core.bundle import GoldenVector, write_bundle
+    from core.explain import CamModel
+    from core.rejection import choose_threshold, fit_temperature
+
+    spec = description.preprocess
+    wrapper = CamModel(model, spec.input_size).eval()
+    onnx_path = out_dir.parent / f"{out_dir.name}.onnx"
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 3, spec.input_size, spec.input_size)
+    batch = {0: "batch"}
+    torch.onnx.export(
+        wrapper,
+        (example,),
+        str(onnx_path),
+        input_names=["image"],
+        output_names=["logits", "cam"],
+        dynamic_axes={"image": batch, "logits": batch, "cam": batch},
+        opset_version=17,
+        dynamo=False,
+    )
+    images, labels = tinted_images(60, seed=99)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.stack([spec(image) for image in images]))).numpy()
+    temperature = fit_temperature(logits, labels)
+    calibration = choose_threshold(
+        logits, labels, temperature, "max_softmax", target_risk, chosen_on="tinted noise"
+    )
+    golden = [GoldenVector(f"g{i}", images[i], source=f"tinted noise {i}") for i in range(2)]
+    return write_bundle(
+        out_dir,
+        onnx_path,
+        arch=description.arch,
+        class_names=description.class_names,
+        real_class=description.real_class,
+        preprocess=spec,
+        calibration=calibration,
+        metrics={"accuracy": float((logits.argmax(1) == labels).mean())},
+        parent_run="tests/conftest.py",
+        golden_vectors=golden,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """``(model, ModelDescription)``: see the module docstring. Do not train it further."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_tiny_model()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle folder of ``tiny_model`` (read-only for tests: copy it before changing it)."""
+    model, description = tiny_model
+    return export_reference_bundle(model, description, tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_zip(tiny_bundle: Path) -> Path:
+    """``tiny_bundle`` zipped (members relative to the bundle folder)."""
+    from core.bundle import zip_bundle
+
+    return zip_bundle(tiny_bundle, tiny_bundle.parent / "tiny.zip")
+
+
+@pytest.fixture(scope="session")
+def tiny_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``real/``, ``sd14/``, ``sdxl/`` with 4 tinted images each (PNG and JPEG, 80 x 80)."""
+    root = tmp_path_factory.mktemp("images")
+    images, labels = tinted_images(12, seed=7)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / TINY_CLASSES[label]
+        folder.mkdir(exist_ok=True)
+        suffix = "png" if i % 2 else "jpg"
+        Image.fromarray(image).save(folder / f"img_{i:02d}.{suffix}", quality=95)
+    return root
