@@ -1,0 +1,218 @@
+"""A queue of jobs run one after another through one :class:`app.jobs.JobRunner`.
+
+Each submitted job gets an id and a config file ``<workspace.jobs>/<id>.json``. Every change of a
+job's state is appended to ``<workspace.jobs>/history.jsonl`` (one JSON object per line, the last
+line of an id wins), so the list survives restarts. Jobs that were queued or running when the app
+last stopped come back as ``interrupted`` (and can be resumed); nothing starts by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.jobs import JobRunner
+from core.events import Event
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.jsonl"
+FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
+RESUMABLE_KINDS = ("finetune", "distill", "prune")
+
+
+@dataclass
+class JobRecord:
+    """One job as the queue and its history know it."""
+
+    id: str
+    kind: str
+    config: dict[str, Any]
+    status: str = "queued"
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resumable(self) -> bool:
+        """Cancelled, failed or interrupted training with an output folder to continue."""
+        return (
+            self.status in ("cancelled", "failed", "interrupted")
+            and self.kind in RESUMABLE_KINDS
+            and bool(self.config.get("out"))
+        )
+
+    @property
+    def out(self) -> str | None:
+        return self.config.get("out")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> JobRecord:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in body.items() if k in names})
+
+
+def new_job_id(kind: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
+
+
+class JobQueue(QObject):
+    """Runs submitted jobs in order and keeps their history.
+
+    Args:
+        jobs_dir: where job configs and ``history.jsonl`` live (``workspace.jobs``).
+        program: the job program for :class:`JobRunner` (tests inject ``tests/fake_job.py``).
+        parent: Qt parent.
+    """
+
+    sig_job_added = Signal(object)
+    """A new :class:`JobRecord` (queued)."""
+    sig_job_updated = Signal(object)
+    """A :class:`JobRecord` whose status or summary changed."""
+    sig_job_started = Signal(object)
+    sig_event_received = Signal(str, object)
+    """``(job id, core.events.Event)`` of the running job."""
+    sig_job_finished = Signal(object)
+    """The :class:`JobRecord` of a job that just ended (done, cancelled or failed)."""
+
+    def __init__(
+        self,
+        jobs_dir: Path,
+        *,
+        program: Sequence[str] | None = None,
+        grace_ms: int = 5000,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.jobs_dir = Path(jobs_dir)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.history_path = self.jobs_dir / HISTORY_FILE
+        self.runner = JobRunner(program, grace_ms=grace_ms, parent=self)
+        self.runner.sig_event_received.connect(self._on_runner_event)
+        self.runner.sig_job_finished.connect(self._on_runner_finished)
+        self.records: dict[str, JobRecord] = self._load_history()
+        self.current: JobRecord | None = None
+
+    # -- public API --------------------------------------------------------------------------
+
+    def submit(self, config: dict[str, Any]) -> JobRecord:
+        """Queue a job config (it must have a ``kind``); starts it when nothing runs."""
+        kind = str(config.get("kind") or "job")
+        record = JobRecord(id=new_job_id(kind), kind=kind, config=dict(config))
+        self.config_path(record.id).write_text(json.dumps(record.config, indent=2), "utf-8")
+        self.records[record.id] = record
+        self._persist(record)
+        self.sig_job_added.emit(record)
+        self._start_next()
+        return record
+
+    def resume(self, job_id: str) -> JobRecord:
+        """Submit a resumable job's config again with ``"resume": true``."""
+        record = self.records[job_id]
+        if not record.resumable:
+            raise ValueError(f"job {job_id} ({record.status}) cannot be resumed")
+        return self.submit({**record.config, "resume": True})
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a queued job now, or ask the running one to stop."""
+        record = self.records.get(job_id)
+        if record is None:
+            return
+        if record is self.current:
+            self.runner.cancel()
+        elif record.status == "queued":
+            self._set_status(record, "cancelled", {"message": "cancelled before it started"})
+
+    def pending(self) -> list[JobRecord]:
+        return sorted(
+            (r for r in self.records.values() if r.status == "queued"), key=lambda r: r.submitted
+        )
+
+    def history(self) -> list[JobRecord]:
+        """All jobs, newest first."""
+        return sorted(self.records.values(), key=lambda r: r.submitted, reverse=True)
+
+    def config_path(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{job_id}.json"
+
+    def shutdown(self) -> None:
+        """Kill a running job (the app closes); it is recorded as interrupted."""
+        if self.current is not None:
+            record = self.current
+            self.runner.sig_job_finished.disconnect(self._on_runner_finished)
+            self.runner.shutdown()
+            self.current = None
+            self._set_status(record, "interrupted", {"message": "the app was closed"})
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _start_next(self) -> None:
+        if self.current is not None or self.runner.is_running():
+            return
+        queue = self.pending()
+        if not queue:
+            return
+        record = queue[0]
+        self.current = record
+        record.started = time.time()
+        self._set_status(record, "running")
+        self.sig_job_started.emit(record)
+        self.runner.start(self.config_path(record.id), record.id)
+
+    @Slot(object)
+    def _on_runner_event(self, event: Event) -> None:
+        if self.current is not None:
+            self.sig_event_received.emit(self.current.id, event)
+
+    @Slot(str, dict)
+    def _on_runner_finished(self, status: str, summary: dict[str, Any]) -> None:
+        record, self.current = self.current, None
+        if record is not None:
+            record.finished = time.time()
+            self._set_status(record, status, summary)
+            self.sig_job_finished.emit(record)
+        self._start_next()
+
+    def _set_status(
+        self, record: JobRecord, status: str, summary: dict[str, Any] | None = None
+    ) -> None:
+        record.status = status
+        if summary is not None:
+            record.summary = dict(summary)
+        self._persist(record)
+        self.sig_job_updated.emit(record)
+
+    def _persist(self, record: JobRecord) -> None:
+        with self.history_path.open("a", encoding="utf-8") as handle:
+            handle.write(record.to_json() + "\n")
+
+    def _load_history(self) -> dict[str, JobRecord]:
+        records: dict[str, JobRecord] = {}
+        try:
+            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return records
+        for line in lines:
+            try:
+                record = JobRecord.from_dict(json.loads(line))
+            except (ValueError, TypeError):
+                log.warning("skipping a damaged line of %s", self.history_path)
+                continue
+            records[record.id] = record
+        for record in records.values():
+            if record.status not in FINAL_STATUSES:
+                record.status = "interrupted"
+                record.summary.setdefault("message", "the app stopped while this job was queued")
+        return records

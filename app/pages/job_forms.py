@@ -1,0 +1,441 @@
+"""Job forms built from one declarative field list per job kind (no form is written by hand).
+
+:data:`JOB_KINDS` says which fields a kind has; :class:`JobForm` turns that into widgets, reads
+them back into a job config and shows validation messages next to the fields.
+:func:`validate_config` is the same check without widgets (used by the form and by tests).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.workspace import Workspace
+
+ARCHITECTURES = (
+    "mobilenetv3_small_050",
+    "mobilenetv3_small_100",
+    "mobilenetv3_large_100",
+    "efficientnet_b0",
+    "resnet10t",
+    "resnet18",
+    "convnext_atto",
+)
+PATH_KINDS = ("folder", "run", "output", "bundle_out")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of a job form.
+
+    ``kind`` is ``folder`` (an existing data set folder), ``run`` (an existing run directory),
+    ``output`` / ``bundle_out`` (a new folder under the workspace's runs / bundles), ``int``,
+    ``float``, ``choice`` or ``bool``.
+    """
+
+    key: str
+    label: str
+    kind: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+    decimals: int = 4
+    step: float = 1.0
+    editable: bool = False
+    advanced: bool = False
+
+
+DATA = Field("data", "Data set", "folder", help="folder with one subfolder per class")
+OUT = Field("out", "Output run", "output", help="new run folder")
+ARCH = Field(
+    "arch",
+    "Architecture",
+    "choice",
+    "mobilenetv3_small_100",
+    choices=ARCHITECTURES,
+    editable=True,
+    help="any timm model name",
+)
+EPOCHS = Field("epochs", "Epochs", "int", 10, 1, 1000)
+SOURCE_RUN = Field("run", "Source run", "run", help="a finished run folder")
+
+JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
+    "finetune": (
+        "Fine-tune",
+        (
+            DATA,
+            ARCH,
+            Field(
+                "pretrained",
+                "Start from",
+                "choice",
+                "none",
+                choices=("none", "hub"),
+                help="hub = ImageNet weights (needs the model cache)",
+            ),
+            Field("img_size", "Image size", "int", 64, 16, 1024, step=16),
+            EPOCHS,
+            Field("batch_size", "Batch size", "int", 64, 1, 4096),
+            Field("lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals=6, step=0.0005),
+            Field(
+                "early_stop",
+                "Early stop",
+                "int",
+                0,
+                0,
+                1000,
+                help="epochs without improvement (0 = off)",
+                advanced=True,
+            ),
+            Field(
+                "label_smoothing",
+                "Label smoothing",
+                "float",
+                0.0,
+                0.0,
+                0.5,
+                decimals=3,
+                step=0.05,
+                advanced=True,
+            ),
+            Field("balanced", "Balanced sampling", "bool", False, advanced=True),
+            Field(
+                "jpeg_prob",
+                "JPEG re-compression",
+                "float",
+                0.0,
+                0.0,
+                1.0,
+                decimals=2,
+                step=0.1,
+                help="probability",
+                advanced=True,
+            ),
+            Field(
+                "downscale_prob",
+                "Random downscale",
+                "float",
+                0.0,
+                0.0,
+                1.0,
+                decimals=2,
+                step=0.1,
+                help="probability",
+                advanced=True,
+            ),
+            Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
+            OUT,
+        ),
+    ),
+    "prune": (
+        "Prune",
+        (
+            SOURCE_RUN,
+            Field(
+                "macs_ratio",
+                "Keep MACs",
+                "float",
+                0.5,
+                0.05,
+                0.95,
+                decimals=2,
+                step=0.05,
+                help="fraction of the original compute to keep",
+            ),
+            Field("steps", "Steps", "int", 3, 1, 20),
+            Field("epochs", "Epochs per step", "int", 2, 0, 100),
+            Field(
+                "importance",
+                "Importance",
+                "choice",
+                "magnitude",
+                choices=("magnitude", "taylor", "lamp"),
+            ),
+            OUT,
+        ),
+    ),
+    "distill": (
+        "Distill",
+        (
+            Field("teacher", "Teacher run", "run", help="the larger, trained model"),
+            DATA,
+            Field(
+                "arch",
+                "Student",
+                "choice",
+                "mobilenetv3_small_050",
+                choices=ARCHITECTURES,
+                editable=True,
+            ),
+            EPOCHS,
+            Field("temperature", "Temperature", "float", 4.0, 1.0, 20.0, decimals=1, step=0.5),
+            Field(
+                "alpha",
+                "Alpha",
+                "float",
+                0.7,
+                0.0,
+                1.0,
+                decimals=2,
+                step=0.05,
+                help="weight of the teacher's soft targets",
+            ),
+            OUT,
+        ),
+    ),
+    "export": (
+        "Export",
+        (
+            SOURCE_RUN,
+            Field("int8", "INT8 quantisation", "bool", True),
+            Field("out", "Bundle folder", "bundle_out", help="new bundle folder"),
+        ),
+    ),
+}
+"""``kind -> (title, fields)``."""
+
+
+def default_output(workspace: Workspace, kind: str, field: Field) -> str:
+    """A fresh, timestamped folder for a job's output."""
+    root = workspace.bundles if field.kind == "bundle_out" else workspace.runs
+    return str(root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}")
+
+
+def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
+    """Messages per field key for everything wrong with ``config`` (empty when it is fine)."""
+    errors: dict[str, str] = {}
+    for field in JOB_KINDS[kind][1]:
+        message = _check(field, config.get(field.key), bool(config.get("resume")))
+        if message:
+            errors[field.key] = message
+    return errors
+
+
+def _check(field: Field, value: Any, resume: bool) -> str | None:
+    if field.kind in PATH_KINDS:
+        if not value or not str(value).strip():
+            return "required"
+        path = Path(str(value)).expanduser()
+        if field.kind == "folder":
+            return _check_data_folder(path)
+        if field.kind == "run":
+            if not path.is_dir():
+                return "folder not found"
+            if not (path / "run.json").is_file():
+                return "not a run folder (no run.json)"
+            return None
+        if path.exists() and not path.is_dir():
+            return "exists and is a file"
+        if not resume and path.is_dir() and any(path.iterdir()):
+            return "folder is not empty; choose a new one"
+        return None
+    if field.kind in ("int", "float"):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return "a number is needed"
+        if not math.isfinite(number):
+            return "a finite number is needed"
+        if field.kind == "int" and number != int(number):
+            return "a whole number is needed"
+        if field.minimum is not None and number < field.minimum:
+            return f"at least {field.minimum:g}"
+        if field.maximum is not None and number > field.maximum:
+            return f"at most {field.maximum:g}"
+    if field.kind == "choice" and not field.editable and value not in field.choices:
+        return f"one of {', '.join(field.choices)}"
+    if field.kind == "choice" and not str(value or "").strip():
+        return "required"
+    return None
+
+
+def _check_data_folder(path: Path) -> str | None:
+    if not path.is_dir():
+        return "folder not found"
+    try:
+        classes = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError as exc:
+        return f"cannot read the folder: {exc.strerror}"
+    if len(classes) < 2:
+        return f"needs one subfolder per class (found {len(classes)})"
+    return None
+
+
+class JobForm(QWidget):
+    """The inputs of one job kind, built from :data:`JOB_KINDS`."""
+
+    sig_validity_changed = Signal(bool)
+
+    def __init__(self, kind: str, workspace: Workspace, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.workspace = workspace
+        self.title, self.fields = JOB_KINDS[kind]
+        self._editors: dict[str, QWidget] = {}
+        self._errors: dict[str, QLabel] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        basic, advanced = QFormLayout(), QFormLayout()
+        for form in (basic, advanced):
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        for field in self.fields:
+            (advanced if field.advanced else basic).addRow(field.label, self._row(field))
+        layout.addLayout(basic)
+        if advanced.rowCount():
+            box = QGroupBox("Advanced")
+            box.setCheckable(True)
+            box.setChecked(False)
+            inner = QWidget()
+            inner.setLayout(advanced)
+            inner.setVisible(False)
+            box.toggled.connect(inner.setVisible)
+            QVBoxLayout(box).addWidget(inner)
+            layout.addWidget(box)
+        self.reset_output()
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _row(self, field: Field) -> QWidget:
+        editor = self._editor(field)
+        editor.setObjectName(f"field_{field.key}")
+        if field.help:
+            editor.setToolTip(field.help)
+        self._editors[field.key] = editor
+        error = QLabel()
+        error.setObjectName("fieldError")
+        error.setVisible(False)
+        self._errors[field.key] = error
+        row = QWidget()
+        column = QVBoxLayout(row)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        line = QHBoxLayout()
+        line.setSpacing(6)
+        line.addWidget(editor, 1)
+        if field.kind in PATH_KINDS:
+            browse = QPushButton("Browse…")
+            browse.setObjectName(f"browse_{field.key}")
+            browse.clicked.connect(lambda _=False, f=field: self._browse(f))
+            line.addWidget(browse)
+        column.addLayout(line)
+        column.addWidget(error)
+        return row
+
+    def _editor(self, field: Field) -> QWidget:
+        if field.kind == "int":
+            spin = QSpinBox()
+            spin.setRange(int(field.minimum or 0), int(field.maximum or 2**31 - 1))
+            spin.setSingleStep(int(field.step))
+            spin.setValue(int(field.default or 0))
+            return spin
+        if field.kind == "float":
+            dspin = QDoubleSpinBox()
+            dspin.setDecimals(field.decimals)
+            dspin.setRange(field.minimum or 0.0, field.maximum or 1e9)
+            dspin.setSingleStep(field.step)
+            dspin.setValue(float(field.default or 0.0))
+            return dspin
+        if field.kind == "bool":
+            check = QCheckBox()
+            check.setChecked(bool(field.default))
+            return check
+        if field.kind == "choice":
+            combo = QComboBox()
+            combo.setEditable(field.editable)
+            combo.addItems(list(field.choices))
+            combo.setCurrentText(str(field.default))
+            return combo
+        edit = QLineEdit()
+        edit.setPlaceholderText(field.help)
+        edit.setClearButtonEnabled(True)
+        return edit
+
+    def _browse(self, field: Field) -> None:
+        start = self.value(field.key) or str(
+            self.workspace.runs if field.kind in ("run", "output") else Path.home()
+        )
+        folder = QFileDialog.getExistingDirectory(self, field.label, str(start))
+        if folder:
+            self.set_value(field.key, folder)
+
+    # -- values -------------------------------------------------------------------------------
+
+    def value(self, key: str) -> Any:
+        editor = self._editors[key]
+        if isinstance(editor, QSpinBox | QDoubleSpinBox):
+            return editor.value()
+        if isinstance(editor, QCheckBox):
+            return editor.isChecked()
+        if isinstance(editor, QComboBox):
+            return editor.currentText().strip()
+        return editor.text().strip()
+
+    def set_value(self, key: str, value: Any) -> None:
+        editor = self._editors.get(key)
+        if editor is None:
+            return
+        if isinstance(editor, QSpinBox):
+            editor.setValue(int(value))
+        elif isinstance(editor, QDoubleSpinBox):
+            editor.setValue(float(value))
+        elif isinstance(editor, QCheckBox):
+            editor.setChecked(bool(value))
+        elif isinstance(editor, QComboBox):
+            editor.setCurrentText(str(value))
+        else:
+            editor.setText("" if value is None else str(value))
+
+    def set_values(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            self.set_value(key, value)
+
+    def config(self) -> dict[str, Any]:
+        """The job config of the current inputs (``kind`` included, ``resume`` false)."""
+        body: dict[str, Any] = {"kind": self.kind}
+        body.update({field.key: self.value(field.key) for field in self.fields})
+        if self.kind in ("finetune", "distill", "prune"):
+            body["resume"] = False
+        return body
+
+    def reset_output(self) -> None:
+        """Propose a fresh output folder (after each submission)."""
+        for field in self.fields:
+            if field.kind in ("output", "bundle_out"):
+                self.set_value(field.key, default_output(self.workspace, self.kind, field))
+
+    def validate(self) -> bool:
+        """Check the inputs; show a message under each wrong field. True when all are fine."""
+        errors = validate_config(self.kind, self.config())
+        for key, label in self._errors.items():
+            message = errors.get(key)
+            label.setText(f"⚠ {message}" if message else "")
+            label.setVisible(bool(message))
+        self.sig_validity_changed.emit(not errors)
+        return not errors
+
+    def error_text(self, key: str) -> str:
+        return self._errors[key].text()

@@ -1,0 +1,440 @@
+"""The Jobs page: start jobs from forms, watch the queue, follow the running job live.
+
+The page is a view of a :class:`app.job_queue.JobQueue`: it subscribes to the queue's signals and
+never runs work itself. Live curves are :class:`app.widgets.live_plot.LivePlot` (buffered,
+redrawn on a timer); the progress line shows epoch, images/s and ETA; the log pane shows the
+job's log events and, for a failed job, the tail of its stderr.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QDateTime, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.job_queue import JobQueue, JobRecord
+from app.pages.job_forms import JOB_KINDS, JobForm
+from app.style import STATUSES, status_icon
+from app.widgets import formatting
+from app.widgets.live_plot import LivePlot, Series
+from core.events import Event
+from core.runs import read_metrics
+from core.workspace import Workspace
+
+PLOTS: tuple[tuple[str, str, tuple[Series, ...]], ...] = (
+    ("loss", "Loss", (Series("train_loss", "train"), Series("val_loss", "val", dashed=True))),
+    (
+        "accuracy",
+        "Accuracy",
+        (Series("train_acc", "train"), Series("val_acc", "val", dashed=True)),
+    ),
+    ("lr", "Learning rate", (Series("lr", "lr", colour="#7c3aed"),)),
+)
+"""``(plot key, title, curves)``; a metric event's keys are routed to the curve of that name."""
+
+PROGRESS_STEPS = 1000
+LOG_LINES = 5000
+
+
+class JobsPage(QWidget):
+    """Forms for every job kind, the queue/history list and the live view of one job.
+
+    Args:
+        workspace: where job configs, history and runs go.
+        program: job program override for :class:`app.jobs.JobRunner` (tests).
+        parent: Qt parent.
+    """
+
+    sig_job_finished = Signal(object)
+    """A :class:`JobRecord` that just ended (the Models page refreshes on it)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        parent: QWidget | None = None,
+        *,
+        program: Sequence[str] | None = None,
+        grace_ms: int = 5000,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("page")
+        self.workspace = workspace
+        self.queue = JobQueue(workspace.jobs, program=program, grace_ms=grace_ms, parent=self)
+        self.shown_job: str | None = None
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._metric_points = 0
+
+        from app.widgets.page_header import PageHeader
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 12)
+        layout.addWidget(
+            PageHeader(
+                "Jobs",
+                "Fine-tune, prune, distill and export models. Jobs run one after another in "
+                "their own process; the app stays responsive and can cancel or resume them.",
+            )
+        )
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._build_left())
+        splitter.addWidget(self._build_right())
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([430, 800])
+        layout.addWidget(splitter, 1)
+
+        self.queue.sig_job_added.connect(self._on_queue_job_added)
+        self.queue.sig_job_updated.connect(self._on_queue_job_updated)
+        self.queue.sig_job_started.connect(self._on_queue_job_started)
+        self.queue.sig_event_received.connect(self._on_queue_event_received)
+        self.queue.sig_job_finished.connect(self._on_queue_job_finished)
+        for record in reversed(self.queue.history()):
+            self._on_queue_job_added(record)
+        self._update_buttons()
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _build_left(self) -> QWidget:
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(0, 0, 6, 0)
+        box = QGroupBox("New job")
+        form_layout = QVBoxLayout(box)
+        self.kind_combo = QComboBox()
+        self.forms = QStackedWidget()
+        self.form_by_kind: dict[str, JobForm] = {}
+        for kind, (title, _) in JOB_KINDS.items():
+            self.kind_combo.addItem(title, kind)
+            form = JobForm(kind, self.workspace)
+            self.form_by_kind[kind] = form
+            self.forms.addWidget(form)
+        self.kind_combo.currentIndexChanged.connect(self.forms.setCurrentIndex)
+        kind_row = QHBoxLayout()
+        kind_row.addWidget(QLabel("Job"))
+        kind_row.addWidget(self.kind_combo, 1)
+        form_layout.addLayout(kind_row)
+        form_layout.addWidget(self.forms)
+        self.start_button = QPushButton("Start job")
+        self.start_button.setObjectName("primary")
+        self.start_button.clicked.connect(self._on_start_clicked)
+        start_row = QHBoxLayout()
+        start_row.addStretch(1)
+        start_row.addWidget(self.start_button)
+        form_layout.addLayout(start_row)
+        layout.addWidget(box)
+
+        history = QGroupBox("Queue and history")
+        history_layout = QVBoxLayout(history)
+        self.job_list = QTreeWidget()
+        self.job_list.setHeaderLabels(["Status", "Job", "Started", "Took"])
+        self.job_list.setRootIsDecorated(False)
+        self.job_list.setAlternatingRowColors(True)
+        self.job_list.setColumnWidth(0, 110)
+        self.job_list.setColumnWidth(1, 150)
+        self.job_list.currentItemChanged.connect(self._on_job_list_current_changed)
+        history_layout.addWidget(self.job_list)
+        buttons = QHBoxLayout()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("danger")
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(self._on_resume_clicked)
+        self.open_button = QPushButton("Open folder")
+        self.open_button.clicked.connect(self._on_open_clicked)
+        for button in (self.cancel_button, self.resume_button, self.open_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        history_layout.addLayout(buttons)
+        layout.addWidget(history, 1)
+        return column
+
+    def _build_right(self) -> QWidget:
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.setContentsMargins(6, 0, 0, 0)
+        box = QGroupBox("Job")
+        self.job_box = box
+        inner = QVBoxLayout(box)
+        self.job_title = QLabel("No job yet: fill in a form and press Start job.")
+        self.job_title.setObjectName("muted")
+        inner.addWidget(self.job_title)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        inner.addWidget(self.progress)
+        self.progress_label = QLabel("")
+        self.progress_label.setObjectName("muted")
+        inner.addWidget(self.progress_label)
+        grid = QGridLayout()
+        grid.setSpacing(8)
+        self.plots: dict[str, LivePlot] = {}
+        for index, (key, title, series) in enumerate(PLOTS):
+            plot = LivePlot(title, series, log_y=key == "lr")
+            self.plots[key] = plot
+            if key == "lr":
+                grid.addWidget(plot, 1, 0, 1, 2)
+            else:
+                grid.addWidget(plot, 0, index)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        inner.addLayout(grid, 1)
+        layout.addWidget(box, 3)
+        log_box = QGroupBox("Log")
+        log_layout = QVBoxLayout(log_box)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("log")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        log_layout.addWidget(self.log_view)
+        layout.addWidget(log_box, 1)
+        return column
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def new_job(self, kind: str, values: Mapping[str, Any] | None = None) -> JobForm:
+        """Show the form of ``kind`` prefilled with ``values`` (e.g. a run to prune)."""
+        self.kind_combo.setCurrentIndex(list(JOB_KINDS).index(kind))
+        form = self.form_by_kind[kind]
+        form.reset_output()
+        form.set_values(values or {})
+        return form
+
+    def submit(self, config: dict[str, Any]) -> JobRecord:
+        """Queue a job config as it is (the form's Start button validates first)."""
+        return self.queue.submit(config)
+
+    def curve_data(self, key: str) -> tuple[Any, Any]:
+        """Buffered ``(x, y)`` of a live curve (``train_loss``, ``val_acc``, ``lr`` ...)."""
+        for plot in self.plots.values():
+            if key in plot.curves:
+                return plot.data(key)
+        raise KeyError(key)
+
+    def shutdown(self) -> None:
+        """Stop the running job (the app is closing); it can be resumed later."""
+        self.queue.shutdown()
+
+    # -- slots: user ------------------------------------------------------------------------
+
+    @Slot()
+    def _on_start_clicked(self) -> None:
+        form = self.forms.currentWidget()
+        assert isinstance(form, JobForm)
+        if not form.validate():
+            return
+        self.submit(form.config())
+        form.reset_output()
+
+    @Slot()
+    def _on_cancel_clicked(self) -> None:
+        if self.shown_job:
+            self.queue.cancel(self.shown_job)
+            self._log("cancel requested")
+
+    @Slot()
+    def _on_resume_clicked(self) -> None:
+        if self.shown_job:
+            self.queue.resume(self.shown_job)
+
+    @Slot()
+    def _on_open_clicked(self) -> None:
+        record = self._record()
+        if record is None or not record.out:
+            return
+        path = Path(record.out)
+        if not path.exists():
+            QMessageBox.information(self, "Open folder", f"{path} does not exist (yet).")
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    @Slot(QTreeWidgetItem, QTreeWidgetItem)
+    def _on_job_list_current_changed(self, current: QTreeWidgetItem | None, _previous) -> None:
+        if current is None:
+            return
+        job_id = current.data(0, Qt.ItemDataRole.UserRole)
+        if job_id != self.shown_job:
+            self._show_job(self.queue.records[job_id])
+
+    # -- slots: queue -----------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_queue_job_added(self, record: JobRecord) -> None:
+        item = QTreeWidgetItem()
+        item.setData(0, Qt.ItemDataRole.UserRole, record.id)
+        self._items[record.id] = item
+        self.job_list.insertTopLevelItem(0, item)
+        self._refresh_item(record)
+
+    @Slot(object)
+    def _on_queue_job_updated(self, record: JobRecord) -> None:
+        self._refresh_item(record)
+        if record.id == self.shown_job:
+            self._update_buttons()
+
+    @Slot(object)
+    def _on_queue_job_started(self, record: JobRecord) -> None:
+        self._show_job(record)
+        self.job_list.setCurrentItem(self._items[record.id])
+
+    @Slot(str, object)
+    def _on_queue_event_received(self, job_id: str, event: Event) -> None:
+        if job_id != self.shown_job:
+            return
+        if event.type == "progress":
+            self._on_progress(event)
+        elif event.type == "metric":
+            self._on_metric(event)
+        elif event.type == "log":
+            level = event.data.get("level", "info")
+            prefix = "" if level == "info" else f"{level.upper()}: "
+            self._log(f"{prefix}{event.data.get('message', '')}")
+        elif event.type == "artifact":
+            self._log(f"wrote {event.data.get('kind', 'file')}: {event.data.get('path', '')}")
+
+    @Slot(object)
+    def _on_queue_job_finished(self, record: JobRecord) -> None:
+        if record.id == self.shown_job:
+            self._show_outcome(record)
+        self.sig_job_finished.emit(record)
+
+    # -- the shown job ------------------------------------------------------------------------
+
+    def _record(self) -> JobRecord | None:
+        return self.queue.records.get(self.shown_job or "")
+
+    def _show_job(self, record: JobRecord) -> None:
+        self.shown_job = record.id
+        self._metric_points = 0
+        for plot in self.plots.values():
+            plot.clear()
+        self.log_view.clear()
+        self.progress.setValue(0)
+        self.progress_label.setText("")
+        self.job_title.setText(self._describe(record))
+        if record.status == "running":
+            self._log(f"started {record.kind} job {record.id}")
+        else:
+            self._load_finished(record)
+        self._update_buttons()
+
+    def _load_finished(self, record: JobRecord) -> None:
+        if record.status == "done":
+            self.progress.setValue(PROGRESS_STEPS)
+        out = Path(record.out) if record.out else None
+        if out is not None:
+            columns = read_metrics(out / "metrics.csv")
+            x = columns.get("epoch") or columns.get("step") or []
+            for plot in self.plots.values():
+                for key in plot.curves:
+                    if key in columns and x:
+                        plot.set_series(key, x, columns[key])
+        self._show_outcome(record)
+
+    def _show_outcome(self, record: JobRecord) -> None:
+        self.job_title.setText(self._describe(record))
+        summary = record.summary
+        if record.status == "done":
+            self.progress.setValue(PROGRESS_STEPS)
+            best = {k: v for k, v in summary.items() if isinstance(v, int | float)}
+            details = ", ".join(f"{k} {v:.4g}" for k, v in best.items() if k != "cancelled")
+            self._log(f"finished{': ' + details if details else ''}")
+        elif record.status in ("cancelled", "interrupted"):
+            hint = " Press Resume to continue from its last checkpoint." if record.resumable else ""
+            self._log(f"{record.status}: {summary.get('message', 'stopped by the user')}.{hint}")
+        elif record.status == "failed":
+            self._log(f"FAILED: {summary.get('message', 'the job failed')}")
+            tail = summary.get("stderr_tail") or summary.get("traceback")
+            if tail:
+                self._log("---- last lines of the job's error output ----")
+                self._log(str(tail).rstrip())
+        self._update_buttons()
+
+    def _on_progress(self, event: Event) -> None:
+        done, total = event.data.get("done"), event.data.get("total")
+        if isinstance(done, int | float) and isinstance(total, int | float) and total > 0:
+            self.progress.setValue(round(PROGRESS_STEPS * min(done / total, 1.0)))
+        parts = []
+        phase = event.data.get("phase")
+        if phase:
+            parts.append(str(phase))
+        if event.epoch is not None:
+            epochs = (self._record() or JobRecord("", "", {})).config.get("epochs")
+            parts.append(f"epoch {event.epoch}" + (f"/{epochs}" if epochs else ""))
+        speed = event.data.get("images_per_s")
+        if isinstance(speed, int | float):
+            parts.append(f"{speed:.0f} images/s")
+        eta = formatting.duration(event.data.get("eta_s"))
+        if eta:
+            parts.append(f"ETA {eta}")
+        self.progress_label.setText("  ·  ".join(parts))
+
+    def _on_metric(self, event: Event) -> None:
+        self._metric_points += 1
+        x = event.epoch if event.epoch is not None else event.step
+        x = self._metric_points if x is None else x
+        for key, value in event.data.items():
+            if not isinstance(value, int | float):
+                continue
+            for plot in self.plots.values():
+                plot.append(key, x, value)
+        shown = ", ".join(
+            f"{k} {v:.4g}" for k, v in event.data.items() if isinstance(v, int | float)
+        )
+        self._log(f"epoch {x}: {shown}")
+
+    def _describe(self, record: JobRecord) -> str:
+        title = JOB_KINDS.get(record.kind, (record.kind,))[0]
+        return f"{title} · {record.id} · {record.status}"
+
+    def _refresh_item(self, record: JobRecord) -> None:
+        item = self._items.get(record.id)
+        if item is None:
+            return
+        item.setIcon(0, status_icon(record.status))
+        item.setText(0, record.status)
+        item.setForeground(0, _brush(STATUSES.get(record.status, ("#6b7280", ""))[0]))
+        item.setText(1, f"{JOB_KINDS.get(record.kind, (record.kind,))[0]}")
+        item.setToolTip(1, f"{record.id}\n{record.out or ''}")
+        started = record.started or record.submitted
+        item.setText(2, QDateTime.fromSecsSinceEpoch(int(started)).toString("dd MMM HH:mm"))
+        end = record.finished or (time.time() if record.status == "running" else None)
+        took = None if end is None or record.started is None else end - record.started
+        item.setText(3, formatting.duration(took))
+
+    def _update_buttons(self) -> None:
+        record = self._record()
+        self.cancel_button.setEnabled(record is not None and record.status in ("running", "queued"))
+        self.resume_button.setEnabled(record is not None and record.resumable)
+        self.open_button.setEnabled(record is not None and bool(record.out))
+
+    def _log(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self.log_view.appendPlainText(f"{stamp}  {text}")
+
+
+def _brush(colour: str):
+    from PySide6.QtGui import QBrush, QColor
+
+    return QBrush(QColor(colour))

@@ -1,0 +1,375 @@
+"""The Models page: every run and bundle of the workspace as a lineage tree, with their numbers.
+
+Fine-tuned -> pruned -> distilled -> exported runs nest under their parents. Selecting runs
+overlays their validation curves from ``metrics.csv``. Scanning happens on a worker thread
+(:func:`app.widgets.background.run_in_background`); only the finished records reach the widgets.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QBrush, QColor, QDesktopServices
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.style import MUTED, PLOT_COLOURS, status_icon
+from app.widgets import formatting
+from app.widgets.background import run_in_background
+from app.widgets.page_header import PageHeader
+from core.errors import UserError
+from core.runs import RunInfo, build_lineage, delete_run, read_metrics, scan_runs, walk
+from core.workspace import Workspace
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "Name"),
+    ("kind", "Kind"),
+    ("arch", "Architecture"),
+    ("data", "Data set"),
+    ("epochs", "Epochs"),
+    ("params", "Params"),
+    ("macs", "MACs"),
+    ("size", "File size"),
+    ("accuracy", "Accuracy"),
+    ("f1", "F1"),
+    ("auc", "AUC"),
+    ("ece", "ECE"),
+    ("latency", "Latency"),
+)
+NUMERIC_FROM = 4
+"""Columns from this index on hold numbers (right-aligned)."""
+OVERLAYS: tuple[tuple[str, str], ...] = (
+    ("val_acc", "Validation accuracy"),
+    ("val_loss", "Validation loss"),
+)
+MAX_OVERLAY = len(PLOT_COLOURS)
+
+
+def cells(run: RunInfo) -> list[str]:
+    """The table row of a run, in :data:`COLUMNS` order (blank where nothing was recorded)."""
+    return [
+        run.name,
+        run.kind,
+        run.arch or "",
+        Path(run.data).name if run.data else "",
+        "" if run.epochs is None else str(run.epochs),
+        formatting.count(run.params),
+        formatting.count(run.macs),
+        formatting.size(run.file_bytes),
+        formatting.fraction(run.accuracy),
+        formatting.fraction(run.f1),
+        formatting.fraction(run.auc),
+        formatting.fraction(run.ece),
+        formatting.milliseconds(run.latency_ms),
+    ]
+
+
+def scan_lineage(*roots: Path) -> list[RunInfo]:
+    """Scan ``roots`` and link the runs (runs on a worker thread)."""
+    return build_lineage(scan_runs(*roots))
+
+
+def read_curves(paths: list[Path]) -> dict[Path, dict[str, list[float]]]:
+    """``metrics.csv`` columns of each run (runs on a worker thread)."""
+    return {path: read_metrics(path / "metrics.csv") for path in paths}
+
+
+class ModelsPage(QWidget):
+    """Runs and bundles as a lineage tree; compare, open, delete, or use one for checking."""
+
+    sig_bundle_selected = Signal(str)
+    """A bundle folder the user chose for the checker."""
+    sig_new_job_requested = Signal(str, dict)
+    """``(job kind, prefilled values)``: prune / distill / export the selected run."""
+    sig_runs_loaded = Signal(int)
+    """Emitted after each scan with the number of runs shown."""
+
+    def __init__(self, workspace: Workspace, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("page")
+        self.workspace = workspace
+        self.runs: dict[str, RunInfo] = {}
+        self.overlay_curves: dict[str, dict[str, Any]] = {key: {} for key, _ in OVERLAYS}
+        self._scanning = False
+        self._rescan = False
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 12)
+        header = PageHeader(
+            "Models",
+            "Every run of this workspace, nested by lineage: fine-tuned → pruned → distilled → "
+            "exported. Select two or more runs to compare their validation curves.",
+        )
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        header.actions.addWidget(self.refresh_button)
+        layout.addWidget(header)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels([title for _, title in COLUMNS])
+        self.tree.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSortingEnabled(False)
+        header_view = self.tree.header()
+        header_view.setStretchLastSection(False)
+        header_view.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header_view.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.tree.setColumnWidth(0, 260)
+        self.tree.itemSelectionChanged.connect(self._on_tree_selection_changed)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self._build_bottom())
+        splitter.setSizes([380, 300])
+        layout.addWidget(splitter, 1)
+        self.empty_label = QLabel(
+            "No runs yet. Start a fine-tune job on the Jobs page; its run appears here."
+        )
+        self.empty_label.setObjectName("muted")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.empty_label)
+        self._update_buttons()
+        self.refresh()
+
+    def _build_bottom(self) -> QWidget:
+        os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+        import pyqtgraph as pg
+
+        import app.widgets.live_plot  # noqa: F401  (pyqtgraph configured for PySide6)
+
+        bottom = QWidget()
+        layout = QVBoxLayout(bottom)
+        layout.setContentsMargins(0, 6, 0, 0)
+        buttons = QHBoxLayout()
+        self.open_button = QPushButton("Open folder")
+        self.open_button.clicked.connect(self._on_open_clicked)
+        self.use_button = QPushButton("Use for checking")
+        self.use_button.setObjectName("primary")
+        self.use_button.setToolTip("Load this run's exported bundle in the Check page")
+        self.use_button.clicked.connect(self._on_use_clicked)
+        self.job_buttons: dict[str, QPushButton] = {}
+        for kind, title in (("prune", "Prune…"), ("distill", "Distill…"), ("export", "Export…")):
+            button = QPushButton(title)
+            button.clicked.connect(lambda _=False, k=kind: self._on_job_clicked(k))
+            self.job_buttons[kind] = button
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setObjectName("danger")
+        self.delete_button.clicked.connect(self._on_delete_clicked)
+        for button in (self.open_button, *self.job_buttons.values()):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.delete_button)
+        buttons.addWidget(self.use_button)
+        layout.addLayout(buttons)
+        plots = QHBoxLayout()
+        self.plots: dict[str, Any] = {}
+        for key, title in OVERLAYS:
+            plot = pg.PlotWidget()
+            item = plot.getPlotItem()
+            item.setTitle(f"<span style='font-size:10pt;font-weight:600'>{title}</span>")
+            item.showGrid(x=True, y=True, alpha=0.15)
+            item.setLabel("bottom", "epoch", color=MUTED)
+            item.addLegend(offset=(-8, 8))
+            self.plots[key] = plot
+            plots.addWidget(plot)
+        layout.addLayout(plots, 1)
+        return bottom
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @Slot()
+    def refresh(self) -> None:
+        """Re-scan the workspace's runs and bundles on a worker thread."""
+        if self._scanning:
+            self._rescan = True
+            return
+        self._scanning = True
+        self.refresh_button.setEnabled(False)
+        run_in_background(
+            scan_lineage,
+            self.workspace.runs,
+            self.workspace.bundles,
+            on_done=self._on_scan_finished,
+            on_error=self._on_scan_failed,
+        )
+
+    def selected_runs(self) -> list[RunInfo]:
+        return [
+            self.runs[item.data(0, Qt.ItemDataRole.UserRole)]
+            for item in self.tree.selectedItems()
+            if item.data(0, Qt.ItemDataRole.UserRole) in self.runs
+        ]
+
+    def select_paths(self, paths: list[Path | str]) -> None:
+        """Select the rows of these run folders (tests, and keeping a selection on refresh)."""
+        wanted = {str(Path(p)) for p in paths}
+        self.tree.clearSelection()
+        for item in self._items():
+            if item.data(0, Qt.ItemDataRole.UserRole) in wanted:
+                item.setSelected(True)
+
+    # -- scan results ----------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_scan_finished(self, roots: list[RunInfo]) -> None:
+        self._scanning = False
+        self.refresh_button.setEnabled(True)
+        selected = [str(r.path) for r in self.selected_runs()]
+        self.tree.clear()
+        self.runs = {}
+        ancestors: list[QTreeWidgetItem] = []
+        for depth, run in walk(roots):
+            item = QTreeWidgetItem(cells(run))
+            key = str(run.path)
+            self.runs[key] = run
+            item.setData(0, Qt.ItemDataRole.UserRole, key)
+            item.setIcon(0, status_icon(run.status or "done"))
+            item.setToolTip(0, f"{run.path}\nstatus: {run.status or 'unknown'}")
+            if run.data:
+                item.setToolTip(3, str(run.data))
+            for column in range(NUMERIC_FROM, len(COLUMNS)):
+                item.setTextAlignment(
+                    column, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                )
+            if run.status in ("failed", "cancelled"):
+                item.setForeground(0, QBrush(QColor(MUTED)))
+            del ancestors[depth:]
+            if ancestors:
+                ancestors[-1].addChild(item)
+            else:
+                self.tree.addTopLevelItem(item)
+            ancestors.append(item)
+        self.tree.expandAll()
+        self.empty_label.setVisible(not self.runs)
+        self.select_paths(selected)
+        self._update_buttons()
+        self.sig_runs_loaded.emit(len(self.runs))
+        if self._rescan:
+            self._rescan = False
+            self.refresh()
+
+    @Slot(str)
+    def _on_scan_failed(self, message: str) -> None:
+        self._scanning = False
+        self.refresh_button.setEnabled(True)
+        self.empty_label.setText(f"Could not read the runs: {message}")
+        self.empty_label.setVisible(True)
+
+    # -- selection and overlay ----------------------------------------------------------------
+
+    @Slot()
+    def _on_tree_selection_changed(self) -> None:
+        self._update_buttons()
+        paths = [run.path for run in self.selected_runs()][:MAX_OVERLAY]
+        run_in_background(read_curves, paths, on_done=self._on_curves_read)
+
+    @Slot(object)
+    def _on_curves_read(self, curves: dict[Path, dict[str, list[float]]]) -> None:
+        current = [run.path for run in self.selected_runs()][:MAX_OVERLAY]
+        if list(curves) != current:
+            return  # the selection moved on; a newer read is coming
+        for key, _ in OVERLAYS:
+            plot = self.plots[key].getPlotItem()
+            plot.clear()
+            self.overlay_curves[key] = {}
+            for index, (path, columns) in enumerate(curves.items()):
+                ys = columns.get(key)
+                if not ys or all(math.isnan(y) for y in ys):
+                    continue
+                xs = columns.get("epoch") or columns.get("step") or list(range(1, len(ys) + 1))
+                colour = PLOT_COLOURS[index % len(PLOT_COLOURS)]
+                curve = plot.plot(
+                    xs,
+                    ys,
+                    pen={"color": colour, "width": 2},
+                    name=self.runs[str(path)].name,
+                    symbol="o",
+                    symbolSize=5,
+                    symbolBrush=colour,
+                    symbolPen=None,
+                )
+                self.overlay_curves[key][str(path)] = curve
+
+    def _update_buttons(self) -> None:
+        runs = self.selected_runs()
+        one = runs[0] if len(runs) == 1 else None
+        self.open_button.setEnabled(one is not None)
+        self.delete_button.setEnabled(one is not None)
+        self.use_button.setEnabled(one is not None and one.bundle is not None)
+        is_run = one is not None and (one.path / "run.json").is_file()
+        for button in self.job_buttons.values():
+            button.setEnabled(is_run)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    @Slot()
+    def _on_open_clicked(self) -> None:
+        runs = self.selected_runs()
+        if runs:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(runs[0].path)))
+
+    @Slot()
+    def _on_use_clicked(self) -> None:
+        runs = self.selected_runs()
+        if runs and runs[0].bundle is not None:
+            self.sig_bundle_selected.emit(str(runs[0].bundle))
+
+    def _on_job_clicked(self, kind: str) -> None:
+        runs = self.selected_runs()
+        if not runs:
+            return
+        key = "teacher" if kind == "distill" else "run"
+        values: dict[str, Any] = {key: str(runs[0].path)}
+        if kind == "distill" and runs[0].data:
+            values["data"] = runs[0].data
+        self.sig_new_job_requested.emit(kind, values)
+
+    @Slot()
+    def _on_delete_clicked(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) != 1:
+            return
+        run = runs[0]
+        derived = sum(1 for _ in walk(run.children))
+        question = f"Delete {run.name} and all its files?\n\n{run.path}"
+        if derived:
+            question += f"\n\n{derived} derived run(s) keep their files but lose their parent."
+        answer = QMessageBox.question(
+            self,
+            "Delete run",
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            delete_run(run.path, [self.workspace.runs, self.workspace.bundles])
+        except (UserError, OSError) as exc:
+            QMessageBox.warning(self, "Delete run", str(exc))
+            return
+        self.refresh()
+
+    def _items(self) -> list[QTreeWidgetItem]:
+        found: list[QTreeWidgetItem] = []
+        stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while stack:
+            item = stack.pop()
+            found.append(item)
+            stack.extend(item.child(i) for i in range(item.childCount()))
+        return found

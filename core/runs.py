@@ -1,0 +1,319 @@
+"""Read the workspace's run directories (and exported bundles) into plain records; no Qt.
+
+A run directory (docs/run-directory.md) holds ``run.json``, ``config.json``, ``model.json``,
+``metrics.csv`` and ``events.jsonl``. :func:`scan_runs` reads only those small files, so a scan
+of hundreds of runs takes milliseconds; :func:`build_lineage` turns the ``parent`` fields into a
+forest (fine-tuned -> pruned -> distilled -> exported). Bundles (folders with ``bundle.json``)
+found in a run directory or in the workspace's bundle folder join the tree under their
+``parent_run``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+
+RUN_FILE = "run.json"
+BUNDLE_FILE = "bundle.json"
+WEIGHT_FILES = ("best.safetensors", "last.safetensors", "model.onnx")
+
+METRIC_ALIASES: dict[str, tuple[str, ...]] = {
+    "accuracy": ("test_acc", "accuracy", "test_accuracy", "best_val_acc", "val_acc", "acc"),
+    "f1": ("test_f1", "f1", "macro_f1", "f1_macro", "best_val_f1", "val_f1"),
+    "auc": ("test_auc", "auc", "roc_auc", "best_val_auc", "val_auc"),
+    "ece": ("test_ece", "ece", "best_val_ece", "val_ece"),
+    "latency_ms": ("latency_ms", "latency_ms_p50", "latency_p50_ms", "latency"),
+    "params": ("params", "num_params", "parameters"),
+    "macs": ("macs", "num_macs"),
+    "epochs": ("epochs_done", "epochs", "epoch"),
+}
+"""Names a job may record each column under, most specific first."""
+
+NESTED_SUMMARY_KEYS = ("test", "metrics", "best", "val")
+"""Sub-mappings of ``summary`` searched after its top level."""
+
+
+@dataclass
+class RunInfo:
+    """What the Models page shows about one run directory or bundle (``None`` = not recorded)."""
+
+    path: Path
+    name: str
+    kind: str
+    status: str = ""
+    parent: str | None = None
+    created: str = ""
+    arch: str | None = None
+    data: str | None = None
+    epochs: int | None = None
+    params: float | None = None
+    macs: float | None = None
+    file_bytes: int | None = None
+    accuracy: float | None = None
+    f1: float | None = None
+    auc: float | None = None
+    ece: float | None = None
+    latency_ms: float | None = None
+    bundle: Path | None = None
+    """An exported bundle folder this run produced (or the run itself when it is a bundle)."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    children: list[RunInfo] = field(default_factory=list, repr=False)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``{}`` when the file is missing, torn or not an object."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _mapping(body: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``body[key]`` when it is a JSON object, else ``{}``."""
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _lookup(sources: Iterable[Mapping[str, Any]], names: tuple[str, ...]) -> float | None:
+    """The first finite number stored under any of ``names`` in the first source that has one."""
+    for source in sources:
+        for name in names:
+            number = _number(source.get(name))
+            if number is not None:
+                return number
+    return None
+
+
+def read_metrics(path: Path) -> dict[str, list[float]]:
+    """Columns of a ``metrics.csv`` as float lists (blank or non-numeric cells become NaN)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return {}
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for key in row:
+            if key is not None:
+                columns.setdefault(key, [])
+    for row in rows:
+        for key, values in columns.items():
+            number = _number(row.get(key))
+            values.append(math.nan if number is None else number)
+    return columns
+
+
+def _last_finite(values: list[float] | None) -> float | None:
+    for value in reversed(values or []):
+        if math.isfinite(value):
+            return value
+    return None
+
+
+def _file_bytes(directory: Path, bundle: Path | None) -> int | None:
+    candidates = [directory / name for name in WEIGHT_FILES]
+    if bundle is not None:
+        candidates.insert(0, bundle / "model.onnx")
+    for candidate in candidates:
+        try:
+            return candidate.stat().st_size
+        except OSError:
+            continue
+    return None
+
+
+def _find_bundle(directory: Path, run: Mapping[str, Any], config: Mapping[str, Any]) -> Path | None:
+    summary = run.get("summary") or {}
+    candidates = [directory]
+    for source in (summary, config):
+        for key in ("bundle", "bundle_dir", "out"):
+            value = source.get(key)
+            if isinstance(value, str) and value:
+                candidates.append(Path(value))
+    for candidate in candidates:
+        if (candidate / BUNDLE_FILE).is_file():
+            return candidate
+    return None
+
+
+def read_run(directory: Path) -> RunInfo | None:
+    """A :class:`RunInfo` for a run directory or bundle folder; ``None`` if it is neither."""
+    directory = Path(directory)
+    run = _read_json(directory / RUN_FILE)
+    if not run:
+        return read_bundle(directory)
+    config = _read_json(directory / "config.json")
+    model = _read_json(directory / "model.json")
+    summary = _mapping(run, "summary")
+    nested = [_mapping(summary, k) for k in NESTED_SUMMARY_KEYS]
+    metrics = read_metrics(directory / "metrics.csv")
+    last_row = {k: _last_finite(v) for k, v in metrics.items()}
+    bundle = _find_bundle(directory, run, config)
+    bundle_meta = _read_json(bundle / BUNDLE_FILE) if bundle else {}
+    bundle_metrics = _mapping(bundle_meta, "metrics")
+    sources = [summary, *nested, bundle_metrics, last_row]
+
+    def pick(column: str) -> float | None:
+        return _lookup(sources, METRIC_ALIASES[column])
+
+    epochs = pick("epochs")
+    if epochs is None:
+        epochs = _number(config.get("epochs"))
+    return RunInfo(
+        path=directory,
+        name=str(run.get("id") or directory.name),
+        kind=str(run.get("kind") or config.get("kind") or "run"),
+        status=str(run.get("status") or ""),
+        parent=run.get("parent") or config.get("run") or config.get("teacher"),
+        created=str(run.get("created") or ""),
+        arch=run.get("arch") or model.get("arch") or config.get("arch") or bundle_meta.get("arch"),
+        data=run.get("data") or config.get("data"),
+        epochs=None if epochs is None else int(epochs),
+        params=pick("params"),
+        macs=pick("macs"),
+        file_bytes=_file_bytes(directory, bundle),
+        accuracy=pick("accuracy"),
+        f1=pick("f1"),
+        auc=pick("auc"),
+        ece=pick("ece"),
+        latency_ms=pick("latency_ms"),
+        bundle=bundle,
+        summary=dict(summary),
+    )
+
+
+def read_bundle(directory: Path) -> RunInfo | None:
+    """A :class:`RunInfo` (kind ``bundle``) for an exported bundle folder, else ``None``."""
+    meta = _read_json(Path(directory) / BUNDLE_FILE)
+    if not meta:
+        return None
+    metrics = _mapping(meta, "metrics")
+    model = _mapping(meta, "model")
+    precision = model.get("precision")
+    size = _number(model.get("bytes"))
+    return RunInfo(
+        path=Path(directory),
+        name=Path(directory).name,
+        kind=f"bundle ({precision})" if precision else "bundle",
+        status="done",
+        parent=meta.get("parent_run"),
+        created=str(meta.get("created") or ""),
+        arch=meta.get("arch"),
+        file_bytes=None if size is None else int(size),
+        accuracy=_lookup([metrics], METRIC_ALIASES["accuracy"]),
+        f1=_lookup([metrics], METRIC_ALIASES["f1"]),
+        auc=_lookup([metrics], METRIC_ALIASES["auc"]),
+        ece=_lookup([metrics], METRIC_ALIASES["ece"]),
+        latency_ms=_lookup([metrics], METRIC_ALIASES["latency_ms"]),
+        bundle=Path(directory),
+        summary=dict(metrics),
+    )
+
+
+def scan_runs(*roots: Path) -> list[RunInfo]:
+    """Every run directory and bundle directly inside ``roots``, oldest first.
+
+    A bundle that lives inside a run directory is represented by that run (its ``bundle``).
+    """
+    found: dict[Path, RunInfo] = {}
+    for root in roots:
+        try:
+            entries = sorted(p for p in Path(root).iterdir() if p.is_dir())
+        except OSError:
+            continue
+        for entry in entries:
+            info = read_run(entry)
+            if info is not None:
+                found.setdefault(entry.resolve(), info)
+    return sorted(found.values(), key=lambda r: (r.created, r.name))
+
+
+def build_lineage(runs: list[RunInfo]) -> list[RunInfo]:
+    """Link runs to their parents (by path, directory name or id); returns the roots.
+
+    Each run's ``children`` is rebuilt; a run whose parent is unknown (deleted, elsewhere) is a
+    root, and parent cycles are broken so every run appears exactly once.
+    """
+    keys: dict[str, RunInfo] = {}
+    for run in runs:
+        run.children = []
+        for key in (str(run.path), str(run.path.resolve()), run.path.name, run.name):
+            keys.setdefault(key, run)
+    roots: list[RunInfo] = []
+    for run in runs:
+        parent = _parent_of(run, keys)
+        if parent is None or _is_ancestor(run, parent, keys):
+            roots.append(run)
+        else:
+            parent.children.append(run)
+    return roots
+
+
+def _parent_of(run: RunInfo, keys: Mapping[str, RunInfo]) -> RunInfo | None:
+    if not run.parent:
+        return None
+    ref = str(run.parent)
+    parent = keys.get(ref) or keys.get(Path(ref).name)
+    if parent is None:
+        try:
+            parent = keys.get(str(Path(ref).resolve()))
+        except OSError:
+            parent = None
+    return None if parent is run else parent
+
+
+def _is_ancestor(run: RunInfo, candidate: RunInfo, keys: Mapping[str, RunInfo]) -> bool:
+    """True when ``run`` is ``candidate`` or one of its ancestors (a parent cycle)."""
+    seen: set[int] = set()
+    node: RunInfo | None = candidate
+    while node is not None and id(node) not in seen:
+        if node is run:
+            return True
+        seen.add(id(node))
+        node = _parent_of(node, keys)
+    return False
+
+
+def walk(roots: list[RunInfo]) -> Iterable[tuple[int, RunInfo]]:
+    """Depth-first ``(depth, run)`` pairs of a lineage forest."""
+    stack = [(0, run) for run in reversed(roots)]
+    while stack:
+        depth, run = stack.pop()
+        yield depth, run
+        stack.extend((depth + 1, child) for child in reversed(run.children))
+
+
+def delete_run(path: Path, root: Path | Iterable[Path]) -> None:
+    """Delete a run directory or bundle folder that lies directly inside one of ``root``.
+
+    Raises:
+        UserError: the folder is not a run/bundle or lies outside the workspace folders.
+    """
+    path = Path(path).resolve()
+    roots = [Path(root)] if isinstance(root, str | Path) else [Path(r) for r in root]
+    if not any(path.parent == r.resolve() for r in roots):
+        raise UserError(f"{path} is not inside the workspace's run or bundle folders")
+    if not ((path / RUN_FILE).is_file() or (path / BUNDLE_FILE).is_file()):
+        raise UserError(f"{path} is not a run folder (no run.json or bundle.json)")
+    shutil.rmtree(path)
