@@ -139,6 +139,8 @@ def analyse_file(root: Path, relpath: str, label: str) -> FileFacts:
         "mtime_ns": stat.st_mtime_ns,
         "sha256": hashlib.sha256(data).hexdigest(),
     }
+    if not data:
+        return FileFacts(**base, error="file is empty")
     try:
         rgb = load_image(data)
         with Image.open(io.BytesIO(data)) as header:

@@ -1,0 +1,267 @@
+"""core.datasets: indexing, incremental re-indexing, resume, validation and splits."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from test_datasets_support import add_bad_files, copy_file, make_dataset, make_image
+
+from core import datasets
+from core.dataset_index import estimate_jpeg_quality
+from core.datasets import DatasetIndex, Sample, default_db_path
+from core.errors import UserError
+from core.workspace import Workspace
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def messy(tmp_path: Path) -> Path:
+    """real: 12 PNG + 3 bad files + a README; fake: 10 PNG + a copy of real_000 + an internal copy."""
+    root = make_dataset(tmp_path / "data", {"real": 12, "fake": 10})
+    add_bad_files(root / "real")
+    (root / "real" / "README.txt").write_text("ignored")
+    copy_file(root / "real" / "real_000.png", root / "fake" / "copy_of_real.png")
+    copy_file(root / "fake" / "fake_001.png", root / "fake" / "sub" / "fake_001_again.png")
+    return root
+
+
+def test_build_records_every_file_and_its_facts(messy: Path, workspace: Workspace) -> None:
+    index = DatasetIndex.build(messy, workspace)
+    assert index.db_path == default_db_path(messy, workspace)
+    assert index.db_path.parent == workspace.indexes
+    assert index.last_build.files == 12 + 3 + 10 + 2
+    assert index.last_build.ignored == 1
+    assert index.is_complete()
+    assert index.class_names == ["fake", "real"]
+    assert index.counts() == {"fake": 12, "real": 12}
+
+    errors = {path.name: message for path, message in index.errors()}
+    assert set(errors) == {"truncated.jpg", "notes.jpg", "empty.png"}
+    assert "file is empty" in errors["empty.png"]
+    assert "not an image" in errors["notes.jpg"]
+    assert "damaged" in errors["truncated.jpg"]
+
+    facts = {r.relpath: r for r in index.records()}
+    png = facts["real/real_003.png"]
+    assert (png.width, png.height, png.format, png.jpeg_quality, png.error) == (
+        16,
+        16,
+        "PNG",
+        None,
+        None,
+    )
+    assert len(png.sha256) == 64 and len(png.phash) == 16
+    assert png.bytes == (messy / "real" / "real_003.png").stat().st_size
+    assert facts["fake/copy_of_real.png"].sha256 == facts["real/real_000.png"].sha256
+    assert facts["fake/sub/fake_001_again.png"].label == "fake"
+
+    samples = index.samples()
+    assert samples == sorted(samples, key=lambda s: s.path)
+    assert Sample(messy / "real" / "real_000.png", "real") in samples
+    assert len(samples) == 24 and all(s.path.is_absolute() for s in samples)
+
+
+def test_jpeg_quality_is_estimated(tmp_path: Path, workspace: Workspace) -> None:
+    for quality in (30, 60, 75, 92):
+        path = make_image(tmp_path / "q" / "a" / f"q{quality}.jpg", quality, (32, 32), "JPEG",
+                          quality=quality)  # fmt: skip
+        with Image.open(path) as image:
+            assert abs(estimate_jpeg_quality(image.quantization) - quality) <= 1
+    make_image(tmp_path / "q" / "b" / "x.png", 1)
+    index = DatasetIndex.build(tmp_path / "q", workspace)
+    qualities = {r.relpath: r.jpeg_quality for r in index.records()}
+    assert qualities["a/q75.jpg"] == 75 and qualities["b/x.png"] is None
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda root: None, "no such folder"),
+        (lambda root: root.write_text("x"), "is a file"),
+        (lambda root: root.mkdir(), "empty"),
+        (lambda root: make_image(root / "a.png", 0), "directly in the folder"),
+        (lambda root: (root / "real").mkdir(parents=True), "no image files"),
+    ],
+)
+def test_build_refuses_bad_folders(tmp_path: Path, workspace: Workspace, setup, message) -> None:
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(UserError, match=message):
+        DatasetIndex.build(root, workspace)
+
+
+def test_open_needs_an_index(tmp_path: Path, workspace: Workspace) -> None:
+    root = make_dataset(tmp_path / "d", {"a": 2, "b": 2})
+    with pytest.raises(UserError, match="has not been indexed"):
+        DatasetIndex.open(root, workspace)
+    DatasetIndex.build(root, workspace)
+    assert DatasetIndex.open(root, workspace).counts() == {"a": 2, "b": 2}
+
+
+def test_class_checks_happen_at_split_time(tmp_path: Path, workspace: Workspace) -> None:
+    one_class = DatasetIndex.build(make_dataset(tmp_path / "one", {"real": 5}), workspace)
+    with pytest.raises(UserError, match="at least 2 classes"):
+        one_class.make_splits()
+    root = make_dataset(tmp_path / "small", {"real": 5, "fake": 1})
+    add_bad_files(root / "fake")
+    small = DatasetIndex.build(root, workspace)
+    assert small.counts() == {"fake": 1, "real": 5}
+    with pytest.raises(UserError, match="'fake' has 1"):
+        small.make_splits()
+    with pytest.raises(UserError, match="fraction"):
+        small.make_splits(val=1.5)
+    with pytest.raises(UserError, match="no images for training"):
+        small.make_splits(val=0.5, test=0.5)
+    with pytest.raises(UserError, match="no splits yet"):
+        small.samples("train")
+
+
+def test_reindex_analyses_only_new_and_changed_files(tmp_path: Path, workspace: Workspace) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 6, "fake": 6})
+    first = DatasetIndex.build(root, workspace)
+    assert first.last_build.analysed == 12
+    again = DatasetIndex.build(root, workspace)
+    assert (again.last_build.analysed, again.last_build.removed) == (0, 0)
+
+    make_image(root / "real" / "real_000.png", 4242)  # changed content
+    os.utime(root / "real" / "real_000.png", ns=(1, 1_000_000_000))
+    make_image(root / "fake" / "new.png", 777)
+    (root / "fake" / "fake_005.png").unlink()
+    update = DatasetIndex.build(root, workspace)
+    assert (update.last_build.analysed, update.last_build.removed) == (2, 1)
+    assert update.counts() == {"fake": 6, "real": 6}
+    facts = {r.relpath: r for r in update.records()}
+    assert "fake/fake_005.png" not in facts
+    assert facts["real/real_000.png"].mtime_ns == 1_000_000_000
+
+
+def test_cancelled_build_resumes_to_the_same_result(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datasets, "BATCH", 4)
+    root = make_dataset(tmp_path / "d", {"real": 10, "fake": 10})
+    add_bad_files(root / "fake")
+    seen: list[tuple[int, int]] = []
+
+    def cancel_after_two_batches() -> bool:
+        return len(seen) >= 3  # progress(0) + two batches
+
+    partial = DatasetIndex.build(
+        root, workspace, progress=lambda d, t: seen.append((d, t)), cancel=cancel_after_two_batches
+    )
+    assert partial.last_build.cancelled and not partial.is_complete()
+    assert seen == [(0, 23), (4, 23), (8, 23)]
+    assert partial.count() == 8
+
+    resumed = DatasetIndex.build(root, workspace)
+    assert resumed.last_build.analysed == 23 - 8 and resumed.is_complete()
+    fresh = DatasetIndex.build(root, db_path=tmp_path / "fresh.sqlite")
+    assert resumed.records() == fresh.records()
+
+
+def test_process_pool_gives_the_same_facts(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 8, "fake": 8})
+    threads = DatasetIndex.build(root, db_path=tmp_path / "threads.sqlite")
+    monkeypatch.setattr(datasets, "PROCESS_THRESHOLD", 1)
+    processes = DatasetIndex.build(root, db_path=tmp_path / "processes.sqlite")
+    assert processes.records() == threads.records()
+
+
+def _split_of(index: DatasetIndex) -> dict[str, str | None]:
+    return {r.relpath: r.split for r in index.records()}
+
+
+def test_splits_are_reproducible_stratified_and_keep_copies_together(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 60, "fake": 40})
+    add_bad_files(root / "real")
+    for i in range(5):  # copies inside a class and across classes
+        copy_file(root / "real" / f"real_{i:03d}.png", root / "real" / f"dup_{i}.png")
+        copy_file(root / "real" / f"real_{i:03d}.png", root / "fake" / f"cross_{i}.png")
+    index = DatasetIndex.build(root, workspace)
+    assert not index.has_splits()
+    sizes = index.make_splits(seed=3, val=0.2, test=0.1)
+    assert index.has_splits() and index.split_params() == {"seed": 3, "val": 0.2, "test": 0.1}
+    assert sum(sizes.values()) == 110 == len(index.samples())
+
+    first = _split_of(index)
+    assert all(first[f"real/{bad}"] is None for bad in ("truncated.jpg", "notes.jpg", "empty.png"))
+    for i in range(5):
+        group = {first[f"real/real_{i:03d}.png"], first[f"real/dup_{i}.png"], first[f"fake/cross_{i}.png"]}  # fmt: skip
+        assert len(group) == 1
+    for label, total in (("real", 65), ("fake", 45)):
+        per_split = Counter(s for rel, s in first.items() if rel.startswith(label) and s)
+        assert sum(per_split.values()) == total
+        assert abs(per_split["val"] - 0.2 * total) <= 5  # a group of 3 copies may straddle
+        assert abs(per_split["test"] - 0.1 * total) <= 5
+    assert [s.path for s in index.samples("test")] == sorted(s.path for s in index.samples("test"))
+
+    index.make_splits(seed=3, val=0.2, test=0.1)
+    assert _split_of(index) == first
+    other = DatasetIndex.build(root, db_path=tmp_path / "other.sqlite")
+    other.make_splits(seed=3, val=0.2, test=0.1)
+    assert _split_of(other) == first
+    index.make_splits(seed=4, val=0.2, test=0.1)
+    assert _split_of(index) != first
+
+
+def test_exact_stratification_without_duplicates(tmp_path: Path, workspace: Workspace) -> None:
+    index = DatasetIndex.build(make_dataset(tmp_path / "d", {"a": 50, "b": 30, "c": 20}), workspace)
+    index.make_splits(seed=0, val=0.1, test=0.2)
+    per = Counter((r.label, r.split) for r in index.records())
+    for label, n in (("a", 50), ("b", 30), ("c", 20)):
+        assert per[label, "test"] == round(0.2 * n)
+        assert per[label, "val"] == round(0.1 * n)
+        assert per[label, "train"] == n - round(0.2 * n) - round(0.1 * n)
+
+
+def test_growing_the_data_set_keeps_old_test_images_out_of_training(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 100, "fake": 100})
+    index = DatasetIndex.build(root, workspace)
+    index.make_splits(seed=1)
+    before = _split_of(index)
+    for i in range(5):
+        make_image(root / "real" / f"zz_new_{i}.png", 50_000 + i)
+    grown = DatasetIndex.build(root, workspace)
+    assert grown.has_splits() and grown.split_params()["seed"] == 1
+    after = _split_of(grown)
+    assert all(after[f"real/zz_new_{i}.png"] for i in range(5))
+    moved = [rel for rel, split in before.items() if after[rel] != split]
+    assert len(moved) <= 2
+    assert not [rel for rel in moved if before[rel] == "test" and after[rel] == "train"]
+
+
+def test_index_is_usable_from_other_threads(tmp_path: Path, workspace: Workspace) -> None:
+    index = DatasetIndex.build(make_dataset(tmp_path / "d", {"a": 3, "b": 3}), workspace)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(len(index.samples()))) for _ in "xyz"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [6, 6, 6]
+
+
+def test_decompression_bomb_is_an_error_not_a_crash(tmp_path: Path, workspace: Workspace) -> None:
+    root = make_dataset(tmp_path / "d", {"a": 2, "b": 2})
+    buffer = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(buffer, "PNG")
+    (root / "a" / "bomb.png").write_bytes(buffer.getvalue())
+    index = DatasetIndex.build(root, workspace)
+    [(path, message)] = index.errors()
+    assert path.name == "bomb.png" and "too large" in message
