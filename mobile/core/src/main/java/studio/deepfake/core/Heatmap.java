@@ -1,8 +1,12 @@
 package studio.deepfake.core;
 
+import java.util.Arrays;
+
 /**
- * A class-activation map ({@code cam} output, {@code [1, C, h, w]}) for one class, scaled to
- * 0..1, upsampled with the contract's triangle filter and coloured for an overlay.
+ * The heatmap rule of docs/bundle-format.md ({@code core/explain.py}): from a {@code cam} output
+ * {@code [1, C, h, w]}, the map of class {@code k} is {@code cam[k] - mean(cam[j], j != k)},
+ * upsampled with the contract's triangle filter to the region the model saw, then min-max
+ * scaled to 0..1.
  */
 public final class Heatmap {
     public final int width;
@@ -16,11 +20,16 @@ public final class Heatmap {
         this.values = values;
     }
 
-    /** Channel {@code classIndex} of a {@code [1, C, h, w]} cam tensor, min-max scaled. */
-    public static Heatmap of(float[] cam, long[] shape, int classIndex) {
+    /**
+     * The heatmap of class {@code classIndex} at {@code outWidth x outHeight}.
+     *
+     * @param cam the {@code cam} output, row-major
+     * @param shape its shape, {@code [1, C, h, w]}
+     */
+    public static Heatmap of(float[] cam, long[] shape, int classIndex, int outWidth, int outHeight) {
         if (shape.length != 4 || shape[0] != 1) {
             throw new BundleException("cam output must have shape [1, C, h, w], not "
-                    + java.util.Arrays.toString(shape));
+                    + Arrays.toString(shape));
         }
         int classes = (int) shape[1];
         int h = (int) shape[2];
@@ -28,43 +37,51 @@ public final class Heatmap {
         if (classIndex < 0 || classIndex >= classes || cam.length != classes * h * w) {
             throw new BundleException("cam output does not match its shape or the class index");
         }
-        float[] values = new float[h * w];
-        System.arraycopy(cam, classIndex * h * w, values, 0, h * w);
-        float min = Float.POSITIVE_INFINITY;
-        float max = Float.NEGATIVE_INFINITY;
-        for (float v : values) {
-            min = Math.min(min, v);
-            max = Math.max(max, v);
-        }
-        float range = max - min;
-        for (int i = 0; i < values.length; i++) {
-            values[i] = range > 0 ? (values[i] - min) / range : 0f;
-        }
-        return new Heatmap(w, h, values);
-    }
-
-    /** This map resampled to {@code outWidth x outHeight} (separable triangle filter). */
-    public Heatmap resize(int outWidth, int outHeight) {
-        Resample rows = Resample.of(height, outHeight);
-        Resample cols = Resample.of(width, outWidth);
-        float[] out = new float[outWidth * outHeight];
+        double[] map = classMap(cam, classes, h * w, classIndex);
+        Resample rows = Resample.of(h, outHeight);
+        Resample cols = Resample.of(w, outWidth);
+        double[] heat = new double[outWidth * outHeight];
+        double low = Double.POSITIVE_INFINITY;
+        double high = Double.NEGATIVE_INFINITY;
         for (int y = 0; y < outHeight; y++) {
             for (int x = 0; x < outWidth; x++) {
                 double sum = 0;
                 for (int i = 0; i < rows.weights[y].length; i++) {
-                    int sy = rows.first[y] + i;
+                    int row = (rows.first[y] + i) * w;
                     for (int j = 0; j < cols.weights[x].length; j++) {
-                        int sx = cols.first[x] + j;
-                        sum += rows.weights[y][i] * cols.weights[x][j] * values[sy * width + sx];
+                        sum += rows.weights[y][i] * cols.weights[x][j] * map[row + cols.first[x] + j];
                     }
                 }
-                out[y * outWidth + x] = (float) sum;
+                heat[y * outWidth + x] = sum;
+                low = Math.min(low, sum);
+                high = Math.max(high, sum);
             }
         }
-        return new Heatmap(outWidth, outHeight, out);
+        float[] values = new float[heat.length];
+        if (high - low >= 1e-12) {
+            for (int i = 0; i < heat.length; i++) {
+                values[i] = (float) ((heat[i] - low) / (high - low));
+            }
+        }
+        return new Heatmap(outWidth, outHeight, values);
     }
 
-    /** ARGB pixels (blue - green - yellow - red ramp), {@code alpha} 0..255 for the overlay. */
+    /** Evidence for one class over the others at each location (Python's {@code class_map}). */
+    static double[] classMap(float[] cam, int classes, int plane, int index) {
+        double[] map = new double[plane];
+        for (int p = 0; p < plane; p++) {
+            double others = 0;
+            for (int c = 0; c < classes; c++) {
+                if (c != index) {
+                    others += cam[c * plane + p];
+                }
+            }
+            map[p] = classes == 1 ? cam[p] : cam[index * plane + p] - others / (classes - 1);
+        }
+        return map;
+    }
+
+    /** ARGB pixels coloured like {@code core.explain.colormap}, with {@code alpha} 0..255. */
     public int[] toArgb(int alpha) {
         int[] out = new int[values.length];
         for (int i = 0; i < values.length; i++) {
@@ -73,16 +90,14 @@ public final class Heatmap {
         return out;
     }
 
-    /** The RGB colour of a value in 0..1. */
+    /** The jet-like RGB colour of a value in 0..1 (blue = cold, red = hot). */
     static int colour(float value) {
         float v = Math.max(0f, Math.min(1f, value));
-        float r = clamp(1.5f - Math.abs(4f * v - 3f));
-        float g = clamp(1.5f - Math.abs(4f * v - 2f));
-        float b = clamp(1.5f - Math.abs(4f * v - 1f));
-        return Math.round(r * 255) << 16 | Math.round(g * 255) << 8 | Math.round(b * 255);
-    }
-
-    private static float clamp(float v) {
-        return Math.max(0f, Math.min(1f, v));
+        int rgb = 0;
+        for (float centre : new float[] {3f, 2f, 1f}) {
+            float level = Math.max(0f, Math.min(1f, 1.5f - Math.abs(4f * v - centre)));
+            rgb = rgb << 8 | (int) (level * 255f + 0.5f);
+        }
+        return rgb;
     }
 }

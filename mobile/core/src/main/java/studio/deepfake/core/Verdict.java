@@ -52,23 +52,25 @@ public final class Verdict {
         return kind == Kind.FAKE ? "fake (" + label + ")" : kind.jsonName;
     }
 
+    /** The same sentence as {@code core.verdict.explain_verdict}. */
     private String explain(Calibration calibration) {
-        String goal = Double.isNaN(calibration.targetRisk) ? ""
-                : String.format(Locale.ROOT, " (chosen for at most %.0f%% errors on accepted images)",
-                        100 * calibration.targetRisk);
-        String scoreText = String.format(Locale.ROOT, "%s score %.3f is %.3f %s the threshold %.3f%s.",
-                calibration.score.jsonName, score, Math.abs(margin), margin >= 0 ? "above" : "below",
-                threshold, goal);
-        String confidenceText = String.format(Locale.ROOT, "%.1f%%", 100 * confidence);
-        switch (kind) {
-            case REAL:
-                return "Looks like a real photo (" + confidenceText + "). " + scoreText;
-            case FAKE:
-                return "Looks AI-generated, most likely by " + label + " (" + confidenceText + "). "
-                        + scoreText;
-            default:
-                return "Not sure: the model abstains (top guess " + label + ", " + confidenceText
-                        + "). The " + scoreText;
+        String word = calibration.score == Calibration.Score.ENERGY ? "familiarity score" : "confidence";
+        int digits = 2;
+        while (digits < 6 && fixed(score, digits).equals(fixed(threshold, digits))) {
+            digits++;
         }
+        String goal = Double.isNaN(calibration.targetRisk) ? ""
+                : " chosen for at most " + fixed(100 * calibration.targetRisk, 0) + "% errors";
+        String thresholdText = "the " + fixed(threshold, digits) + " threshold" + goal;
+        if (kind == Kind.UNKNOWN) {
+            return "Unknown: " + word + " " + fixed(score, digits) + " is below " + thresholdText
+                    + " (best guess: " + label + ")";
+        }
+        String head = kind == Kind.REAL ? "Real" : "Fake (" + label + ")";
+        return head + ": " + word + " " + fixed(score, digits) + " is at or above " + thresholdText;
+    }
+
+    private static String fixed(double value, int digits) {
+        return String.format(Locale.ROOT, "%." + digits + "f", value);
     }
 }

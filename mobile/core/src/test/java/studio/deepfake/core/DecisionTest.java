@@ -51,8 +51,10 @@ public class DecisionTest {
         assertEquals(Verdict.Kind.UNKNOWN, flat.kind);
         assertEquals("sdxl", flat.label);
         assertTrue(flat.margin < 0);
-        assertTrue(flat.explanation, flat.explanation.startsWith("Not sure"));
-        assertTrue(sharp.explanation, sharp.explanation.contains("sdxl"));
+        assertEquals("Unknown: confidence 0.45 is below the 0.50 threshold chosen for at most 5% errors"
+                + " (best guess: sdxl)", flat.explanation);
+        assertEquals("Fake (sdxl): confidence 0.79 is at or above the 0.50 threshold chosen for at"
+                + " most 5% errors", sharp.explanation);
     }
 
     @Test

@@ -1,5 +1,6 @@
 package studio.deepfake.core;
 
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertThrows;
 
@@ -7,34 +8,42 @@ import org.junit.Test;
 
 public class HeatmapTest {
     @Test
-    public void picksTheClassChannelAndScalesToUnitRange() {
-        // [1, 2, 2, 2]: class 1 holds 10, 20, 30, 50.
-        float[] cam = {9, 9, 9, 9, 10, 20, 30, 50};
-        Heatmap map = Heatmap.of(cam, new long[] {1, 2, 2, 2}, 1);
-        assertEquals(2, map.width);
-        assertEquals(0f, map.values[0], 0);
-        assertEquals(0.25f, map.values[1], 1e-7);
-        assertEquals(1f, map.values[3], 0);
-        // A flat channel gives zeros, not NaN.
-        assertEquals(0f, Heatmap.of(cam, new long[] {1, 2, 2, 2}, 0).values[2], 0);
+    public void classMapSubtractsTheMeanOfTheOtherClasses() {
+        // [1, 3, 1, 2]: class 1 minus the mean of classes 0 and 2 at each of the 2 locations.
+        float[] cam = {1, 3, 4, 8, 3, 1};
+        assertArrayEquals(new double[] {2, 6}, Heatmap.classMap(cam, 3, 2, 1), 1e-12);
+        assertArrayEquals(new double[] {1, 3}, Heatmap.classMap(new float[] {1, 3}, 1, 2, 0), 0);
     }
 
     @Test
-    public void resizeKeepsTheRangeAndCorners() {
-        Heatmap map = Heatmap.of(new float[] {0, 1, 2, 3}, new long[] {1, 1, 2, 2}, 0).resize(8, 8);
-        assertEquals(64, map.values.length);
-        assertEquals(0f, map.values[0], 1e-6);
-        assertEquals(1f, map.values[63], 1e-6);
-        int[] argb = map.toArgb(128);
-        assertEquals(128, argb[0] >>> 24);
-        assertEquals(0x0000FF, Heatmap.colour(0.25f) & 0x0000FF);
-        assertEquals(255, Heatmap.colour(0.75f) >> 16);
-        assertEquals(128, Heatmap.colour(1f) >> 16);
+    public void upsampledMapIsScaledToUnitRange() {
+        // Two classes, 2x2: class 0 margin is 0, 2, 4, 6 (a ramp), upsampled to 4x4.
+        float[] cam = {0, 1, 2, 3, 0, -1, -2, -3};
+        Heatmap map = Heatmap.of(cam, new long[] {1, 2, 2, 2}, 0, 4, 4);
+        assertEquals(16, map.values.length);
+        assertEquals(0f, map.values[0], 0);
+        assertEquals(1f, map.values[15], 0);
+        // Row 1 of a 2 -> 4 upsampling is 0.75 * row 0 + 0.25 * row 1: margins 0 -> 4 over 0..6.
+        assertEquals((0.75 * 0 + 0.25 * 4) / 6, map.values[4], 1e-6);
+        // The other class's map is the mirror image.
+        assertEquals(1f, Heatmap.of(cam, new long[] {1, 2, 2, 2}, 1, 4, 4).values[0], 0);
+    }
+
+    @Test
+    public void flatMapGivesZerosAndColoursFollowPython() {
+        Heatmap flat = Heatmap.of(new float[] {5, 5, 5, 5}, new long[] {1, 1, 2, 2}, 0, 3, 3);
+        assertArrayEquals(new float[9], flat.values, 0);
+        assertEquals(128, flat.toArgb(128)[0] >>> 24);
+        // core.explain.colormap: 0 -> (0, 0, 128), 0.5 -> (128, 255, 128), 1 -> (128, 0, 0)
+        assertEquals(0x000080, Heatmap.colour(0f));
+        assertEquals(0x80FF80, Heatmap.colour(0.5f));
+        assertEquals(0x800000, Heatmap.colour(1f));
     }
 
     @Test
     public void wrongShapesAreRefused() {
-        assertThrows(BundleException.class, () -> Heatmap.of(new float[4], new long[] {2, 2}, 0));
-        assertThrows(BundleException.class, () -> Heatmap.of(new float[4], new long[] {1, 1, 2, 2}, 1));
+        assertThrows(BundleException.class, () -> Heatmap.of(new float[4], new long[] {2, 2}, 0, 4, 4));
+        assertThrows(BundleException.class,
+                () -> Heatmap.of(new float[4], new long[] {1, 1, 2, 2}, 1, 4, 4));
     }
 }
