@@ -26,6 +26,17 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a run (and its resume) is reproducible."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def prepare_splits(
     config: dict[str, Any], emit: EventWriter, cancel: CancelToken
 ) -> tuple[dict[str, list[Sample]], list[str], Path]:

@@ -45,7 +45,9 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def resolve(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def resolve(
+    config: dict[str, Any], defaults: dict[str, Any], required: tuple[str, ...] = ("data", "out")
+) -> dict[str, Any]:
     """Defaults filled in; unknown keys are an error (a typo must not silently do nothing)."""
     unknown = sorted(set(config) - set(defaults) - {"job"})
     if unknown:
@@ -53,8 +55,8 @@ def resolve(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
             f"unknown {defaults['kind']} option(s) {unknown}; known: {sorted(defaults)}"
         )
     merged = {**defaults, **{k: v for k, v in config.items() if v is not None}}
-    for key in ("data", "out"):
-        if key in defaults and defaults[key] is None and not merged.get(key):
+    for key in required:
+        if not merged.get(key):
             raise UserError(f"a {defaults['kind']} job needs '{key}'")
     return merged
 

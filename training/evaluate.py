@@ -105,9 +105,8 @@ def _open_run(path: Path) -> ModelUnderTest:
 
 
 def _open_bundle(path: Path) -> ModelUnderTest:
-    from core.inference import OnnxPredictor
-
     from core.bundle import load_bundle
+    from core.inference import OnnxPredictor
 
     bundle = load_bundle(path)
     predictor = OnnxPredictor(bundle)
@@ -259,7 +258,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     """Evaluate every model in ``config['models']``; one report, or ``{"models": [...]}``."""
     from training.common import set_threads
 
-    config = resolve(config, EVALUATE_DEFAULTS)
+    config = resolve(config, EVALUATE_DEFAULTS, required=("data", "models"))
     if not config["models"]:
         raise UserError("an evaluate job needs at least one model (run folder or bundle)")
     data = Path(config["data"]).expanduser()

@@ -19,6 +19,7 @@ from training.common import (
     model_summary,
     prepare_splits,
     preprocess_from_config,
+    seed_everything,
     set_threads,
 )
 from training.config import validate_finetune, write_split
@@ -60,6 +61,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
         + f" images, classes {class_names}"
     )
+    seed_everything(config["seed"])
     model = create_model(
         config["arch"], len(class_names), config["pretrained"], **config["model_kwargs"]
     )

@@ -1,0 +1,251 @@
+"""Training jobs: the loop, checkpoints, resume, cancel, the CLI end to end and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import UserError
+from core.events import EventWriter
+from tests.synthetic import make_image_set
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"arch": "resnet10t", "img_size": 32, "batch_size": 16, "threads": 1, "lr": 3e-3}
+
+
+class Collector:
+    """An EventWriter stream that keeps parsed events."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def write(self, line: str) -> None:
+        self.events.append(json.loads(line))
+
+    def flush(self) -> None:
+        pass
+
+    def of(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e["type"] == kind]
+
+
+@pytest.fixture
+def toy_data(tmp_path: Path) -> Path:
+    return make_image_set(tmp_path / "data", {"real": 30, "fake": 30})
+
+
+def finetune(config: dict, cancel=None) -> tuple[dict, Collector]:
+    from training.finetune import run
+
+    sink = Collector()
+    emit = EventWriter("test", [sink], max_progress_per_s=0)
+    return run(config, emit, cancel), sink
+
+
+def test_lr_schedule_warms_up_then_decays_to_floor() -> None:
+    from training.loop import lr_factor
+
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.01)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.505, abs=1e-3)
+    assert lr_factor(100, 100, 10, "cosine") == pytest.approx(0.01)
+    assert lr_factor(100, 100, 10, "onecycle") == pytest.approx(1e-4)
+    assert lr_factor(7, 100, 10, "constant") == 1.0
+
+
+def test_finetune_learns_and_records_the_run(toy_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary, sink = finetune(
+        {"data": str(toy_data), "out": str(out), "epochs": 3, "workspace": str(tmp_path), **TINY}
+    )
+    assert summary["epochs_run"] == 3
+    assert summary["val_acc"] >= 0.8, summary
+    for name in ("config.json", "run.json", "model.json", "best.safetensors", "last.safetensors"):
+        assert (out / name).is_file(), name
+    assert (out / "checkpoint" / "state.json").is_file()
+    split = json.loads((out / "split.json").read_text())
+    assert (
+        len(split["splits"]["train"]) + len(split["splits"]["val"]) + len(split["splits"]["test"])
+        == 60
+    )
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 4
+    assert "val_f1_fake" in rows[0] and "val_auc" in rows[0]
+    metrics = sink.of("metric")
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert json.loads((out / "run.json").read_text())["status"] == "done"
+    assert summary["params"] > 0 and summary["macs"] > 0
+    events_file = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    indexing = [e for e in sink.events if e["data"].get("phase") == "index"]
+    assert events_file == sink.events[len(indexing) :]  # the run folder exists after indexing
+
+
+def test_resume_after_kill_reaches_the_same_weights(toy_data: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    base = {"data": str(toy_data), "workspace": str(tmp_path), **TINY, "crop_prob": 0.5}
+    finetune({**base, "out": str(tmp_path / "straight"), "epochs": 2})
+    # "Kill" after epoch 1: run a 2-epoch config but cancel as epoch 2 starts.
+    from training.control import CancelToken
+
+    class CancelAtEpoch2(CancelToken):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def is_set(self) -> bool:
+            self.calls += 1
+            return self.calls > 3 + 2  # 3 train batches of epoch 1 + 2 validation batches
+
+    cut = tmp_path / "cut"
+    summary, _ = finetune({**base, "out": str(cut), "epochs": 2}, CancelAtEpoch2())
+    assert summary["cancelled"] is True
+    assert json.loads((cut / "run.json").read_text())["status"] == "cancelled"
+    finetune({**base, "out": str(cut), "epochs": 2, "resume": True})
+    straight = load_file(str(tmp_path / "straight" / "last.safetensors"))
+    resumed = load_file(str(cut / "last.safetensors"))
+    for key, value in straight.items():
+        assert torch.allclose(value.float(), resumed[key].float(), atol=1e-5), key
+
+
+def test_checkpoint_round_trip_restores_optimizer_and_rng(tmp_path: Path) -> None:
+    from core.models import create_model
+    from training.checkpoint import load_checkpoint, save_checkpoint
+
+    model = create_model("resnet10t", 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5**s)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    opt.step()
+    sched.step()
+    save_checkpoint(tmp_path / "ck", model=model, optimizer=opt, scheduler=sched, epoch=4)
+    expected = torch.rand(3)
+
+    model2 = create_model("resnet10t", 2)
+    opt2 = torch.optim.AdamW(model2.parameters(), lr=0.01)
+    sched2 = torch.optim.lr_scheduler.LambdaLR(opt2, lambda s: 0.5**s)
+    state = load_checkpoint(tmp_path / "ck", model=model2, optimizer=opt2, scheduler=sched2)
+    assert state["epoch"] == 4
+    assert torch.equal(torch.rand(3), expected)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.005)
+    first = next(iter(opt.state.values()))
+    first2 = next(iter(opt2.state.values()))
+    assert torch.equal(first["exp_avg"], first2["exp_avg"])
+    assert not any(p.suffix in (".pt", ".pth", ".pkl") for p in (tmp_path / "ck").iterdir())
+
+
+def test_existing_run_is_not_overwritten(toy_data: Path, tmp_path: Path) -> None:
+    base = {"data": str(toy_data), "workspace": str(tmp_path), **TINY, "epochs": 1}
+    finetune({**base, "out": str(tmp_path / "r")})
+    with pytest.raises(UserError, match="--resume"):
+        finetune({**base, "out": str(tmp_path / "r")})
+
+
+def test_unknown_option_and_out_of_range_values_are_refused(toy_data: Path) -> None:
+    with pytest.raises(UserError, match="unknown finetune option"):
+        finetune({"data": str(toy_data), "out": "x", "epoch": 3})
+    with pytest.raises(UserError, match="epochs must be between"):
+        finetune({"data": str(toy_data), "out": "x", "epochs": 0})
+
+
+def cli(*args: str, env_home: Path) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(env_home), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_cli_trains_one_epoch_then_evaluates(toy_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli-run"
+    trained = cli(
+        "train",
+        "--data",
+        str(toy_data),
+        "--arch",
+        "resnet10t",
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+        env_home=tmp_path / "ws",
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["epochs_run"] == 1
+    evaluated = cli(
+        "evaluate", "--model", str(out), "--data", str(toy_data), "--split", "test", "--json",
+        env_home=tmp_path / "ws",
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["n"] == 6 and report["split"] == "test"
+    assert set(report) >= {"accuracy", "per_class", "confusion_matrix", "auc", "ece", "params"}
+    assert report["macs"] > 0 and report["size_bytes"] > 100_000
+    assert sum(map(sum, report["confusion_matrix"])) == 6
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "empty"),
+        ("flat", "class"),
+        ("one_image", "at least 2 readable images"),
+        ("file", "is a file"),
+    ],
+)
+def test_bad_data_gives_one_clear_message(tmp_path: Path, layout: str, message: str) -> None:
+    data = tmp_path / "d"
+    if layout == "empty":
+        data.mkdir()
+    elif layout == "flat":
+        make_image_set(tmp_path / "tmp", {"real": 3})
+        (tmp_path / "tmp" / "real").rename(data)
+    elif layout == "one_image":
+        make_image_set(data, {"real": 5, "fake": 1})
+    elif layout == "file":
+        data.write_text("not a folder")
+    result = cli("train", "--data", str(data), "--out", str(tmp_path / "o"), env_home=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") or "\nerror: " in result.stderr
+    assert message in result.stderr.lower(), result.stderr
+
+
+def test_corrupt_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    data = make_image_set(tmp_path / "d", {"real": 12, "fake": 12})
+    (data / "real" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "fake" / "empty.png").write_bytes(b"")
+    _, sink = finetune(
+        {
+            "data": str(data),
+            "out": str(tmp_path / "r"),
+            "epochs": 1,
+            "workspace": str(tmp_path),
+            **TINY,
+        }
+    )
+    warnings = [e for e in sink.of("log") if e["data"].get("level") == "warning"]
+    assert warnings and "2 unreadable" in warnings[0]["data"]["message"]
+    split = json.loads((tmp_path / "r" / "split.json").read_text())
+    assert not any("broken" in p or "empty" in p for p in split["labels"])
