@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -158,6 +159,25 @@ def load_bundle(path: str | os.PathLike, cache_dir: Path | None = None) -> Bundl
     bundle = read_bundle_dir(root)
     bundle.source = source
     return bundle
+
+
+def default_bundle_path() -> Path:
+    """``assets/bundles/default`` beside the packages (or inside the PyInstaller bundle)."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    root = Path(frozen_root) if frozen_root else Path(__file__).resolve().parents[1]
+    return root / "assets" / "bundles" / "default"
+
+
+def load_default_bundle() -> Bundle:
+    """The bundle shipped with the app, or a UserError saying how to make one."""
+    path = default_bundle_path()
+    if not (path / BUNDLE_FILE).is_file():
+        raise UserError(
+            f"no default model bundle at {path}. Pass --model BUNDLE (a bundle folder or .zip), "
+            "or train and export one: `deepfake-studio train ...`, then "
+            f"`deepfake-studio export RUN_DIR --out {path}`"
+        )
+    return load_bundle(path)
 
 
 def refuse_pickle(path: Path) -> None:

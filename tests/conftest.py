@@ -14,6 +14,7 @@ Keep fixtures generic and cheap; add new ones below with a docstring.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,16 +73,18 @@ def export_reference_bundle(model, description, out_dir: Path, target_risk: floa
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 3, spec.input_size, spec.input_size)
     batch = {0: "batch"}
-    torch.onnx.export(
-        wrapper,
-        (example,),
-        str(onnx_path),
-        input_names=["image"],
-        output_names=["logits", "cam"],
-        dynamic_axes={"image": batch, "logits": batch, "cam": batch},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(onnx_path),
+            input_names=["image"],
+            output_names=["logits", "cam"],
+            dynamic_axes={"image": batch, "logits": batch, "cam": batch},
+            opset_version=17,
+            dynamo=False,
+        )
     images, labels = tinted_images(60, seed=99)
     with torch.no_grad():
         logits = model(torch.from_numpy(np.stack([spec(image) for image in images]))).numpy()
@@ -143,3 +146,106 @@ def tiny_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         suffix = "png" if i % 2 else "jpg"
         Image.fromarray(image).save(folder / f"img_{i:02d}.{suffix}", quality=95)
     return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Qt fixtures (GUI shell, job runner, Jobs and Models pages). napari-style leak checks: a test
+# that uses ``qtbot`` fails when it leaves a running QThread, pool task, child process or an
+# active QTimer behind after its windows are closed.
+# ---------------------------------------------------------------------------------------------
+
+
+def _child_pids() -> set[int]:
+    """Live (non-zombie) child processes of this test process (Linux /proc; empty elsewhere)."""
+    import os
+
+    pids: set[int] = set()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return pids
+    me = os.getpid()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[0] != "Z" and int(fields[1]) == me:
+            pids.add(int(entry.name))
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def _qt_leak_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Track QTimer/QThread/QProcess starts of Qt tests; fail on what is still running at the end."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    from PySide6.QtCore import QProcess, QThread, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    started: dict[str, list] = {"timer": [], "thread": [], "process": []}
+
+    def tracking(cls, kind: str):
+        original = cls.start
+
+        def start(self, *args, **kwargs):
+            started[kind].append(self)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "start", start)
+
+    tracking(QTimer, "timer")
+    tracking(QThread, "thread")
+    tracking(QProcess, "process")
+    children_before = _child_pids()
+    yield
+    from shiboken6 import isValid
+
+    from app.widgets.background import pool
+
+    for widget in QApplication.topLevelWidgets():
+        widget.close()
+    QApplication.processEvents()
+    problems = []
+    if not pool().waitForDone(5000):
+        problems.append("background tasks still running")
+    QApplication.processEvents()
+    live = [o for o in started["process"] if isValid(o) and o.state() != QProcess.NotRunning]
+    for process in live:
+        process.kill()
+        process.waitForFinished(2000)
+    if live:
+        problems.append(f"{len(live)} QProcess(es) still running")
+    threads = [t for t in started["thread"] if isValid(t) and t.isRunning()]
+    if threads:
+        problems.append(f"{len(threads)} QThread(s) still running")
+    timers = [t for t in started["timer"] if isValid(t) and t.isActive()]
+    if timers:
+        problems.append(f"{len(timers)} QTimer(s) still active after the windows closed")
+    leftover = _child_pids() - children_before
+    if leftover:
+        problems.append(f"child processes left behind: {sorted(leftover)}")
+    if problems:
+        pytest.fail("Qt leak check: " + "; ".join(problems))
+
+
+@pytest.fixture
+def studio_workspace(tmp_path: Path):
+    """A fresh :class:`core.workspace.Workspace` in ``tmp_path/workspace``."""
+    from core.workspace import Workspace
+
+    return Workspace.resolve(tmp_path / "workspace")
+
+
+@pytest.fixture
+def fake_job_program() -> list[str]:
+    """argv prefix that runs ``tests/fake_job.py`` (torch-free scripted events) as a job."""
+    import sys
+
+    return [sys.executable, str(Path(__file__).resolve().parent / "fake_job.py")]
+
+
+# ---- end of Qt fixtures ----------------------------------------------------------------------
