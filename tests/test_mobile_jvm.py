@@ -1,0 +1,297 @@
+"""The pure-Java core of the Android app (mobile/core) against Python, on real bundles.
+
+The Java sources are compiled with ``javac`` and run with JUnit 4 (Debian's ``junit4`` package),
+no Gradle. The JUnit suite holds hand-computed unit tests plus ``GoldenParityTest``, which this
+module points at:
+
+* ``tiny_bundle`` (tests/conftest.py): a real resnet10t exported to ONNX by the Python exporter,
+  so the chain Python export -> Java preprocessing and decision is proven;
+* three bundles written here with :func:`core.bundle.write_bundle`, one per ``resize_mode``, from
+  real photos in ../shared/data (generated images when it is absent): resize_crop on
+  non-square and portrait images, resize (aspect not kept), crop at native resolution with odd
+  margins and crop of an image smaller than the input (scaled up first). Their network is a tiny
+  hand-built ONNX graph (global average pool + linear), so logits are real onnxruntime outputs;
+* a folder of RGBA / palette PNGs and what ``core.preprocess.load_image`` made of them, to prove
+  that alpha is composited on white identically.
+
+Java writes the differences it measured to a JSON report that the tests below assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.bundle import GoldenVector, write_bundle
+from core.preprocess import PreprocessSpec, load_image
+from core.rejection import Calibration
+from core.verdict import scores_of
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "mobile" / "core"
+SHARED = ROOT.parent / "shared" / "data"
+JARS = (Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar"))
+CLASSES = ["real", "sd14", "sdxl"]
+INPUT_TOLERANCE = 1e-4
+
+
+def _require_java() -> None:
+    missing = [tool for tool in ("java", "javac") if shutil.which(tool) is None]
+    missing += [str(jar) for jar in JARS if not jar.is_file()]
+    if missing:
+        pytest.skip(
+            f"Java parity tests need a JDK and JUnit 4 (apt-get install default-jdk-headless "
+            f"junit4); missing: {', '.join(missing)}"
+        )
+
+
+@pytest.fixture(scope="module")
+def junit(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess]:
+    """Compile mobile/core (main + tests) once; return ``run(classes, **properties)``."""
+    _require_java()
+    out = tmp_path_factory.mktemp("javac")
+    sources = sorted(str(p) for p in (CORE / "src").rglob("*.java"))
+    classpath = os.pathsep.join(str(jar) for jar in JARS)
+    javac = ["javac", "-Xlint:all", "-Werror", "-encoding", "UTF-8", "-d", str(out)]
+    compiled = subprocess.run(
+        [*javac, "-cp", classpath, *sources],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    test_classes = sorted(
+        "studio.deepfake.core." + p.stem for p in (CORE / "src" / "test").rglob("*Test.java")
+    )
+
+    def run(classes: list[str] | None = None, **properties: str) -> subprocess.CompletedProcess:
+        flags = [f"-D{key.replace('_', '.')}={value}" for key, value in properties.items()]
+        java = ["java", "-Djava.awt.headless=true", *flags, "-cp", f"{out}{os.pathsep}{classpath}"]
+        return subprocess.run(
+            [*java, "org.junit.runner.JUnitCore", *(classes or test_classes)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    run.test_classes = test_classes
+    return run
+
+
+# -- bundles for each geometry ------------------------------------------------------------------
+def colour_model() -> bytes:
+    """A real ONNX network (opset 17): the mean of each channel, then a fixed linear layer that
+    favours real / sd14 / sdxl for red / green / blue images."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.array([[2, -1, -1], [-1, 2, -1], [-1, -1, 2]], dtype=np.float32) * 3.0
+    bias = np.array([0.5, 0.0, -0.5], dtype=np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["features"]),
+            helper.make_node("Gemm", ["features", "weight", "bias"], ["logits"], transB=1),
+        ],
+        "colour",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[
+            numpy_helper.from_array(weight, "weight"),
+            numpy_helper.from_array(bias, "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by every onnxruntime the apps ship
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def shared_or_generated(
+    relative: str | None, shape: tuple[int, int], seed: int
+) -> tuple[np.ndarray, str]:
+    """A decoded image from ../shared/data, or a generated one of ``shape`` (h, w) when
+    ``relative`` is ``None`` or the file is absent."""
+    path = SHARED / (relative or "-")
+    if relative and path.is_file():
+        return load_image(path), relative
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    ramp = np.linspace(0, 255, width)[None, :, None] * np.array([1.0, 0.4, 0.1])
+    noise = rng.normal(0, 40, (height, width, 3))
+    return (ramp + noise + 30).clip(0, 255).astype(np.uint8), f"generated {width}x{height}"
+
+
+GEOMETRIES = {
+    # name: (spec, score, temperature, [(shared file, fallback shape (h, w)), ...])
+    "resize_crop": (
+        PreprocessSpec(input_size=48, resize_mode="resize_crop", resize_size=56),
+        "max_softmax",
+        1.5,
+        [
+            ("scenes/real/imagenet_00001.jpg", (263, 376)),
+            ("scenes/real/imagenet_00004.jpg", (480, 320)),
+            ("scenes/midjourney/00001.jpg", (320, 569)),
+        ],
+    ),
+    "resize": (
+        PreprocessSpec(
+            input_size=40, resize_mode="resize", mean=(0.5, 0.5, 0.5), std=(0.5, 0.25, 0.125)
+        ),
+        "energy",
+        1.0,
+        [
+            ("scenes/real/imagenet_00000.jpg", (320, 427)),
+            ("faces/real/ffhq256_00000.jpg", (256, 256)),
+            ("scenes/midjourney/00005.jpg", (344, 320)),
+        ],
+    ),
+    "crop": (
+        PreprocessSpec(input_size=48, resize_mode="crop"),
+        "max_softmax",
+        0.8,
+        [
+            ("cifake/test/fake/1006.jpg", (32, 32)),  # smaller than the input: scaled up first
+            (None, (53, 61)),  # native crop, odd margins (2 and 6)
+            (None, (30, 90)),  # 30 < 48: scaled up to 48 x 144
+        ],
+    ),
+}
+
+
+def write_geometry_bundle(name: str, out: Path) -> Path:
+    """A bundle of :func:`colour_model` for one of :data:`GEOMETRIES`, whose threshold leaves
+    one golden vector ``unknown`` and accepts the others."""
+    spec, score, temperature, sources = GEOMETRIES[name]
+    images = [shared_or_generated(rel, shape, seed) for seed, (rel, shape) in enumerate(sources)]
+    weight = np.array([[2, -1, -1], [-1, 2, -1], [-1, -1, 2]]) * 3.0
+    logits = np.stack([weight @ spec(image).mean(axis=(1, 2)) for image, _ in images])
+    logits += [0.5, 0.0, -0.5]
+    values = np.sort(scores_of(logits, temperature, score)[1])
+    assert values[1] - values[0] > 1e-3, "test images too alike to place a threshold between"
+    calibration = Calibration(
+        temperature=temperature,
+        score=score,
+        threshold=float(values[:2].mean()),
+        target_risk=0.05,
+        n=len(images),
+        chosen_on="fixed by tests/test_mobile_jvm.py",
+    )
+    return write_bundle(
+        out,
+        colour_model(),
+        arch="colour-linear",
+        class_names=CLASSES,
+        real_class="real",
+        preprocess=spec,
+        calibration=calibration,
+        parent_run="tests/test_mobile_jvm.py",
+        golden_vectors=[
+            GoldenVector(f"{name}{i}", image, source=source)
+            for i, (image, source) in enumerate(images)
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def geometry_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("geometry")
+    return {name: write_geometry_bundle(name, root / name) for name in GEOMETRIES}
+
+
+@pytest.fixture(scope="module")
+def decode_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``NAME.rgba.png`` files with transparency and ``NAME.rgb.png``: Python's decoding."""
+    out = tmp_path_factory.mktemp("decode")
+    value, alpha = np.meshgrid(np.arange(256), np.arange(256))  # every (value, alpha) pair
+    rgba = np.stack([value, 255 - value, (value * 7) % 256, alpha], axis=-1).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(out / "all.rgba.png")
+    palette = Image.fromarray(rgba[::16, ::16, :3]).quantize(16)
+    palette.info["transparency"] = 3
+    palette.save(out / "palette.rgba.png", transparency=3)
+    for name in ("all", "palette"):
+        rgb = load_image(out / f"{name}.rgba.png")
+        Image.fromarray(rgb, "RGB").save(out / f"{name}.rgb.png")
+    return out
+
+
+@pytest.fixture(scope="module")
+def parity(junit, tiny_bundle: Path, geometry_bundles, decode_dir, tmp_path_factory) -> dict:
+    """Run the whole JUnit suite once on all bundles; its output and the Java report."""
+    report = tmp_path_factory.mktemp("report") / "parity.json"
+    bundles = {"tiny_bundle": tiny_bundle, **geometry_bundles}
+    result = junit(
+        bundle_dirs=os.pathsep.join(str(p) for p in bundles.values()),
+        decode_dir=str(decode_dir),
+        parity_report=str(report),
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    rows = json.loads(report.read_text())["bundles"]
+    return {"output": result.stdout, "rows": dict(zip(bundles, rows, strict=True))}
+
+
+# -- the tests ----------------------------------------------------------------------------------
+def test_junit_unit_tests_pass(junit, parity) -> None:
+    """Every JUnit test class ran and passed (hand-computed softmax, resampling, crops ...)."""
+    assert len(junit.test_classes) >= 7
+    count = int(parity["output"].split("OK (")[1].split(" test")[0])
+    assert count >= 30, parity["output"]
+
+
+@pytest.mark.parametrize("name", ["tiny_bundle", *GEOMETRIES])
+def test_java_preprocessing_matches_python(parity, name: str) -> None:
+    row = parity["rows"][name]
+    print(f"{name}: Java vs Python input max |diff| = {row['max_input_diff']:.3g}")
+    assert row["vectors"] >= 2
+    assert row["max_input_diff"] <= INPUT_TOLERANCE
+    assert row["model_sha256_checked"] is True
+
+
+@pytest.mark.parametrize("name", ["tiny_bundle", *GEOMETRIES])
+def test_java_decision_matches_python(parity, name: str) -> None:
+    row = parity["rows"][name]
+    assert row["verdicts_equal"] == row["vectors"]
+    # Both sides compute the rule in double precision from the same float32 logits.
+    assert row["max_probs_diff"] <= 1e-9
+    assert row["max_score_diff"] <= 1e-9
+
+
+def test_geometry_bundles_cover_every_mode_and_verdict(geometry_bundles) -> None:
+    """The fixtures exercise what they claim: each mode, unknown and accepted verdicts."""
+    verdicts = set()
+    for name, path in geometry_bundles.items():
+        meta = json.loads((path / "bundle.json").read_text())
+        golden = json.loads((path / "golden" / "golden.json").read_text())
+        assert meta["preprocess"]["resize_mode"] == name
+        kinds = [v["verdict"] for v in golden["vectors"]]
+        assert kinds.count("unknown") == 1
+        verdicts.update(kinds)
+    assert {"unknown", "real"} <= verdicts or {"unknown", "fake"} <= verdicts
+    crop = geometry_bundles["crop"] / "golden"
+    sizes = sorted(Image.open(p).size for p in crop.glob("*.png"))
+    assert min(min(s) for s in sizes) < GEOMETRIES["crop"][0].input_size  # scaled-up case
+
+
+def test_java_catches_a_tampered_golden_vector(junit, geometry_bundles, tmp_path: Path) -> None:
+    """Negative control: a 3e-4 change in one input value and a flipped verdict are reported."""
+    bundle = shutil.copytree(geometry_bundles["resize_crop"], tmp_path / "tampered")
+    golden_file = bundle / "golden" / "golden.json"
+    golden = json.loads(golden_file.read_text())
+    first, second = golden["vectors"][:2]
+    tensor = np.fromfile(bundle / "golden" / first["input"], dtype="<f4")
+    tensor[123] += 3e-4
+    tensor.tofile(bundle / "golden" / first["input"])
+    second["verdict"] = "unknown" if second["verdict"] != "unknown" else "real"
+    golden_file.write_text(json.dumps(golden))
+    result = junit(["studio.deepfake.core.GoldenParityTest"], bundle_dirs=str(bundle))
+    assert result.returncode != 0
+    assert f"tampered/{first['name']}: input differs by" in result.stdout
+    assert f"tampered/{second['name']}: verdict" in result.stdout
