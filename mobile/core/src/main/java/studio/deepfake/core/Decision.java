@@ -1,5 +1,7 @@
 package studio.deepfake.core;
 
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -19,7 +21,7 @@ public final class Decision {
         if (!classNames.contains(realClass)) {
             throw new BundleException("real_class \"" + realClass + "\" is not one of " + classNames);
         }
-        this.classNames = List.copyOf(classNames);
+        this.classNames = Collections.unmodifiableList(new ArrayList<>(classNames));
         this.realClass = realClass;
         this.calibration = calibration;
     }

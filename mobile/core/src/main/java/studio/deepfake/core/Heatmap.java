@@ -90,6 +90,33 @@ public final class Heatmap {
         return out;
     }
 
+    /**
+     * Blends the coloured heatmap over an {@code S x S x 3} image (floats 0..255, HWC, e.g.
+     * {@link Preprocessor#geometry}), more strongly where it is hot: {@code core.explain.overlay}.
+     *
+     * @return opaque ARGB pixels, row-major
+     */
+    public int[] overlay(float[] hwc, float alpha) {
+        if (hwc.length != values.length * 3) {
+            throw new IllegalArgumentException("heatmap " + width + "x" + height
+                    + " does not match an image of " + hwc.length / 3 + " pixels");
+        }
+        int[] out = new int[values.length];
+        for (int i = 0; i < values.length; i++) {
+            float heat = Math.max(0f, Math.min(1f, values[i]));
+            float weight = alpha * heat;
+            int colour = colour(heat);
+            int argb = 0xFF;
+            for (int c = 0; c < 3; c++) {
+                float hot = (colour >> (16 - 8 * c)) & 0xFF;
+                float blended = hwc[i * 3 + c] * (1f - weight) + hot * weight;
+                argb = argb << 8 | (int) Math.max(0f, Math.min(255f, blended + 0.5f));
+            }
+            out[i] = argb;
+        }
+        return out;
+    }
+
     /** The jet-like RGB colour of a value in 0..1 (blue = cold, red = hot). */
     static int colour(float value) {
         float v = Math.max(0f, Math.min(1f, value));

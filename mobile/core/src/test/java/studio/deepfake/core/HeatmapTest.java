@@ -41,6 +41,17 @@ public class HeatmapTest {
     }
 
     @Test
+    public void overlayBlendsLikePython() {
+        // core.explain.overlay([[(10, 200, 30), (255, 255, 255)]], heat [[0, 0.8]], 0.5)
+        // gives (10, 200, 30) and (255, 183, 153). Heat 0.8 is a 1x2 map scaled from 0 .. 1.25.
+        Heatmap map = Heatmap.of(new float[] {0f, 1f}, new long[] {1, 1, 1, 2}, 0, 2, 1);
+        map.values[1] = 0.8f;
+        int[] argb = map.overlay(new float[] {10, 200, 30, 255, 255, 255}, 0.5f);
+        assertEquals(0xFF0AC81E, argb[0]);
+        assertEquals(0xFFFFB799, argb[1]);
+    }
+
+    @Test
     public void wrongShapesAreRefused() {
         assertThrows(BundleException.class, () -> Heatmap.of(new float[4], new long[] {2, 2}, 0, 4, 4));
         assertThrows(BundleException.class,
