@@ -1,0 +1,141 @@
+"""``deepfake-studio check``: JSON lines, the table, reports and exit status."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.__main__ import main
+from core import bundle as bundle_module
+
+REPO = Path(__file__).resolve().parents[1]
+RESULT_KEYS = {
+    "path",
+    "verdict",
+    "label",
+    "confidence",
+    "probs",
+    "threshold",
+    "score",
+    "margin",
+    "explanation",
+}
+
+
+def run_check(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    status = main(["check", *map(str, args)])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_json_lines_one_per_image(capsys, tiny_bundle: Path, tiny_image_dir: Path) -> None:
+    status, out, err = run_check(capsys, tiny_image_dir, "--model", tiny_bundle, "--json")
+    assert status == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 12
+    paths = [line["path"] for line in lines]
+    assert paths == sorted(paths) and Path(paths[0]).parent.parent == tiny_image_dir
+    for line in lines:
+        assert set(line) == RESULT_KEYS
+        assert line["verdict"] in {"real", "fake", "unknown"}
+        assert line["label"] in {"real", "sd14", "sdxl"}
+        assert sum(line["probs"].values()) == pytest.approx(1.0)
+        assert line["margin"] == pytest.approx(line["score"] - line["threshold"])
+        assert (line["margin"] < 0) == (line["verdict"] == "unknown")
+        if line["verdict"] == "fake":
+            assert line["label"] != "real"
+    assert "resnet10t fp32" in err and "12 images:" in err
+
+
+def test_table_and_summary(capsys, tiny_bundle: Path, tiny_image_dir: Path, tmp_path) -> None:
+    missing = tmp_path / "missing.jpg"
+    status, out, _ = run_check(capsys, tiny_image_dir / "real", missing, "--model", tiny_bundle)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("model: resnet10t fp32, real vs 2 fake class(es)")
+    rows = lines[1:-1]
+    assert len(rows) == 5
+    assert rows[-1].startswith("error") and "file not found" in rows[-1]
+    assert all(row.split()[0] in {"real", "fake", "unknown"} for row in rows[:-1])
+    assert lines[-1].startswith("5 images:") and lines[-1].endswith("1 error")
+
+
+def test_reports_in_three_formats(capsys, tiny_bundle: Path, tiny_image_dir: Path, tmp_path):
+    results = {}
+    for suffix in ("csv", "json", "html"):
+        report = tmp_path / f"out.{suffix}"
+        status, out, _ = run_check(
+            capsys, tiny_image_dir, "--model", tiny_bundle, "--report", report, "--batch-size", "5"
+        )
+        assert status == 0 and f"report written to {report}" in out
+        results[suffix] = report
+    with open(results["csv"], encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12
+    assert {"p_real", "p_sd14", "p_sdxl", "margin", "explanation"} <= set(rows[0])
+    body = json.loads(results["json"].read_text())
+    assert body["format"] == "deepfake-studio/check-report"
+    assert sum(body["counts"].values()) == 12
+    assert [r["path"] for r in body["results"]] == [r["path"] for r in rows]
+    page = results["html"].read_text()
+    assert page.count("data:image/jpeg;base64,") == 12
+    assert f"{body['counts']['real']} real" in page
+    assert results["html"].stat().st_size < 12 * 8000
+
+
+def test_nothing_readable_exits_2(capsys, tiny_bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"")
+    status, out, err = run_check(capsys, tmp_path / "a.jpg", "--model", tiny_bundle, "--json")
+    assert status == 2
+    assert json.loads(out)["verdict"] == "error"
+    assert "error: none of the 1 file(s) could be read as an image" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, _, err = run_check(capsys, empty, "--model", tiny_bundle)
+    assert status == 2 and "error: no image files found in" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "/nonexistent/bundle"], "model bundle /nonexistent/bundle does not exist"),
+        (["--report", "out.pdf"], "report must end in .csv, .json, .html"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+    ],
+)
+def test_bad_options_are_clear(capsys, tiny_bundle, tiny_image_dir, args, message) -> None:
+    if "--model" not in args:
+        args = [*args, "--model", str(tiny_bundle)]
+    status, _, err = run_check(capsys, tiny_image_dir, *args)
+    assert status == 2 and f"error: {message}" in err
+
+
+def test_default_bundle(capsys, tiny_bundle, tiny_image_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bundle_module, "default_bundle_path", lambda: tmp_path / "none")
+    status, _, err = run_check(capsys, tiny_image_dir)
+    assert status == 2 and "no default model bundle" in err and "--model BUNDLE" in err
+    monkeypatch.setattr(bundle_module, "default_bundle_path", lambda: tiny_bundle)
+    status, out, _ = run_check(capsys, tiny_image_dir / "sd14", "--json")
+    assert status == 0 and len(out.splitlines()) == 4
+
+
+def test_real_entry_point_in_a_subprocess(tiny_bundle_zip: Path, tiny_image_dir: Path, tmp_path):
+    env = {"DEEPFAKE_STUDIO_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    command = ["-m", "app", "check", str(tiny_image_dir / "real"), "--model", str(tiny_bundle_zip)]
+    out = subprocess.run(
+        [sys.executable, *command, "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(lines) == 4 and all(line["path"].endswith((".jpg", ".png")) for line in lines)
+    assert (tmp_path / "cache" / "bundles").is_dir()
