@@ -216,11 +216,14 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
         except ImageDecodeError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageDecodeError(f"{name}: image is too large (decompression bomb?)") from None
-        except Image.UnidentifiedImageError:
             raise ImageDecodeError(
-                f"{name}: not an image (unknown or unsupported format)"
+                f"{name}: image is larger than the {MAX_IMAGE_PIXELS // 1_000_000} megapixel "
+                "limit (decompression bomb?)"
             ) from None
+        except Image.UnidentifiedImageError:
+            empty = handle.seek(0, io.SEEK_END) == 0
+            reason = "file is empty" if empty else "not an image (unknown or unsupported format)"
+            raise ImageDecodeError(f"{name}: {reason}") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             reason = str(exc) or type(exc).__name__
             if handle.seek(0, io.SEEK_END) == 0:
