@@ -217,8 +217,8 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageDecodeError(
-                f"{name}: image is larger than the {MAX_IMAGE_PIXELS // 1_000_000} megapixel "
-                "limit (decompression bomb?)"
+                f"{name}: image is too large: over the {MAX_IMAGE_PIXELS // 1_000_000} "
+                "megapixel limit (decompression bomb?)"
             ) from None
         except Image.UnidentifiedImageError:
             empty = handle.seek(0, io.SEEK_END) == 0
