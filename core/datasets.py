@@ -16,6 +16,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -270,15 +271,43 @@ class DatasetIndex:
             return conn.execute(f"SELECT COUNT(*) FROM files {where}", args).fetchone()[0]
 
     def records(
-        self, label: str | None = None, offset: int = 0, limit: int | None = None
+        self,
+        label: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        *,
+        after: str | None = None,
     ) -> list[FileFacts]:
-        """Every file's facts (unreadable included), sorted by path; one page with ``limit``."""
-        where, args = ("WHERE label = ?", [label]) if label is not None else ("", [])
+        """Every file's facts (unreadable included), sorted by path.
+
+        ``limit`` gives one page: ``offset`` rows on, or (faster for deep pages, it uses the
+        index) the files whose path sorts ``after`` a given relative path.
+        """
+        clauses, args = [], []
+        if label is not None:
+            clauses.append("label = ?")
+            args.append(label)
+        if after is not None:
+            clauses.append("relpath > ?")
+            args.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         cols = ", ".join((*COLUMNS, "split"))
         sql = f"SELECT {cols} FROM files {where} ORDER BY relpath LIMIT ? OFFSET ?"
         with self._db() as conn:
             rows = conn.execute(sql, [*args, -1 if limit is None else limit, offset])
             return [FileFacts(*row) for row in rows]
+
+    def find(self, relpaths: list[str]) -> list[FileFacts]:
+        """The facts of the given files (those still indexed), sorted by path."""
+        cols = ", ".join((*COLUMNS, "split"))
+        found: list[FileFacts] = []
+        with self._db() as conn:
+            for start in range(0, len(relpaths), 500):
+                chunk = relpaths[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                sql = f"SELECT {cols} FROM files WHERE relpath IN ({marks})"
+                found += [FileFacts(*row) for row in conn.execute(sql, chunk)]
+        return sorted(found, key=lambda r: r.relpath)
 
     def path(self, relpath: str) -> Path:
         """The absolute path of a file given by its index-relative path."""
@@ -429,3 +458,20 @@ def _analyse_all(
     finally:
         pool.shutdown(cancel_futures=True)
     return done
+
+
+def known_indexes(workspace: Workspace) -> list[tuple[Path, Path]]:
+    """``(data set root, index file)`` of every index in ``workspace``, sorted by root."""
+    found = []
+    for db_path in sorted(workspace.indexes.glob("*.sqlite")):
+        try:
+            conn = connect(db_path)
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue
+        if row:
+            found.append((Path(row[0]), db_path))
+    return sorted(found)

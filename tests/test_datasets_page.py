@@ -1,0 +1,246 @@
+"""The Datasets page driven by pytest-qt: indexing, cancel, thumbnails, hygiene clicks, splits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QThreadPool, QUrl
+from PySide6.QtGui import QDropEvent
+from test_datasets_support import add_bad_files, copy_file, make_dataset
+
+from app.pages import datasets as page_module
+from app.pages.datasets import PAGE_ROWS, DatasetsPage
+from app.widgets import background
+from core import datasets
+from core.thumbnails import thumbnail_path
+from core.workspace import Workspace
+
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def page(qtbot, tmp_path: Path):
+    """A shown page; teardown fails if any worker thread or pool task is left running."""
+    widget = DatasetsPage(Workspace(tmp_path / "ws"))
+    qtbot.addWidget(widget)
+    widget.resize(1100, 760)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.shutdown()
+    background.pool().waitForDone(5000)
+    assert not widget.is_busy()
+    assert widget.model.pool.activeThreadCount() == 0
+    assert background.pool().activeThreadCount() == 0
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    root = make_dataset(tmp_path / "data", {"real": 14, "fake": 9})
+    add_bad_files(root / "fake")
+    copy_file(root / "real" / "real_001.png", root / "real" / "copy.png")
+    return root
+
+
+def index_through(page: DatasetsPage, qtbot, root: Path):
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+        page.add_folder(root)
+    return blocker.args[0]
+
+
+def test_constructor_is_cheap(tmp_path: Path, qtbot) -> None:
+    workspace = Workspace(tmp_path / "ws")
+    widget = DatasetsPage(workspace, parent=None)
+    qtbot.addWidget(widget)
+    assert not widget.is_busy() and widget.view is None
+    assert not list(workspace.indexes.iterdir())
+    assert widget.datasets.count() == 0
+    widget.shutdown()
+
+
+def test_indexing_shows_counts_chart_and_findings(page: DatasetsPage, qtbot, data: Path) -> None:
+    with qtbot.waitSignal(page.sig_indexes_listed, timeout=WAIT_MS):
+        view = index_through(page, qtbot, data)
+    assert view.counts == {"fake": 9, "real": 15} and view.unreadable == 3
+    assert list(page.bars.opts["height"]) == [9, 15]
+    assert "27 files in 2 classes, 3 unreadable" in page.summary.text()
+    assert "real: 15" in page.summary.text()
+    combo = [page.class_combo.itemText(i) for i in range(page.class_combo.count())]
+    assert combo == ["All classes", "fake (9)", "real (15)"]
+    assert page.datasets.count() == 1 and page.datasets.item(0).text() == f"{data.parent.name}/data"
+    kinds = [f.kind for f in view.report.findings]
+    assert "unreadable" in kinds and "duplicates" in kinds
+    top = [page.findings.topLevelItem(i).text(0) for i in range(page.findings.topLevelItemCount())]
+    assert any(text.startswith("error: 3 files cannot be read") for text in top)
+    assert page.tabs.tabText(2) == f"Hygiene ({len(kinds)})"
+    assert not page.progress.isVisible() and page.add_button.isEnabled()
+    assert "Indexed" in page.status.text()
+
+
+def test_thumbnails_are_made_off_thread_and_cached(page: DatasetsPage, qtbot, data: Path) -> None:
+    index_through(page, qtbot, data)
+    page.class_combo.setCurrentIndex(2)  # real
+    page.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: page.model.loaded >= 14, timeout=WAIT_MS)  # 15 files, 14 contents
+    assert page.model.rowCount() == 15
+    copy, original = page.model.row_of("real/copy.png"), page.model.row_of("real/real_001.png")
+    decoration = Qt.ItemDataRole.DecorationRole
+    copy_image = page.model.data(page.model.index(copy), decoration)
+    assert copy_image is page.model.data(page.model.index(original), decoration)
+    facts = page.model.facts(0)
+    cached = thumbnail_path(page.workspace.thumbnails, facts.sha256)
+    assert cached.is_file()
+    image = page.model.data(page.model.index(0), Qt.ItemDataRole.DecorationRole)
+    assert image.width() == 96  # 16 px images are enlarged to the icon size
+    assert "real/" in page.model.data(page.model.index(0), Qt.ItemDataRole.ToolTipRole)
+    page.class_combo.setCurrentIndex(1)  # fake: unreadable files get the broken placeholder
+    qtbot.waitUntil(lambda: page.model.rowCount() == 12, timeout=WAIT_MS)  # fetched by the view
+    broken = page.model.index(page.model.row_of("fake/empty.png"))
+    assert "unreadable: file is empty" in page.model.data(broken, Qt.ItemDataRole.ToolTipRole)
+    assert page.model.data(broken, decoration) is page.model._broken
+
+
+def test_rows_are_paged_lazily(page: DatasetsPage, qtbot, tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "big", {"a": PAGE_ROWS + 20, "b": 2})
+    index_through(page, qtbot, root)
+    page.class_combo.setCurrentIndex(1)
+    page.model.show_class(page.view.index, "a")
+    assert page.model.rowCount() == 0 and page.model.canFetchMore()
+    page.model.fetchMore()
+    assert page.model.rowCount() == PAGE_ROWS and page.model.canFetchMore()
+    page.model.fetchMore()
+    assert page.model.rowCount() == PAGE_ROWS + 20 and not page.model.canFetchMore()
+    paths = [page.model.facts(r).relpath for r in range(page.model.rowCount())]
+    assert paths == sorted(paths) and len(set(paths)) == PAGE_ROWS + 20
+
+
+def test_cancel_keeps_progress_and_reindex_resumes(
+    page: DatasetsPage, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 30, "fake": 30})
+    analyse = datasets.analyse_file
+
+    def slow(*args):
+        time.sleep(0.01)
+        return analyse(*args)
+
+    monkeypatch.setattr(datasets, "BATCH", 4)
+    monkeypatch.setattr(datasets, "analyse_file", slow)
+    progress: list[tuple[int, int]] = []
+    page._start(str(root), build=True)
+    page._worker.sig_progress_changed.connect(lambda d, t: progress.append((d, t)))
+    assert page.is_busy() and page.cancel_button.isVisible() and not page.add_button.isEnabled()
+    qtbot.waitUntil(lambda: any(d > 0 for d, _ in progress), timeout=WAIT_MS)
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+        page.cancel_indexing()
+    view = blocker.args[0]
+    assert view.cancelled and 0 < view.files < 60
+    assert "cancelled" in page.status.text()
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=WAIT_MS)
+    assert not page.cancel_button.isVisible()
+
+    monkeypatch.setattr(datasets, "analyse_file", analyse)
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+        page.reindex_button.click()
+    resumed = blocker.args[0]
+    assert not resumed.cancelled and resumed.files == 60
+    assert resumed.index.last_build.analysed == 60 - view.files
+
+
+def test_clicking_a_finding_selects_its_files(page: DatasetsPage, qtbot, data: Path) -> None:
+    view = index_through(page, qtbot, data)
+    page.tabs.setCurrentIndex(2)
+    [dups] = view.report.of_kind("duplicates")
+    item = next(
+        page.findings.topLevelItem(i)
+        for i in range(page.findings.topLevelItemCount())
+        if "exact copies" in page.findings.topLevelItem(i).text(0)
+    )
+    rect = page.findings.visualItemRect(item)
+    qtbot.mouseClick(page.findings.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert page.tabs.currentIndex() == 1
+    assert page.model.rowCount() == 2
+    assert page.selected_files() == dups.files == ["real/copy.png", "real/real_001.png"]
+
+    page.tabs.setCurrentIndex(2)
+    [unreadable] = [
+        page.findings.topLevelItem(i)
+        for i in range(page.findings.topLevelItemCount())
+        if "cannot be read" in page.findings.topLevelItem(i).text(0)
+    ]
+    unreadable.setExpanded(True)
+    child = unreadable.child(0)
+    assert child.text(0).startswith("fake/empty.png: file is empty")
+    rect = page.findings.visualItemRect(child)
+    qtbot.mouseClick(page.findings.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert page.selected_files() == ["fake/empty.png"]
+
+
+def test_make_splits_button(page: DatasetsPage, qtbot, data: Path, tmp_path: Path) -> None:
+    index_through(page, qtbot, data)
+    page.seed.setValue(7)
+    page.val.setValue(0.2)
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+        page.split_button.click()
+    view = blocker.args[0]
+    assert view.split_params == {"seed": 7, "val": 0.2, "test": 0.1}
+    assert sum(view.splits.values()) == 24
+    assert f"train {view.splits['train']}" in page.split_label.text()
+    assert "(seed 7)" in page.split_label.text()
+
+    index_through(page, qtbot, make_dataset(tmp_path / "one", {"only": 4}))
+    with qtbot.waitSignal(page.sig_index_failed, timeout=WAIT_MS) as blocker:
+        page.split_button.click()
+    assert "at least 2 classes" in blocker.args[0]
+    assert "at least 2 classes" in page.status.text() and page.split_button.isEnabled()
+
+
+def test_bad_folder_is_reported(page: DatasetsPage, qtbot, tmp_path: Path) -> None:
+    with qtbot.waitSignal(page.sig_index_failed, timeout=WAIT_MS) as blocker:
+        page.add_folder(tmp_path / "missing")
+    assert "no such folder" in blocker.args[0]
+    assert "no such folder" in page.status.text()
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=WAIT_MS)
+    assert page.add_button.isEnabled()
+
+
+def test_dropping_a_folder_indexes_it(page: DatasetsPage, qtbot, data: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(data))])
+    event = QDropEvent(
+        QPointF(QPoint(10, 10)),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+        page.dropEvent(event)
+    assert blocker.args[0].counts == {"fake": 9, "real": 15}
+
+
+def test_open_dataset_from_the_list(page: DatasetsPage, qtbot, data: Path, tmp_path: Path) -> None:
+    index_through(page, qtbot, data)
+    index_through(page, qtbot, make_dataset(tmp_path / "other", {"x": 2, "y": 3}))
+    qtbot.waitUntil(lambda: page.datasets.count() == 2, timeout=WAIT_MS)
+    item = next(
+        page.datasets.item(i)
+        for i in range(page.datasets.count())
+        if page.datasets.item(i).text().endswith("/data")
+    )
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+        page.datasets.itemClicked.emit(item)
+    view = blocker.args[0]
+    assert view.index.root == data and view.index.last_build is None
+    assert "Opened" in page.status.text()
+
+
+def test_load_view_is_qt_free_data(tmp_path: Path) -> None:
+    index = datasets.DatasetIndex.build(
+        make_dataset(tmp_path / "d", {"a": 2, "b": 2}), Workspace(tmp_path / "ws")
+    )
+    view = page_module.load_view(index)
+    assert view.class_files == {"a": 2, "b": 2} and view.splits is None and not view.cancelled
