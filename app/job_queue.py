@@ -176,7 +176,7 @@ class JobQueue(QObject):
         if self.current is not None:
             self.sig_event_received.emit(self.current.id, event)
 
-    @Slot(str, dict)
+    @Slot(str, object)
     def _on_runner_finished(self, status: str, summary: dict[str, Any]) -> None:
         record, self.current = self.current, None
         if record is not None:

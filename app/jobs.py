@@ -47,7 +47,7 @@ class JobRunner(QObject):
     """One :class:`core.events.Event` from the child's stdout."""
     sig_stderr_received = Signal(str)
     """Text the child wrote to stderr (as it arrives)."""
-    sig_job_finished = Signal(str, dict)
+    sig_job_finished = Signal(str, object)
     """``(status, summary)``: status is ``done``, ``cancelled`` or ``failed``."""
 
     def __init__(
@@ -62,6 +62,7 @@ class JobRunner(QObject):
         self.grace_ms = grace_ms
         self.job_id: str | None = None
         self._process: QProcess | None = None
+        self._last_process: QProcess | None = None
         self._stdout_buffer = b""
         self._stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._stderr_partial = ""
@@ -89,6 +90,7 @@ class JobRunner(QObject):
         self._terminal = None
         self._cancel_requested = False
         self._terminated = False
+        self._release_last_process()
         process = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")
@@ -120,6 +122,11 @@ class JobRunner(QObject):
         self._cancel_requested = True
         process.kill()
         process.waitForFinished(timeout_ms)
+
+    def _release_last_process(self) -> None:
+        last, self._last_process = self._last_process, None
+        if last is not None:
+            last.setParent(None)  # Python owns it now; it is deleted with its last reference
 
     def stderr_tail(self) -> str:
         lines = list(self._stderr_tail)
@@ -217,6 +224,8 @@ class JobRunner(QObject):
         self._terminated = False
         process, self._process = self._process, None
         if process is not None:
-            process.deleteLater()
+            # not deleteLater(): deleting a QProcess from inside its own ``finished`` chain
+            # crashes PySide when the runner goes away first; it is released on the next start
+            self._last_process = process
         log.info("job %s finished: %s", self.job_id, status)
         self.sig_job_finished.emit(status, summary)

@@ -27,13 +27,14 @@ WEIGHT_FILES = ("best.safetensors", "last.safetensors", "model.onnx")
 
 METRIC_ALIASES: dict[str, tuple[str, ...]] = {
     "accuracy": ("test_acc", "accuracy", "test_accuracy", "best_val_acc", "val_acc", "acc"),
-    "f1": ("test_f1", "f1", "macro_f1", "f1_macro", "best_val_f1", "val_f1"),
+    "f1": ("test_macro_f1", "test_f1", "macro_f1", "f1", "val_macro_f1", "val_f1"),
     "auc": ("test_auc", "auc", "roc_auc", "best_val_auc", "val_auc"),
     "ece": ("test_ece", "ece", "best_val_ece", "val_ece"),
     "latency_ms": ("latency_ms", "latency_ms_p50", "latency_p50_ms", "latency"),
     "params": ("params", "num_params", "parameters"),
     "macs": ("macs", "num_macs"),
-    "epochs": ("epochs_done", "epochs", "epoch"),
+    "epochs": ("epochs_run", "epochs_done", "epochs", "epoch"),
+    "file_bytes": ("size_bytes", "bytes", "file_bytes"),
 }
 """Names a job may record each column under, most specific first."""
 
@@ -124,6 +125,10 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
     return columns
 
 
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def _last_finite(values: list[float] | None) -> float | None:
     for value in reversed(values or []):
         if math.isfinite(value):
@@ -189,10 +194,10 @@ def read_run(directory: Path) -> RunInfo | None:
         created=str(run.get("created") or ""),
         arch=run.get("arch") or model.get("arch") or config.get("arch") or bundle_meta.get("arch"),
         data=run.get("data") or config.get("data"),
-        epochs=None if epochs is None else int(epochs),
+        epochs=_int(epochs),
         params=pick("params"),
         macs=pick("macs"),
-        file_bytes=_file_bytes(directory, bundle),
+        file_bytes=_int(pick("file_bytes")) or _file_bytes(directory, bundle),
         accuracy=pick("accuracy"),
         f1=pick("f1"),
         auc=pick("auc"),
@@ -211,7 +216,6 @@ def read_bundle(directory: Path) -> RunInfo | None:
     metrics = _mapping(meta, "metrics")
     model = _mapping(meta, "model")
     precision = model.get("precision")
-    size = _number(model.get("bytes"))
     return RunInfo(
         path=Path(directory),
         name=Path(directory).name,
@@ -220,7 +224,7 @@ def read_bundle(directory: Path) -> RunInfo | None:
         parent=meta.get("parent_run"),
         created=str(meta.get("created") or ""),
         arch=meta.get("arch"),
-        file_bytes=None if size is None else int(size),
+        file_bytes=_int(_number(model.get("bytes"))),
         accuracy=_lookup([metrics], METRIC_ALIASES["accuracy"]),
         f1=_lookup([metrics], METRIC_ALIASES["f1"]),
         auc=_lookup([metrics], METRIC_ALIASES["auc"]),
@@ -261,11 +265,16 @@ def build_lineage(runs: list[RunInfo]) -> list[RunInfo]:
         for key in (str(run.path), str(run.path.resolve()), run.path.name, run.name):
             keys.setdefault(key, run)
     roots: list[RunInfo] = []
+    linked: dict[int, RunInfo] = {}
     for run in runs:
         parent = _parent_of(run, keys)
-        if parent is None or _is_ancestor(run, parent, keys):
+        node = parent
+        while node is not None and node is not run:
+            node = linked.get(id(node))
+        if parent is None or node is run:
             roots.append(run)
         else:
+            linked[id(run)] = parent
             parent.children.append(run)
     return roots
 
@@ -281,18 +290,6 @@ def _parent_of(run: RunInfo, keys: Mapping[str, RunInfo]) -> RunInfo | None:
         except OSError:
             parent = None
     return None if parent is run else parent
-
-
-def _is_ancestor(run: RunInfo, candidate: RunInfo, keys: Mapping[str, RunInfo]) -> bool:
-    """True when ``run`` is ``candidate`` or one of its ancestors (a parent cycle)."""
-    seen: set[int] = set()
-    node: RunInfo | None = candidate
-    while node is not None and id(node) not in seen:
-        if node is run:
-            return True
-        seen.add(id(node))
-        node = _parent_of(node, keys)
-    return False
 
 
 def walk(roots: list[RunInfo]) -> Iterable[tuple[int, RunInfo]]:

@@ -8,6 +8,7 @@ them back into a job config and shows validation messages next to the fields.
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -221,7 +222,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
 def default_output(workspace: Workspace, kind: str, field: Field) -> str:
     """A fresh, timestamped folder for a job's output."""
     root = workspace.bundles if field.kind == "bundle_out" else workspace.runs
-    return str(root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}")
+    return str(root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}")
 
 
 def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:

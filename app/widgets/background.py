@@ -12,6 +12,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 _POOL: QThreadPool | None = None
@@ -33,6 +35,9 @@ class _Task(QRunnable):
     def run(self) -> None:
         try:
             result = self.fn(*self.args)
+        except UserError as exc:  # bad input: the message is the whole story
+            log.info("background task %s: %s", getattr(self.fn, "__name__", self.fn), exc)
+            self.signals.sig_task_failed.emit(str(exc))
         except Exception as exc:  # reported to the GUI, which shows the message
             log.exception("background task %s failed", getattr(self.fn, "__name__", self.fn))
             self.signals.sig_task_failed.emit(str(exc) or type(exc).__name__)

@@ -1,0 +1,200 @@
+"""The Jobs page driven like a user would (pytest-qt), with tests/fake_job.py as the job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.pages.job_forms import JOB_KINDS, validate_config
+from app.pages.jobs import PROGRESS_STEPS, JobsPage
+
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    for name in ("real", "fake"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def page(qtbot, studio_workspace, fake_job_program) -> JobsPage:
+    widget = JobsPage(studio_workspace, program=fake_job_program, grace_ms=3000)
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    return widget
+
+
+def fake_config(page: JobsPage, **extra) -> dict:
+    """A finetune config for the fake job (extra keys steer tests/fake_job.py)."""
+    form = page.form_by_kind["finetune"]
+    return {**form.config(), "data": "unused", **extra}
+
+
+def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
+    form = page.new_job("finetune")
+    form.set_value("data", str(data_dir.parent / "missing"))
+    qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    assert form.error_text("data") == "⚠ folder not found"
+    assert page.queue.records == {}
+
+    only_one_class = data_dir.parent / "one"
+    (only_one_class / "real").mkdir(parents=True)
+    form.set_value("data", str(only_one_class))
+    assert not form.validate()
+    assert form.error_text("data") == "⚠ needs one subfolder per class (found 1)"
+
+    form.set_value("data", str(data_dir))
+    assert form.validate()
+    assert form.error_text("data") == ""
+    config = form.config()
+    assert config["kind"] == "finetune" and config["resume"] is False
+    assert Path(config["out"]).parent == page.workspace.runs
+    assert set(config) == {"kind", "resume", *(f.key for f in JOB_KINDS["finetune"][1])}
+
+
+def test_validate_config_ranges_and_runs(tmp_path):
+    errors = validate_config(
+        "prune",
+        {
+            "run": str(tmp_path),
+            "macs_ratio": 1.5,
+            "steps": 2.5,
+            "epochs": 1,
+            "importance": "random",
+            "out": "",
+        },
+    )
+    assert errors == {
+        "run": "not a run folder (no run.json)",
+        "macs_ratio": "at most 0.95",
+        "steps": "a whole number is needed",
+        "importance": "one of magnitude, taylor, lamp",
+        "out": "required",
+    }
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}", encoding="utf-8")
+    (run / "x").write_text("", encoding="utf-8")
+    ok = {"run": str(run), "int8": True, "out": str(tmp_path / "bundle")}
+    assert validate_config("export", ok) == {}
+    assert validate_config("export", {**ok, "out": str(run)}) == {
+        "out": "folder is not empty; choose a new one"
+    }
+    # resuming into an existing run folder is the point of resume
+    cfg = {
+        "run": str(run),
+        "macs_ratio": 0.5,
+        "steps": 3,
+        "epochs": 2,
+        "importance": "magnitude",
+        "out": str(run),
+        "resume": True,
+    }
+    assert validate_config("prune", cfg) == {}
+
+
+def test_start_button_runs_the_job_and_curves_get_the_data(qtbot, page, data_dir):
+    form = page.new_job("finetune")
+    form.set_values({"data": str(data_dir), "epochs": 4})
+    with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    record = blocker.args[0]
+    assert record.status == "done"
+    config = json.loads(page.queue.config_path(record.id).read_text(encoding="utf-8"))
+    assert config["data"] == str(data_dir) and config["epochs"] == 4
+    # a fresh output folder is proposed for the next job
+    assert form.value("out") != config["out"]
+
+    epochs = np.array([1, 2, 3, 4], dtype=float)
+    x, y = page.curve_data("val_acc")
+    np.testing.assert_allclose(x, epochs)
+    np.testing.assert_allclose(y, 0.9 - 0.4 / epochs, atol=1e-4)
+    np.testing.assert_allclose(page.curve_data("train_loss")[1], 1.0 / epochs, atol=1e-4)
+    np.testing.assert_allclose(page.curve_data("lr")[1], 0.01 / epochs, atol=1e-6)
+    # the timer draws the buffers: the pyqtgraph curve holds the same points
+    curve = page.plots["accuracy"].curves["val_acc"]
+    qtbot.waitUntil(lambda: curve.getData()[0] is not None and len(curve.getData()[0]) == 4)
+    _, drawn_y = curve.getData()
+    np.testing.assert_allclose(drawn_y, 0.9 - 0.4 / epochs, atol=1e-4)
+    # redraws are batched, not one per event
+    assert page.plots["accuracy"].flushes <= 4
+
+    assert page.progress.value() == PROGRESS_STEPS
+    log = page.log_view.toPlainText()
+    assert "epoch 4: train_loss 0.25" in log
+    assert "this line is not JSON" in log
+    item = page.job_list.topLevelItem(0)
+    assert item.text(0) == "done"
+
+
+def test_progress_bar_moves_and_shows_speed_and_eta(qtbot, page):
+    values: list[int] = []
+    page.progress.valueChanged.connect(values.append)
+    with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS):
+        page.submit(fake_config(page, epochs=2, steps=5, delay=0.03))
+        qtbot.waitUntil(lambda: "images/s" in page.progress_label.text(), timeout=TIMEOUT_MS)
+        assert "epoch" in page.progress_label.text() and "ETA" in page.progress_label.text()
+    assert values == sorted(values)
+    assert len(values) >= 5 and values[-1] == PROGRESS_STEPS
+    assert 0 < values[0] <= PROGRESS_STEPS // 10
+
+
+def test_cancel_then_resume(qtbot, page, tmp_path):
+    out = tmp_path / "run"
+    record = page.submit(fake_config(page, epochs=8, steps=3, delay=0.05, out=str(out)))
+    qtbot.waitUntil(lambda: len(page.curve_data("val_acc")[0]) >= 1, timeout=TIMEOUT_MS)
+    assert page.cancel_button.isEnabled() and not page.resume_button.isEnabled()
+    with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
+    assert record.status == "cancelled"
+    assert page.resume_button.isEnabled() and not page.cancel_button.isEnabled()
+    assert "Press Resume" in page.log_view.toPlainText()
+    done_before = record.summary["epochs_done"]
+
+    with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
+        qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
+    resumed = blocker.args[0]
+    assert resumed.id != record.id and resumed.status == "done"
+    assert resumed.config["resume"] is True and resumed.config["out"] == str(out)
+    assert f"resuming after epoch {done_before}" in page.log_view.toPlainText()
+    assert page.curve_data("val_acc")[0].tolist() == list(range(done_before + 1, 9))
+
+
+def test_crash_shows_the_stderr_tail(qtbot, page):
+    with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
+        page.submit(fake_config(page, epochs=3, crash_at_epoch=2))
+    assert blocker.args[0].status == "failed"
+    log = page.log_view.toPlainText()
+    assert "FAILED: the job exited with status 1 without reporting a result" in log
+    assert "RuntimeError: CUDA out of memory (fake crash)" in log
+    assert page.job_list.topLevelItem(0).text(0) == "failed"
+
+
+def test_queue_order_and_history_after_recreating_the_page(
+    qtbot, page, studio_workspace, fake_job_program, tmp_path
+):
+    finished: list[str] = []
+    page.sig_job_finished.connect(lambda r: finished.append(r.config["tag"]))
+    first = page.submit(fake_config(page, tag="first", epochs=2, delay=0.02))
+    second = page.submit(fake_config(page, tag="second", epochs=1))
+    assert page.job_list.topLevelItem(0).text(0) == "queued"
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=TIMEOUT_MS)
+    assert finished == ["first", "second"]
+    page.close()
+
+    again = JobsPage(studio_workspace, program=fake_job_program)
+    qtbot.addWidget(again)
+    rows = [again.job_list.topLevelItem(i) for i in range(again.job_list.topLevelItemCount())]
+    assert [r.data(0, Qt.ItemDataRole.UserRole) for r in rows] == [second.id, first.id]
+    assert [r.text(0) for r in rows] == ["done", "done"]
+    # selecting a finished job shows it (no run folder: empty curves, its outcome in the log)
+    again.job_list.setCurrentItem(rows[1])
+    assert again.shown_job == first.id
+    assert "finished" in again.log_view.toPlainText()

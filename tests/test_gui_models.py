@@ -1,0 +1,219 @@
+"""The Models page: lineage tree from run folders, curve overlay, actions (pytest-qt)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from run_factory import make_bundle, make_run
+
+from app.pages.models import COLUMNS, ModelsPage
+
+TIMEOUT_MS = 10_000
+COLUMN = {key: index for index, (key, _) in enumerate(COLUMNS)}
+
+
+@pytest.fixture
+def runs(studio_workspace):
+    root, bundles = studio_workspace.runs, studio_workspace.bundles
+    ft = make_run(
+        root,
+        "r1-finetune",
+        "finetune",
+        created="2026-11-23T10",
+        summary={
+            "test_acc": 0.912,
+            "test_macro_f1": 0.905,
+            "test_auc": 0.97,
+            "test_ece": 0.041,
+            "params": 1_520_000,
+            "macs": 56_000_000,
+            "size_bytes": 6_100_000,
+            "epochs_run": 3,
+        },
+        metrics=[{"epoch": e, "val_loss": 1.0 / e, "val_acc": 0.5 + 0.1 * e} for e in (1, 2, 3)],
+    )
+    pruned = make_run(
+        root,
+        "r2-prune",
+        "prune",
+        parent=str(ft),
+        created="2026-11-23T11",
+        metrics=[
+            {
+                "step": s,
+                "val_loss": 0.5 + 0.1 * s,
+                "val_acc": 0.9 - 0.05 * s,
+                "params": 1e6 / s,
+                "macs": 4e7 / s,
+            }
+            for s in (1, 2)
+        ],
+    )
+    exported = make_run(root, "r3-export", "export", parent="r2-prune", created="2026-11-23T12")
+    make_bundle(exported, ".", "r2-prune", accuracy=0.8)  # bundle.json inside the export run
+    bundle = make_bundle(bundles, "b1-int8", "r3-export", accuracy=0.79)
+    other = make_run(root, "r0-other", "finetune", created="2026-11-23T09")
+    return {"ft": ft, "pruned": pruned, "exported": exported, "bundle": bundle, "other": other}
+
+
+@pytest.fixture
+def page(qtbot, studio_workspace, runs) -> ModelsPage:
+    widget = ModelsPage(studio_workspace)
+    qtbot.addWidget(widget)
+    # the scan result arrives through the event loop, so connecting after construction is safe
+    with qtbot.waitSignal(widget.sig_runs_loaded, timeout=TIMEOUT_MS):
+        pass
+    widget.resize(1300, 800)
+    widget.show()
+    return widget
+
+
+def rows(page: ModelsPage) -> list[tuple[int, str]]:
+    """(depth, name) of every row, depth-first."""
+    found = []
+
+    def visit(item, depth):
+        found.append((depth, item.text(0)))
+        for i in range(item.childCount()):
+            visit(item.child(i), depth + 1)
+
+    for i in range(page.tree.topLevelItemCount()):
+        visit(page.tree.topLevelItem(i), 0)
+    return found
+
+
+def item_named(page: ModelsPage, name: str):
+    return next(i for i in page._items() if i.text(0) == name)
+
+
+def test_tree_follows_lineage_with_recorded_numbers(page):
+    assert rows(page) == [
+        (0, "r0-other"),
+        (0, "r1-finetune"),
+        (1, "r2-prune"),
+        (2, "r3-export"),
+        (3, "b1-int8"),
+    ]
+    ft = item_named(page, "r1-finetune")
+    texts = {key: ft.text(index) for key, index in COLUMN.items()}
+    assert texts == {
+        "name": "r1-finetune",
+        "kind": "finetune",
+        "arch": "resnet10t",
+        "data": "faces",
+        "epochs": "3",
+        "params": "1.52 M",
+        "macs": "56 M",
+        "size": "5.8 MiB",
+        "accuracy": "0.912",
+        "f1": "0.905",
+        "auc": "0.970",
+        "ece": "0.041",
+        "latency": "",
+    }
+    pruned = item_named(page, "r2-prune")
+    assert pruned.text(COLUMN["params"]) == "500 k" and pruned.text(COLUMN["accuracy"]) == "0.800"
+    bundle = item_named(page, "b1-int8")
+    assert bundle.text(COLUMN["kind"]) == "bundle (int8)"
+    assert bundle.text(COLUMN["latency"]) == "3.2 ms"  # 3.25 rounds half to even
+    # nothing recorded -> blank cells, not zeros
+    other = item_named(page, "r0-other")
+    assert [other.text(COLUMN[k]) for k in ("accuracy", "f1", "params", "latency")] == [""] * 4
+    assert not page.empty_label.isVisible()
+
+
+def test_selecting_two_runs_overlays_their_val_curves(qtbot, page, runs):
+    page.select_paths([runs["ft"], runs["pruned"]])
+    qtbot.waitUntil(lambda: len(page.overlay_curves["val_acc"]) == 2, timeout=TIMEOUT_MS)
+    ft_curve = page.overlay_curves["val_acc"][str(runs["ft"])]
+    x, y = ft_curve.getData()
+    np.testing.assert_allclose(x, [1, 2, 3])
+    np.testing.assert_allclose(y, [0.6, 0.7, 0.8])
+    pruned_x, pruned_y = page.overlay_curves["val_loss"][str(runs["pruned"])].getData()
+    np.testing.assert_allclose(pruned_x, [1, 2])  # pruned runs are per step
+    np.testing.assert_allclose(pruned_y, [0.6, 0.7])
+    # different colours for different runs
+    colours = {c.opts["pen"]["color"] for c in page.overlay_curves["val_acc"].values()}
+    assert len(colours) == 2
+    # two selected: single-run actions are off
+    assert not page.delete_button.isEnabled() and not page.use_button.isEnabled()
+
+    page.select_paths([runs["other"]])  # no metrics.csv: nothing to draw
+    qtbot.waitUntil(lambda: page.overlay_curves["val_acc"] == {}, timeout=TIMEOUT_MS)
+
+
+def test_use_for_checking_needs_a_bundle(qtbot, page, runs):
+    page.select_paths([runs["ft"]])
+    assert not page.use_button.isEnabled()
+    assert page.job_buttons["prune"].isEnabled()
+    page.select_paths([runs["exported"]])
+    assert page.use_button.isEnabled()
+    with qtbot.waitSignal(page.sig_bundle_selected) as blocker:
+        qtbot.mouseClick(page.use_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == [str(runs["exported"])]
+    page.select_paths([runs["bundle"]])
+    assert not page.job_buttons["prune"].isEnabled()  # a bundle is not a run to prune
+    with qtbot.waitSignal(page.sig_bundle_selected) as blocker:
+        qtbot.mouseClick(page.use_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == [str(runs["bundle"])]
+
+
+def test_prune_button_requests_a_prefilled_job(qtbot, page, runs):
+    page.select_paths([runs["ft"]])
+    with qtbot.waitSignal(page.sig_new_job_requested) as blocker:
+        qtbot.mouseClick(page.job_buttons["distill"], Qt.MouseButton.LeftButton)
+    assert blocker.args == ["distill", {"teacher": str(runs["ft"]), "data": "/data/faces"}]
+
+
+def test_delete_asks_first_and_refreshes(qtbot, page, runs, monkeypatch):
+    answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes]
+    questions: list[str] = []
+
+    def ask(parent, title, text, *args):
+        questions.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", ask)
+    page.select_paths([runs["pruned"]])
+    qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
+    assert runs["pruned"].exists()  # cancelled
+    assert "2 derived run(s) keep their files" in questions[0]
+    with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS) as blocker:
+        qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
+    assert not runs["pruned"].exists()
+    assert blocker.args == [4]
+    assert rows(page) == [(0, "r0-other"), (0, "r1-finetune"), (0, "r3-export"), (1, "b1-int8")]
+
+
+def test_refresh_picks_up_new_runs_and_keeps_the_selection(qtbot, page, runs, studio_workspace):
+    page.select_paths([runs["ft"]])
+    new = make_run(
+        studio_workspace.runs,
+        "r4-distill",
+        "distill",
+        parent="r1-finetune",
+        created="2026-11-23T13",
+    )
+    (new / "run.json").write_text(
+        json.dumps({**json.loads((new / "run.json").read_text()), "status": "running"})
+    )
+    with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS):
+        page.refresh()
+    assert (1, "r4-distill") in rows(page)
+    assert [r.name for r in page.selected_runs()] == ["r1-finetune"]
+
+
+def test_empty_workspace_says_what_to_do(qtbot, tmp_path):
+    from core.workspace import Workspace
+
+    widget = ModelsPage(Workspace.resolve(tmp_path / "empty"))
+    qtbot.addWidget(widget)
+    with qtbot.waitSignal(widget.sig_runs_loaded, timeout=TIMEOUT_MS) as blocker:
+        pass
+    widget.show()
+    assert blocker.args == [0]
+    assert widget.empty_label.isVisible() and "No runs yet" in widget.empty_label.text()

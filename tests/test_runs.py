@@ -1,0 +1,143 @@
+"""core.runs: reading run directories and bundles, the lineage tree, deleting runs (no Qt)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from run_factory import make_bundle, make_run
+
+from core.errors import UserError
+from core.runs import build_lineage, delete_run, read_metrics, read_run, scan_runs, walk
+
+
+@pytest.fixture
+def lineage(tmp_path: Path) -> dict[str, Path]:
+    runs, bundles = tmp_path / "runs", tmp_path / "bundles"
+    ft = make_run(
+        runs,
+        "a-finetune",
+        "finetune",
+        created="2026-11-23T10:00:00",
+        summary={
+            "test_acc": 0.91,
+            "test_macro_f1": 0.9,
+            "test_auc": 0.97,
+            "test_ece": 0.04,
+            "params": 1_520_000,
+            "macs": 56_000_000,
+            "size_bytes": 6_100_000,
+            "epochs_run": 5,
+        },
+        metrics=[
+            {"epoch": 1, "val_loss": 0.7, "val_acc": 0.6},
+            {"epoch": 2, "val_loss": 0.5, "val_acc": ""},
+        ],
+    )
+    pruned = make_run(
+        runs,
+        "b-prune",
+        "prune",
+        parent=str(ft),
+        created="2026-11-23T11:00:00",
+        metrics=[
+            {"step": 1, "val_acc": 0.8, "params": 900_000, "macs": 30_000_000},
+            {"step": 2, "val_acc": 0.85, "params": 700_000, "macs": 28_000_000},
+        ],
+        weights=2048,
+    )
+    distilled = make_run(
+        runs,
+        "c-distill",
+        "distill",
+        parent="b-prune",
+        created="2026-11-23T12:00:00",
+        summary={"best": {"val_acc": 0.88}},
+    )
+    orphan = make_run(runs, "d-orphan", "prune", parent="/elsewhere/gone", created="2026-11-23T13")
+    bundle = make_bundle(bundles, "e-bundle", "c-distill", accuracy=0.87)
+    (runs / "not-a-run").mkdir()
+    (runs / "stray.txt").write_text("x", encoding="utf-8")
+    return {
+        "runs": runs,
+        "bundles": bundles,
+        "ft": ft,
+        "pruned": pruned,
+        "distilled": distilled,
+        "orphan": orphan,
+        "bundle": bundle,
+    }
+
+
+def test_read_run_takes_summary_first_then_metrics_csv(lineage):
+    ft = read_run(lineage["ft"])
+    assert (ft.kind, ft.arch, ft.data) == ("finetune", "resnet10t", "/data/faces")
+    assert (ft.accuracy, ft.f1, ft.auc, ft.ece) == (0.91, 0.9, 0.97, 0.04)
+    assert (ft.params, ft.macs, ft.file_bytes, ft.epochs) == (1_520_000, 56_000_000, 6_100_000, 5)
+    assert ft.latency_ms is None and ft.bundle is None
+
+    pruned = read_run(lineage["pruned"])
+    # nothing in the summary: the last finite metrics.csv values, the weights file on disk
+    assert (pruned.accuracy, pruned.params, pruned.macs) == (0.85, 700_000, 28_000_000)
+    assert pruned.file_bytes == 2048
+    assert pruned.epochs == 7  # from config.json
+    assert pruned.f1 is None and pruned.auc is None
+
+    assert read_run(lineage["distilled"]).accuracy == 0.88  # summary["best"]
+    assert read_run(lineage["runs"] / "not-a-run") is None
+
+
+def test_read_bundle(lineage):
+    bundle = read_run(lineage["bundle"])
+    assert bundle.kind == "bundle (int8)"
+    assert (bundle.accuracy, bundle.latency_ms, bundle.file_bytes) == (0.87, 3.25, 4321)
+    assert bundle.bundle == lineage["bundle"]
+    assert bundle.parent == "c-distill"
+
+
+def test_lineage_tree_links_by_path_and_name(lineage):
+    runs = scan_runs(lineage["runs"], lineage["bundles"])
+    assert [r.name for r in runs] == ["a-finetune", "b-prune", "c-distill", "e-bundle", "d-orphan"]
+    roots = build_lineage(runs)
+    assert [r.name for r in roots] == ["a-finetune", "d-orphan"]
+    tree = [(depth, run.name) for depth, run in walk(roots)]
+    assert tree == [
+        (0, "a-finetune"),
+        (1, "b-prune"),
+        (2, "c-distill"),
+        (3, "e-bundle"),
+        (0, "d-orphan"),
+    ]
+    # rebuilding does not duplicate children
+    assert [r.name for r in build_lineage(runs)] == ["a-finetune", "d-orphan"]
+    assert len(runs[0].children) == 1
+
+
+def test_parent_cycle_is_broken(tmp_path):
+    make_run(tmp_path, "x", "prune", parent="y", created="1")
+    make_run(tmp_path, "y", "prune", parent="x", created="2")
+    roots = build_lineage(scan_runs(tmp_path))
+    assert sorted(name for _, run in walk(roots) for name in [run.name]) == ["x", "y"]
+    assert len(roots) == 1
+
+
+def test_read_metrics_blank_cells_are_nan(lineage):
+    columns = read_metrics(lineage["ft"] / "metrics.csv")
+    assert columns["epoch"] == [1.0, 2.0]
+    assert columns["val_acc"][0] == 0.6 and math.isnan(columns["val_acc"][1])
+    assert read_metrics(lineage["ft"] / "missing.csv") == {}
+
+
+def test_delete_run_only_inside_the_workspace(lineage, tmp_path):
+    roots = [lineage["runs"], lineage["bundles"]]
+    with pytest.raises(UserError, match="not inside"):
+        delete_run(make_run(tmp_path / "elsewhere", "z", "finetune"), roots)
+    with pytest.raises(UserError, match="not a run folder"):
+        delete_run(lineage["runs"] / "not-a-run", roots)
+    delete_run(lineage["pruned"], roots)
+    delete_run(lineage["bundle"], roots)
+    assert not lineage["pruned"].exists() and not lineage["bundle"].exists()
+    roots_after = build_lineage(scan_runs(*roots))
+    # the distilled run lost its parent and becomes a root
+    assert [r.name for r in roots_after] == ["a-finetune", "c-distill", "d-orphan"]
