@@ -19,6 +19,7 @@ import numpy as np
 from core.datasets import DatasetIndex, Sample
 from core.errors import UserError
 from core.events import EventWriter
+from core.inference import BasePredictor
 from core.metrics import classification_report
 from core.preprocess import PreprocessSpec
 from core.rejection import compare_scores, fit_temperature
@@ -47,85 +48,53 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
 
 @dataclass
 class ModelUnderTest:
-    """A run folder (torch) or a bundle (onnxruntime) behind one ``logits`` method."""
+    """A run folder (torch) or a bundle (onnxruntime) with the figures the lineage compares."""
 
     path: Path
     kind: str
-    class_names: list[str]
-    real_class: str
-    preprocess: PreprocessSpec
+    predictor: BasePredictor
     stats: dict[str, Any] = field(default_factory=dict)
     run_split: Path | None = None
-    _forward: Any = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.predictor.class_names)
+
+    @property
+    def real_class(self) -> str:
+        return self.predictor.real_class
+
+    @property
+    def preprocess(self) -> PreprocessSpec:
+        return self.predictor.preprocess
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        return self._forward(batch)
+        return self.predictor.predict_batch(batch)[0]
 
 
 def open_model(path: str | Path) -> ModelUnderTest:
     """A run folder (with model.json) or a bundle folder/zip (with bundle.json)."""
+    from core.inference import TorchPredictor, open_predictor
+
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise UserError(f"model {path} does not exist")
-    if path.is_dir() and (path / "model.json").is_file():
-        return _open_run(path)
-    if (path.is_dir() and (path / "bundle.json").is_file()) or path.suffix == ".zip":
-        return _open_bundle(path)
-    raise UserError(
-        f"{path} is neither a run folder (model.json + .safetensors) nor a model bundle "
-        "(bundle.json + model.onnx)"
-    )
+    predictor = open_predictor(path)
+    if isinstance(predictor, TorchPredictor):
+        from core.models import model_stats
 
-
-def _open_run(path: Path) -> ModelUnderTest:
-    import torch
-
-    from core.models import load_model, model_stats
-
-    model, description = load_model(path)
-    weights = path / "best.safetensors"
-
-    def forward(batch: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(batch)).float().numpy()
-
-    stats = model_stats(model, description.preprocess.input_size)
-    stats["size_bytes"] = weights.stat().st_size
-    split = path / "split.json"
-    return ModelUnderTest(
-        path,
-        "run",
-        description.class_names,
-        description.real_class,
-        description.preprocess,
-        stats,
-        split if split.is_file() else None,
-        forward,
-    )
-
-
-def _open_bundle(path: Path) -> ModelUnderTest:
-    from core.bundle import load_bundle
-    from core.inference import OnnxPredictor
-
-    bundle = load_bundle(path)
-    predictor = OnnxPredictor(bundle)
+        stats = model_stats(predictor.model, predictor.preprocess.input_size)
+        stats["size_bytes"] = (path / "best.safetensors").stat().st_size
+        split = path / "split.json"
+        return ModelUnderTest(path, "run", predictor, stats, split if split.is_file() else None)
+    bundle = predictor.bundle
     stats = {
         "size_bytes": bundle.model_path.stat().st_size,
         "params": bundle.meta.get("stats", {}).get("params"),
         "macs": bundle.meta.get("stats", {}).get("macs"),
         "precision": bundle.meta.get("model", {}).get("precision"),
     }
-    return ModelUnderTest(
-        path,
-        "bundle",
-        list(bundle.class_names),
-        bundle.real_class,
-        bundle.preprocess,
-        stats,
-        None,
-        lambda batch: predictor.predict_batch(batch)[0],
-    )
+    return ModelUnderTest(path, "bundle", predictor, stats)
 
 
 def _data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> list[Sample]:
