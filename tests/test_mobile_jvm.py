@@ -11,6 +11,7 @@ module points at:
   non-square and portrait images, resize (aspect not kept), crop at native resolution with odd
   margins and crop of an image smaller than the input (scaled up first). Their network is a tiny
   hand-built ONNX graph (global average pool + linear), so logits are real onnxruntime outputs;
+* the ``cam`` output of ``tiny_bundle`` and the heatmaps ``core.explain`` draws from it;
 * a folder of RGBA / palette PNGs and what ``core.preprocess.load_image`` made of them, to prove
   that alpha is composited on white identically.
 
@@ -224,18 +225,55 @@ def decode_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def parity(junit, tiny_bundle: Path, geometry_bundles, decode_dir, tmp_path_factory) -> dict:
-    """Run the whole JUnit suite once on all bundles; its output and the Java report."""
-    report = tmp_path_factory.mktemp("report") / "parity.json"
+def heatmap_dir(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``cam`` output of ``tiny_bundle`` on its golden inputs (Python onnxruntime), and the
+    heatmaps ``core.explain`` draws from it for the top class and for another class."""
+    import onnxruntime as ort
+
+    from core.explain import cam_to_heatmap, class_map
+
+    out = tmp_path_factory.mktemp("heatmaps")
+    golden = json.loads((tiny_bundle / "golden" / "golden.json").read_text())
+    session = ort.InferenceSession(str(tiny_bundle / "model.onnx"))
+    size = json.loads((tiny_bundle / "bundle.json").read_text())["preprocess"]["input_size"]
+    cases = []
+    for vector in golden["vectors"]:
+        x = np.fromfile(tiny_bundle / "golden" / vector["input"], dtype="<f4")
+        logits, cam = session.run(["logits", "cam"], {"image": x.reshape(vector["shape"])})
+        top = int(np.argmax(logits[0]))
+        for k in (top, (top + 1) % cam.shape[1]):
+            name = f"{vector['name']}-{k}"
+            cam.astype("<f4").tofile(out / f"{name}.cam.bin")
+            heat = cam_to_heatmap(class_map(cam[0], k), (size, size))
+            assert heat.min() == 0 and heat.max() == 1 and heat.std() > 0.05  # not a flat map
+            heat.astype("<f4").tofile(out / f"{name}.heat.bin")
+            cases.append(
+                {"shape": list(cam.shape), "class_index": k, "size": size}
+                | {"cam": f"{name}.cam.bin", "heat": f"{name}.heat.bin"}
+            )
+    (out / "heatmaps.json").write_text(json.dumps({"cases": cases}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def parity(junit, tiny_bundle, geometry_bundles, decode_dir, heatmap_dir, tmp_path_factory) -> dict:
+    """Run the whole JUnit suite once on all bundles; its output and the Java reports."""
+    reports = tmp_path_factory.mktemp("report")
     bundles = {"tiny_bundle": tiny_bundle, **geometry_bundles}
     result = junit(
         bundle_dirs=os.pathsep.join(str(p) for p in bundles.values()),
         decode_dir=str(decode_dir),
-        parity_report=str(report),
+        heatmap_dir=str(heatmap_dir),
+        parity_report=str(reports / "parity.json"),
+        heatmap_report=str(reports / "heatmap.json"),
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    rows = json.loads(report.read_text())["bundles"]
-    return {"output": result.stdout, "rows": dict(zip(bundles, rows, strict=True))}
+    rows = json.loads((reports / "parity.json").read_text())["bundles"]
+    return {
+        "output": result.stdout,
+        "rows": dict(zip(bundles, rows, strict=True)),
+        "heatmap": json.loads((reports / "heatmap.json").read_text()),
+    }
 
 
 # -- the tests ----------------------------------------------------------------------------------
@@ -262,6 +300,14 @@ def test_java_decision_matches_python(parity, name: str) -> None:
     # Both sides compute the rule in double precision from the same float32 logits.
     assert row["max_probs_diff"] <= 1e-9
     assert row["max_score_diff"] <= 1e-9
+
+
+def test_java_heatmap_matches_python(parity) -> None:
+    """The CAM heatmap rule (class map, triangle upsampling, min-max) on the real model's cam."""
+    heatmap = parity["heatmap"]
+    print(f"Java vs Python heatmap max |diff| = {heatmap['max_heatmap_diff']:.3g}")
+    assert heatmap["cases"] >= 4
+    assert heatmap["max_heatmap_diff"] <= 1e-5
 
 
 def test_geometry_bundles_cover_every_mode_and_verdict(geometry_bundles) -> None:

@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import javax.imageio.ImageIO;
 import org.junit.Test;
 
@@ -22,6 +23,10 @@ import org.junit.Test;
  * (path-separator separated). Every golden PNG goes through this port's preprocessing and every
  * golden logit vector through its decision rule; the results must match the stored ones within
  * the bundle's tolerances. The measured differences go to {@code parity.report} as JSON when set.
+ *
+ * <p>{@code heatmap.dir} optionally holds {@code heatmaps.json} (cases of a {@code cam} output,
+ * its class and size) with {@code NAME.cam.bin} and Python's {@code NAME.heat.bin}; the largest
+ * difference goes to {@code heatmap.report}.
  *
  * <p>{@code decode.dir} optionally holds {@code NAME.rgba.png} / {@code NAME.rgb.png} pairs: the
  * second is what Python's decoder made of the first (alpha on white); they must match exactly.
@@ -120,6 +125,46 @@ public class GoldenParityTest {
                         + " \"verdicts_equal\": %d, \"model_sha256_checked\": %b}",
                 dir.getName().replace("\"", ""), meta.preprocess.resizeMode.jsonName,
                 golden.vectors.size(), maxInput, maxProbs, maxScore, verdicts, modelChecked);
+    }
+
+    @Test
+    public void heatmapsMatchPython() throws IOException {
+        List<File> dirs = dirs("heatmap.dir");
+        assumeTrue("set -Dheatmap.dir to a folder with heatmaps.json", !dirs.isEmpty());
+        File dir = dirs.get(0);
+        Map<String, Object> body = Json.parseObject(new String(
+                Files.readAllBytes(new File(dir, "heatmaps.json").toPath()), StandardCharsets.UTF_8),
+                "heatmaps.json");
+        double worst = 0;
+        int count = 0;
+        for (Object item : Json.getList(body, "cases", "heatmaps.json")) {
+            @SuppressWarnings("unchecked")
+            Map<String, Object> c = (Map<String, Object>) item;
+            int[] dims = Json.getInts(c, "shape", "case");
+            long[] shape = {dims[0], dims[1], dims[2], dims[3]};
+            int size = Json.getInt(c, "size", "case");
+            float[] cam = readFloats(new File(dir, Json.getString(c, "cam", "case")),
+                    dims[0] * dims[1] * dims[2] * dims[3]);
+            float[] expected = readFloats(new File(dir, Json.getString(c, "heat", "case")), size * size);
+            Heatmap map = Heatmap.of(cam, shape, Json.getInt(c, "class_index", "case"), size, size);
+            for (int i = 0; i < expected.length; i++) {
+                worst = Math.max(worst, Math.abs(map.values[i] - expected[i]));
+            }
+            count++;
+        }
+        String report = System.getProperty("heatmap.report");
+        if (report != null) {
+            Files.write(new File(report).toPath(), String.format(Locale.ROOT,
+                    "{\"cases\": %d, \"max_heatmap_diff\": %.9g}", count, worst)
+                    .getBytes(StandardCharsets.UTF_8));
+        }
+        assertTrue("heatmaps differ from Python by " + worst, count > 0 && worst <= 1e-5);
+    }
+
+    private static float[] readFloats(File file, int count) throws IOException {
+        try (InputStream in = new FileInputStream(file)) {
+            return GoldenVectors.readFloats(in, count);
+        }
     }
 
     @Test
