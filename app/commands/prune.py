@@ -1,0 +1,94 @@
+"""``deepfake-studio prune``: structured pruning of a trained run to a MACs target."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.commands import print_json, workspace_of
+
+IMPORTANCE_CHOICES = ("magnitude", "group_norm", "taylor", "lamp")
+"""Mirrors ``core.pruning.IMPORTANCES`` (not imported: that would load torch at start-up)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prune",
+        help="prune a trained run (fewer channels, fewer MACs) and fine-tune it",
+        description="Iteratively remove channels with Torch-Pruning until the model needs "
+        "MACS_RATIO of its parent's multiply-accumulates, fine-tuning EPOCHS epochs after each "
+        "of STEPS steps on the parent's recorded split. Writes a child run whose parent is RUN.",
+    )
+    p.add_argument("--run", required=True, metavar="RUN", help="the trained run folder to prune")
+    p.add_argument(
+        "--macs-ratio",
+        type=float,
+        default=0.5,
+        metavar="R",
+        help="share of the parent's MACs to keep, between 0 and 1 (default 0.5)",
+    )
+    p.add_argument(
+        "--params-ratio",
+        type=float,
+        metavar="R",
+        help="also keep at most this share of the parameters",
+    )
+    p.add_argument("--steps", type=int, default=3, help="pruning steps (default 3)")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs after each step")
+    p.add_argument("--importance", choices=IMPORTANCE_CHOICES, default="magnitude")
+    p.add_argument("--round-to", type=int, metavar="N", help="keep channel counts multiples of N")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-train", type=int, metavar="N", help="fine-tune on a seeded subset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="RUN_DIR", help="child run directory (default: workspace)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.commands.jobcli import run_job_in_process
+
+    config = {
+        "kind": "prune",
+        "run": args.run,
+        "macs_ratio": args.macs_ratio,
+        "params_ratio": args.params_ratio,
+        "steps": args.steps,
+        "epochs": args.epochs,
+        "importance": args.importance,
+        "round_to": args.round_to,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "max_train": args.max_train,
+        "seed": args.seed,
+        "resume": args.resume,
+        "threads": args.threads,
+        "workspace": args.workspace,
+    }
+    summary = run_job_in_process(config, workspace_of(args), out=args.out)
+    if args.json:
+        print_json(summary)
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    """Parent vs pruned in one short table."""
+    if summary.get("cancelled"):
+        return "pruning cancelled"
+    lines = [f"{'':8}{'MACs':>14}{'params':>12}{'test acc':>10}"]
+    parent_acc = summary.get("parent_test_acc")
+    acc = summary.get("test_acc")
+    lines.append(
+        f"{'parent':8}{summary['parent_macs']:>14,}{summary['parent_params']:>12,}"
+        f"{'-' if parent_acc is None else f'{parent_acc:.4f}':>10}"
+    )
+    lines.append(
+        f"{'pruned':8}{summary['macs']:>14,}{summary['params']:>12,}"
+        f"{'-' if acc is None else f'{acc:.4f}':>10}"
+    )
+    lines.append(f"MACs kept: {summary['macs_ratio']:.3f} (target {summary['target_macs_ratio']})")
+    return "\n".join(lines)
