@@ -108,7 +108,7 @@ def create_model(
 
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if not timm.is_model(arch):
-        close = timm.list_models(f"*{arch.split('_')[0]}*")[:8]
+        close = similar_archs(arch)
         hint = f" Similar: {', '.join(close)}." if close else ""
         raise UserError(f"unknown architecture {arch!r}.{hint}")
     if pretrained in ("none", "", None):
@@ -130,6 +130,17 @@ def create_model(
             "(pickled .pt/.pth files are refused: they can run code)"
         )
     return _create_from_local(arch, num_classes, path, kwargs)
+
+
+def similar_archs(arch: str, limit: int = 8) -> list[str]:
+    """timm names close to a mistyped ``arch``: spelling matches first, then its family."""
+    import difflib
+
+    import timm
+
+    close = difflib.get_close_matches(arch, timm.list_models(), n=limit, cutoff=0.7)
+    family = timm.list_models(f"*{arch.split('_')[0]}*")
+    return list(dict.fromkeys(close + family))[:limit]
 
 
 def _create_from_local(arch: str, num_classes: int, path: Path, kwargs: dict) -> torch.nn.Module:
