@@ -126,7 +126,7 @@ def test_pickle_refused_without_unpickling(tmp_path: Path):
     marker.unlink()
     with pytest.raises(UserError, match=r"weights\.pt: pretrained weights must be a \.safetensors"):
         create_model(ARCH, num_classes=2, pretrained=str(weights))
-    with pytest.raises(UserError, match="pickled .pt/.pth files are refused"):
+    with pytest.raises(UserError, match=r"pickled \.pt/\.pth files are refused"):
         load_model(weights)
     disguised = write_pickle(tmp_path / "disguised.safetensors", marker)
     with pytest.raises(UserError, match="is not a valid safetensors weights file"):
@@ -198,21 +198,21 @@ def test_load_model_errors(tmp_path: Path):
         load_model(tmp_path / "missing")
     (tmp_path / "bare").mkdir()
     save_weights(create_model(ARCH, 3), tmp_path / "bare" / "best.safetensors")
-    with pytest.raises(UserError, match="has no model.json: not a model or run folder"):
+    with pytest.raises(UserError, match=r"has no model\.json: not a model or run folder"):
         load_model(tmp_path / "bare")
 
 
 def test_weights_of_another_shape_refused(tmp_path: Path):
     saved_model(tmp_path / "run")
     save_weights(create_model(ARCH, 2), tmp_path / "run" / "best.safetensors")
-    with pytest.raises(UserError, match="does not match the resnet10t described in model.json"):
+    with pytest.raises(UserError, match=r"does not match the resnet10t described in model\.json"):
         load_model(tmp_path / "run")
 
 
 def test_read_safetensors_refuses_garbage(tmp_path: Path):
     path = tmp_path / "junk.safetensors"
     path.write_bytes(b"\x00" * 16)
-    with pytest.raises(UserError, match="junk.safetensors is not a valid safetensors"):
+    with pytest.raises(UserError, match=r"junk\.safetensors is not a valid safetensors"):
         read_safetensors(path)
 
 
@@ -250,7 +250,7 @@ def test_wrong_format_or_version_refused(tmp_path: Path, change, needle):
 
 def test_damaged_description(tmp_path: Path):
     (tmp_path / DESCRIPTION_FILE).write_text("{ not json")
-    with pytest.raises(UserError, match="model.json is damaged"):
+    with pytest.raises(UserError, match=r"model\.json is damaged"):
         ModelDescription.load(tmp_path)
 
 
