@@ -79,6 +79,7 @@ public class GoldenParityTest {
                 meta.verifyModel(in);
             }
         }
+        assertTrue(dir + ": bundle.json names no golden vectors", meta.golden != null);
         File goldenFile = new File(dir, meta.golden);
         GoldenVectors golden = GoldenVectors.read(goldenFile);
         Preprocessor pre = new Preprocessor(meta.preprocess);
