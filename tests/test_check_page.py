@@ -1,0 +1,381 @@
+"""The Check page with a real tiny bundle (onnxruntime), driven by pytest-qt.
+
+Drops are simulated with QMimeData URLs; every verdict the page shows is compared with
+:class:`core.inference.OnnxPredictor` run directly on the same files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtWidgets import QApplication
+
+from app.pages.check import CheckPage
+from app.pages.check_model import RESULT_ROLE, Column, verdict_text
+from core.bundle import load_bundle
+from core.inference import OnnxPredictor, iter_image_files
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def drop(widget, paths) -> bool:
+    """Send a drag-enter and a drop of ``paths`` (file URLs) onto ``widget``; enter accepted?"""
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    centre = widget.rect().center()
+    enter = QDragEnterEvent(
+        QPoint(centre),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, enter)
+    accepted = enter.isAccepted()
+    event = QDropEvent(
+        QPointF(centre),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, event)
+    return accepted
+
+
+def wait_finished(qtbot, page: CheckPage, timeout: int = 30000) -> dict:
+    with qtbot.waitSignal(page.sig_check_finished, timeout=timeout) as blocker:
+        pass
+    return blocker.args[0]
+
+
+def run_and_wait(qtbot, page: CheckPage, action, timeout: int = 30000) -> dict:
+    with qtbot.waitSignal(page.sig_check_finished, timeout=timeout) as blocker:
+        action()
+    return blocker.args[0]
+
+
+def make_page(qtbot, workspace, bundle: Path | None, **kwargs) -> CheckPage:
+    page = CheckPage(workspace, **kwargs)
+    qtbot.addWidget(page)
+    page.resize(1100, 720)
+    if bundle is not None:
+        page.set_bundle(str(bundle))
+        qtbot.waitUntil(lambda: page.predictor is not None, timeout=20000)
+    return page
+
+
+@pytest.fixture
+def page(qtbot, studio_workspace, tiny_bundle):
+    page = make_page(qtbot, studio_workspace, tiny_bundle)
+    yield page
+    page.shutdown()
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bad")
+    corrupt = root / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0" + b"garbage" * 20)
+    notes = root / "notes.txt"
+    notes.write_text("not a picture", encoding="utf-8")
+    return {"corrupt": corrupt, "notes": notes, "missing": root / "gone.png"}
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_bundle, tiny_image_dir) -> dict[str, object]:
+    """What core's predictor says about each tiny image (the page must show the same)."""
+    predictor = OnnxPredictor(load_bundle(tiny_bundle), threads=1)
+    return {r.path: r for r in predictor.predict_paths(iter_image_files([tiny_image_dir]))}
+
+
+# -- tests ---------------------------------------------------------------------------------------
+def test_dropped_files_and_folders_become_rows_with_the_predictors_verdicts(
+    qtbot, page, tiny_image_dir, bad_files, reference
+):
+    paths = [tiny_image_dir, bad_files["corrupt"], bad_files["notes"], bad_files["missing"]]
+    with qtbot.waitSignal(page.sig_check_finished, timeout=30000) as blocker:
+        assert drop(page, paths)
+    summary = blocker.args[0]
+    assert summary["checked"] == 15 and summary["errors"] == 3
+    assert not summary["cancelled"]
+    results = {r.path: r for r in page.results()}
+    assert len(results) == 15
+    assert page.proxy.rowCount() == 15
+    for path, expected in reference.items():
+        got = results[path]
+        assert got.verdict == expected.verdict
+        assert got.label == expected.label
+        assert got.confidence == pytest.approx(expected.confidence, abs=1e-6)
+        assert got.explanation == expected.explanation
+        assert got.cam is not None and got.cam.shape[0] == 3
+    assert {r.verdict for r in reference.values()} <= {"real", "fake", "unknown"}
+    errors = {Path(p).name: r for p, r in results.items() if r.verdict == "error"}
+    assert set(errors) == {"corrupt.jpg", "notes.txt", "gone.png"}
+    assert "damaged" in errors["corrupt.jpg"].message
+    assert "not an image" in errors["notes.txt"].message
+    assert "not found" in errors["gone.png"].message
+    # the error rows say so in the table, with the message as explanation
+    rows = {page.proxy.index(r, Column.FILE).data(): r for r in range(page.proxy.rowCount())}
+    row = rows["notes.txt"]
+    assert page.proxy.index(row, Column.VERDICT).data() == "Error"
+    assert "not an image" in page.proxy.index(row, Column.EXPLANATION).data()
+    assert page.proxy.index(row, Column.CONFIDENCE).data() == ""
+    counts = page.model.counts()
+    assert counts["error"] == 3
+    assert sum(counts.values()) == 15
+    assert page.filter_combo.itemText(0) == "All results (15)"
+    assert "3 could not be read" in page.message.text()
+
+
+def test_sorting_by_confidence_and_filtering_by_verdict(qtbot, page, tiny_image_dir, bad_files):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir, bad_files["corrupt"]]))
+    page.table.sortByColumn(Column.CONFIDENCE, Qt.SortOrder.DescendingOrder)
+    shown = page.visible_results()
+    confidences = [r.confidence for r in shown if r.ok]
+    assert confidences == sorted(confidences, reverse=True)
+    assert shown[-1].verdict == "error"  # no confidence sorts last
+    page.table.sortByColumn(Column.FILE, Qt.SortOrder.AscendingOrder)
+    names = [Path(r.path).name.lower() for r in page.visible_results()]
+    assert names == sorted(names)
+
+    counts = page.model.counts()
+    for verdict in ("real", "fake", "unknown", "error"):
+        page.set_filter([verdict])
+        shown = page.visible_results()
+        assert len(shown) == counts[verdict]
+        assert all(r.verdict == verdict for r in shown)
+    page.set_filter(["error"])
+    assert page.filter_combo.currentText() == "Errors (1)"
+    page.set_filter(None)
+    assert page.proxy.rowCount() == 13
+
+
+def test_verdict_badges_have_distinct_colours_and_symbols():
+    from app.pages.check_model import verdict_style
+
+    styles = {v: verdict_style(v) for v in ("real", "fake", "unknown", "error")}
+    assert len({colour for colour, _, _ in styles.values()}) == 4
+    assert len({glyph for _, glyph, _ in styles.values()}) == 4
+    assert len({word for _, _, word in styles.values()}) == 4
+
+
+def test_selecting_a_row_shows_the_image_and_a_heatmap_overlay_of_its_size(
+    qtbot, page, tiny_image_dir
+):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir]))
+    page.table.selectRow(3)
+    result = page.proxy.index(3, 0).data(RESULT_ROLE)
+    detail = page.detail
+    assert detail.result is result
+    qtbot.waitUntil(lambda: detail.image_pixmap is not None, timeout=10000)
+    assert detail.heatmap_check.isEnabled()
+    width, height = Image.open(result.path).size
+    assert (detail.image_pixmap.width(), detail.image_pixmap.height()) == (width, height)
+    assert detail.shown_pixmap() is detail.image_pixmap
+    detail.heatmap_check.setChecked(True)
+    overlay = detail.shown_pixmap()
+    assert overlay is detail.overlay_pixmap
+    assert (overlay.width(), overlay.height()) == (width, height)
+    original = detail.image_pixmap.toImage()
+    blended = overlay.toImage()
+    changed = sum(
+        original.pixel(x, y) != blended.pixel(x, y)
+        for x in range(0, width, 4)
+        for y in range(0, height, 4)
+    )
+    assert changed > 0.5 * (width // 4) * (height // 4)
+    assert result.explanation in detail.explanation.text()
+    assert detail.verdict.text().endswith(verdict_text(result))
+    detail.heatmap_check.setChecked(False)
+    assert detail.shown_pixmap() is detail.image_pixmap
+
+
+def test_report_export_writes_csv_json_and_html(qtbot, page, tiny_image_dir, bad_files, tmp_path):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir, bad_files["corrupt"]]))
+    results = {r.path: r for r in page.results()}
+    for suffix in ("csv", "json", "html"):
+        target = tmp_path / f"report.{suffix}"
+        with qtbot.waitSignal(page.sig_report_written, timeout=10000):
+            page.export_report(target)
+        assert target.is_file()
+    with (tmp_path / "report.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 13
+    for row in rows:
+        expected = results[row["path"]]
+        assert row["verdict"] == expected.verdict
+        if expected.ok:
+            assert float(row["confidence"]) == pytest.approx(expected.confidence)
+            assert float(row["p_real"]) == pytest.approx(expected.probs["real"])
+        else:
+            assert "damaged" in row["explanation"]
+    body = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert sum(body["counts"].values()) == 13 and body["counts"]["error"] == 1
+    assert "resnet10t" in body["model"]
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.count("<tr><td>") == 13 and "corrupt.jpg" in html
+    # a bad target is explained, not raised
+    page.export_report(tmp_path / "report.pdf")
+    qtbot.waitUntil(lambda: ".csv, .json or .html" in page.message.text(), timeout=5000)
+
+
+def test_dropping_a_bundle_switches_the_model(
+    qtbot, page, tiny_bundle_zip, tiny_image_dir, tmp_path
+):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir]))
+    old = page.predictor
+    with qtbot.waitSignal(page.sig_bundle_selected) as selected:
+        assert drop(page, [tiny_bundle_zip])
+    assert selected.args == [str(tiny_bundle_zip)]
+    qtbot.waitUntil(lambda: page.predictor is not old, timeout=20000)
+    assert page.predictor.bundle.source == tiny_bundle_zip
+    assert page.model.rowCount() == 0  # verdicts of the old model are not mixed in
+    assert "Model switched to tiny.zip" in page.message.text()
+    assert page.recheck_button.isEnabled()
+    summary = run_and_wait(qtbot, page, page.recheck_button.click)
+    assert summary["checked"] == 12
+
+    broken = tmp_path / "broken-bundle"
+    broken.mkdir()
+    (broken / "bundle.json").write_text("{not json", encoding="utf-8")
+    current = page.predictor
+    drop(page, [broken])
+    qtbot.waitUntil(lambda: "could not be used" in page.message.text(), timeout=10000)
+    assert page.predictor is current  # the working model stays
+    assert "damaged" in page.message.text()
+
+
+def test_without_a_bundle_the_page_says_how_to_get_one_and_checks_later(
+    qtbot, studio_workspace, tiny_bundle, tiny_image_dir, tmp_path, monkeypatch
+):
+    import app.pages.check as check_module
+    import core.bundle
+
+    missing = tmp_path / "assets" / "bundles" / "default"
+    monkeypatch.setattr(core.bundle, "default_bundle_path", lambda: missing)
+    monkeypatch.setattr(check_module, "default_bundle_path", lambda: missing)
+    page = make_page(qtbot, studio_workspace, None)
+    qtbot.waitUntil(lambda: page.model_name.text() == "No model bundle yet", timeout=10000)
+    text = page.model_detail.text()
+    assert str(missing) in text and "Export" in text and "drop a bundle" in text
+    assert page.model_bar.property("state") == "missing"
+    page.check_paths([tiny_image_dir])
+    assert page.message.property("kind") == "warning" and "Load a model" in page.message.text()
+    assert not page.is_running()
+    summary = run_and_wait(qtbot, page, lambda: page.set_bundle(str(tiny_bundle)))
+    assert summary["checked"] == 12
+    page.shutdown()
+
+
+def test_main_window_bundle_changes_reach_the_page(qtbot, studio_workspace, tiny_bundle):
+    from app.main_window import MainWindow
+
+    window = MainWindow(studio_workspace)
+    qtbot.addWidget(window)
+    page = window.page("check")
+    assert isinstance(page, CheckPage)
+    window.select_bundle(str(tiny_bundle))
+    qtbot.waitUntil(lambda: page.predictor is not None, timeout=20000)
+    assert page.predictor.bundle.root == tiny_bundle
+    window.close()
+
+
+@pytest.fixture(scope="module")
+def thousand_images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("thousand")
+    rng = np.random.default_rng(0)
+    for i in range(1000):
+        pixels = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"{i:04d}.png", compress_level=0)
+    return root
+
+
+def test_checking_1000_images_keeps_the_gui_responsive_and_cancel_stops_midway(
+    qtbot, page, thousand_images
+):
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(tick)
+    timer.start()
+    try:
+        started = time.monotonic()
+        summary = run_and_wait(qtbot, page, lambda: page.check_paths([thousand_images]), 60000)
+        elapsed = time.monotonic() - started
+    finally:
+        timer.stop()
+    assert summary["checked"] == 1000 and summary["errors"] == 0
+    assert page.model.rowCount() == 1000
+    assert len(gaps) > 10
+    worst = max(gaps[1:])
+    print(f"1000 images in {elapsed:.1f} s; worst GUI timer gap {worst * 1000:.0f} ms")
+    assert worst < 0.2, f"the GUI thread stalled for {worst * 1000:.0f} ms"
+
+    page.clear()
+    page.check_paths([thousand_images])
+    qtbot.waitUntil(lambda: page.model.rowCount() >= 100, timeout=30000)
+    with qtbot.waitSignal(page.sig_check_finished, timeout=10000) as blocker:
+        page.cancel_button.click()
+    assert blocker.args[0]["cancelled"]
+    assert 100 <= page.model.rowCount() < 1000
+    assert "Cancelled after" in page.message.text()
+    assert not page.is_running()
+
+
+def test_checking_in_the_page_never_imports_torch(tiny_bundle, tiny_image_dir):
+    code = f"""
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from app.pages.check import CheckPage
+from core.workspace import Workspace
+page = CheckPage(Workspace.resolve({str(tiny_image_dir.parent / "ws")!r}))
+page.set_bundle({str(tiny_bundle)!r})
+finished = []
+page.sig_check_finished.connect(finished.append)
+page.check_paths([{str(tiny_image_dir)!r}])
+import time
+deadline = time.monotonic() + 60
+while not finished and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.005)
+page.detail.show_result(page.results()[0], page.predictor.class_names, page.predictor.preprocess)
+deadline = time.monotonic() + 10
+while page.detail.image_pixmap is None and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.005)
+page.shutdown()
+print(len(page.results()), page.detail.overlay_pixmap is not None, "torch" in sys.modules)
+"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-3:] == ["12", "True", "False"]
