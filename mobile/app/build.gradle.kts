@@ -34,7 +34,7 @@ android {
     sourceSets["main"].assets.srcDir(layout.buildDirectory.dir("generated/bundleAssets"))
 
     androidResources {
-        // model.onnx is memory-mapped by nothing, but keep it uncompressed for fast reads.
+        // Stored uncompressed: the first start copies the default model out of the APK quickly.
         noCompress += "onnx"
     }
 }

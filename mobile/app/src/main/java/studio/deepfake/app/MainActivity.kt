@@ -40,10 +40,10 @@ class MainActivity : ComponentActivity() {
     private lateinit var modelViewCaption: TextView
 
     private val pickImage = registerForActivityResult(ActivityResultContracts.GetContent()) { uri ->
-        uri?.let(::check)
+        uri?.let(::checkImage)
     }
     private val takePhoto = registerForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
-        pendingPhoto?.takeIf { saved }?.let(::check)
+        pendingPhoto?.takeIf { saved }?.let(::checkImage)
     }
     private val pickFolder = registerForActivityResult(ActivityResultContracts.OpenDocumentTree()) { uri ->
         uri?.let { tree -> loadBundle { BundleStore(this).installFromTree(tree) } }
@@ -109,7 +109,7 @@ class MainActivity : ComponentActivity() {
         }
     }
 
-    private fun check(uri: Uri) {
+    private fun checkImage(uri: Uri) {
         verdictText.text = getString(R.string.working)
         confidenceText.text = ""
         explanationText.text = ""
