@@ -75,12 +75,19 @@ PRUNE_DEFAULTS: dict[str, Any] = {
 RUN_FILES = ("model.json", "split.json")
 
 
-def require_run(path: str | Path, role: str, weights: str = "best") -> Path:
-    """The resolved run folder ``path``; a :class:`UserError` naming every missing file."""
+def require_run(
+    path: str | Path, role: str, weights: str = "best", files: tuple[str, ...] = RUN_FILES
+) -> Path:
+    """The resolved run folder ``path``; a :class:`UserError` naming every missing file.
+
+    Args:
+        role: how the message names the run (``source``, ``teacher``, ``student``).
+        files: the files besides ``<weights>.safetensors`` the job needs.
+    """
     folder = Path(path).expanduser().resolve()
     if not folder.is_dir():
         raise UserError(f"{role} run {folder} does not exist or is not a folder")
-    needed = (*RUN_FILES, f"{weights}.safetensors")
+    needed = (*files, f"{weights}.safetensors")
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
         raise UserError(
