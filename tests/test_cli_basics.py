@@ -1,0 +1,82 @@
+"""The entry point: usage errors, ``error:`` + exit 2 for bad input, and which workspace is used
+(``--workspace`` beats ``DEEPFAKE_STUDIO_HOME``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.__main__ import COMMANDS, build_parser, main
+from app.commands import workspace_of
+from core.workspace import ENV_VAR
+from tests.synthetic import make_image_set
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_unknown_subcommand_is_a_usage_error_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "frobnicate"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: deepfake-studio")
+    assert "invalid choice: 'frobnicate'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_option_exit_2(capsys: pytest.CaptureFixture):
+    with pytest.raises(SystemExit) as info:
+        main(["index", "--no-such-option", "x"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+def test_every_command_is_registered():
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices  # argparse keeps them here
+    assert list(choices) == list(COMMANDS)
+
+
+def test_user_error_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture):
+    missing = tmp_path / "no-such-folder"
+    assert main(["--workspace", str(tmp_path / "ws"), "index", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_workspace_of_parsed_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    parser = build_parser()
+    assert workspace_of(parser.parse_args(["index", "d"])).root == tmp_path / "env"
+    flagged = parser.parse_args(["--workspace", str(tmp_path / "flag"), "index", "d"])
+    assert workspace_of(flagged).root == tmp_path / "flag"
+
+
+def _index_into(args: list[str], data: Path, capsys: pytest.CaptureFixture) -> dict:
+    assert main([*args, "index", str(data), "--workers", "1", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_workspace_flag_and_environment_are_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    data = make_image_set(tmp_path / "data", {"real": 2, "fake": 2}, size=(16, 16))
+    env_ws, flag_ws = tmp_path / "env-ws", tmp_path / "flag-ws"
+    monkeypatch.setenv(ENV_VAR, str(env_ws))
+
+    from_env = _index_into([], data, capsys)
+    assert Path(from_env["index"]).is_relative_to(env_ws / "indexes")
+    assert from_env["files"] == 4
+
+    from_flag = _index_into(["--workspace", str(flag_ws)], data, capsys)
+    assert Path(from_flag["index"]).is_relative_to(flag_ws / "indexes")
+    assert not (flag_ws / "indexes").samefile(env_ws / "indexes")
