@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 HISTORY_FILE = "history.jsonl"
 FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
 RESUMABLE_KINDS = ("finetune", "distill", "prune")
+COMPACT_FACTOR = 4
+"""The history file is rewritten when it has this many lines per job (plus slack)."""
 
 
 @dataclass
@@ -215,4 +217,13 @@ class JobQueue(QObject):
             if record.status not in FINAL_STATUSES:
                 record.status = "interrupted"
                 record.summary.setdefault("message", "the app stopped while this job was queued")
+        if len(lines) > COMPACT_FACTOR * len(records) + 20:
+            self._compact(records)
         return records
+
+    def _compact(self, records: dict[str, JobRecord]) -> None:
+        """Rewrite the history with one line per job (it grows by a line per status change)."""
+        tmp = self.history_path.with_suffix(".tmp")
+        ordered = sorted(records.values(), key=lambda r: r.submitted)
+        tmp.write_text("".join(r.to_json() + "\n" for r in ordered), encoding="utf-8")
+        tmp.replace(self.history_path)

@@ -75,7 +75,7 @@ def test_validate_config_ranges_and_runs(tmp_path):
         "run": "not a run folder (no run.json)",
         "macs_ratio": "at most 0.95",
         "steps": "a whole number is needed",
-        "importance": "one of magnitude, taylor, lamp",
+        "importance": "one of magnitude, group_norm, taylor, lamp",
         "out": "required",
     }
     run = tmp_path / "run"

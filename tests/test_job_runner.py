@@ -175,3 +175,20 @@ def test_interrupted_jobs_come_back_as_interrupted(qtbot, tmp_path, fake_job_pro
     assert reloaded.records[running.id].resumable
     assert not reloaded.records[waiting.id].resumable  # export jobs are not resumable
     assert reloaded.pending() == []
+
+
+def test_history_is_compacted_and_survives_damaged_lines(qtbot, tmp_path):
+    from app.job_queue import HISTORY_FILE, JobRecord
+
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    lines = []
+    for status in ("queued", "running", "done"):
+        for job in ("a", "b"):
+            record = JobRecord(id=job, kind="finetune", config={}, status=status, submitted=1.0)
+            lines.extend([record.to_json()] * 5)
+    lines.insert(3, '{"torn line')
+    (jobs_dir / HISTORY_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    queue = JobQueue(jobs_dir)
+    assert {r.id: r.status for r in queue.history()} == {"a": "done", "b": "done"}
+    assert len((jobs_dir / HISTORY_FILE).read_text(encoding="utf-8").splitlines()) == 2

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.pruning import IMPORTANCES
 from core.workspace import Workspace
 
 ARCHITECTURES = (
@@ -173,7 +174,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "Importance",
                 "choice",
                 "magnitude",
-                choices=("magnitude", "taylor", "lamp"),
+                choices=IMPORTANCES,
             ),
             OUT,
         ),
@@ -212,6 +213,17 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
         (
             SOURCE_RUN,
             Field("int8", "INT8 quantisation", "bool", True),
+            Field(
+                "target_risk",
+                "Target error rate",
+                "float",
+                0.05,
+                0.0,
+                0.99,
+                decimals=3,
+                step=0.01,
+                help="the rejection threshold keeps at most this error rate among accepted images",
+            ),
             Field("out", "Bundle folder", "bundle_out", help="new bundle folder"),
         ),
     ),

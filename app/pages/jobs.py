@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QDateTime, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QBrush, QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -414,7 +414,7 @@ class JobsPage(QWidget):
             return
         item.setIcon(0, status_icon(record.status))
         item.setText(0, record.status)
-        item.setForeground(0, _brush(STATUSES.get(record.status, ("#6b7280", ""))[0]))
+        item.setForeground(0, QBrush(QColor(STATUSES.get(record.status, ("#6b7280", ""))[0])))
         item.setText(1, f"{JOB_KINDS.get(record.kind, (record.kind,))[0]}")
         item.setToolTip(1, f"{record.id}\n{record.out or ''}")
         started = record.started or record.submitted
@@ -432,9 +432,3 @@ class JobsPage(QWidget):
     def _log(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.log_view.appendPlainText(f"{stamp}  {text}")
-
-
-def _brush(colour: str):
-    from PySide6.QtGui import QBrush, QColor
-
-    return QBrush(QColor(colour))
