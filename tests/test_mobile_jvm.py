@@ -42,6 +42,8 @@ SHARED = ROOT.parent / "shared" / "data"
 JARS = (Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar"))
 CLASSES = ["real", "sd14", "sdxl"]
 INPUT_TOLERANCE = 1e-4
+COLOUR_WEIGHT = np.array([[2, -1, -1], [-1, 2, -1], [-1, -1, 2]], dtype=np.float32) * 3.0
+COLOUR_BIAS = np.array([0.5, 0.0, -0.5], dtype=np.float32)
 
 
 def _require_java() -> None:
@@ -94,8 +96,6 @@ def colour_model() -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    weight = np.array([[2, -1, -1], [-1, 2, -1], [-1, -1, 2]], dtype=np.float32) * 3.0
-    bias = np.array([0.5, 0.0, -0.5], dtype=np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
@@ -106,8 +106,8 @@ def colour_model() -> bytes:
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
         initializer=[
-            numpy_helper.from_array(weight, "weight"),
-            numpy_helper.from_array(bias, "bias"),
+            numpy_helper.from_array(COLOUR_WEIGHT, "weight"),
+            numpy_helper.from_array(COLOUR_BIAS, "bias"),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -173,9 +173,8 @@ def write_geometry_bundle(name: str, out: Path) -> Path:
     one golden vector ``unknown`` and accepts the others."""
     spec, score, temperature, sources = GEOMETRIES[name]
     images = [shared_or_generated(rel, shape, seed) for seed, (rel, shape) in enumerate(sources)]
-    weight = np.array([[2, -1, -1], [-1, 2, -1], [-1, -1, 2]]) * 3.0
-    logits = np.stack([weight @ spec(image).mean(axis=(1, 2)) for image, _ in images])
-    logits += [0.5, 0.0, -0.5]
+    pooled = np.stack([spec(image).mean(axis=(1, 2)) for image, _ in images])
+    logits = pooled.astype(np.float64) @ COLOUR_WEIGHT.T + COLOUR_BIAS  # what the model computes
     values = np.sort(scores_of(logits, temperature, score)[1])
     assert values[1] - values[0] > 1e-3, "test images too alike to place a threshold between"
     calibration = Calibration(
