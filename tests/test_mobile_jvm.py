@@ -12,8 +12,8 @@ module points at:
   margins and crop of an image smaller than the input (scaled up first). Their network is a tiny
   hand-built ONNX graph (global average pool + linear), so logits are real onnxruntime outputs;
 * the ``cam`` output of ``tiny_bundle`` and the heatmaps ``core.explain`` draws from it;
-* a folder of RGBA / palette PNGs and what ``core.preprocess.load_image`` made of them, to prove
-  that alpha is composited on white identically.
+* RGBA, palette and EXIF-rotated PNGs and what ``core.preprocess.load_image`` made of them, to
+  prove that alpha compositing and the EXIF orientation are ported exactly.
 
 Java writes the differences it measured to a JSON report that the tests below assert on.
 """
@@ -209,17 +209,22 @@ def geometry_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 @pytest.fixture(scope="module")
 def decode_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``NAME.rgba.png`` files with transparency and ``NAME.rgb.png``: Python's decoding."""
+    """``NAME.in.png`` files and ``NAME.expected.png``, what ``core.preprocess.load_image``
+    made of them: transparency (RGBA, palette) and the eight EXIF orientations."""
     out = tmp_path_factory.mktemp("decode")
     value, alpha = np.meshgrid(np.arange(256), np.arange(256))  # every (value, alpha) pair
     rgba = np.stack([value, 255 - value, (value * 7) % 256, alpha], axis=-1).astype(np.uint8)
-    Image.fromarray(rgba, "RGBA").save(out / "all.rgba.png")
+    Image.fromarray(rgba, "RGBA").save(out / "all-alpha.in.png")
     palette = Image.fromarray(rgba[::16, ::16, :3]).quantize(16)
-    palette.info["transparency"] = 3
-    palette.save(out / "palette.rgba.png", transparency=3)
-    for name in ("all", "palette"):
-        rgb = load_image(out / f"{name}.rgba.png")
-        Image.fromarray(rgb, "RGB").save(out / f"{name}.rgb.png")
+    palette.save(out / "palette.in.png", transparency=3)
+    photo = Image.fromarray(rgba[:5, :7, :3])  # 7 x 5: every orientation is distinguishable
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        photo.save(out / f"photo-exif{orientation}.in.png", exif=exif.tobytes())
+    for path in out.glob("*.in.png"):
+        expected = path.with_name(path.name.replace(".in.png", ".expected.png"))
+        Image.fromarray(load_image(path), "RGB").save(expected)
     return out
 
 
@@ -307,6 +312,15 @@ def test_java_heatmap_matches_python(parity) -> None:
     print(f"Java vs Python heatmap max |diff| = {heatmap['max_heatmap_diff']:.3g}")
     assert heatmap["cases"] >= 4
     assert heatmap["max_heatmap_diff"] <= 1e-5
+
+
+def test_decode_cases_are_real(decode_dir: Path) -> None:
+    """The decoding fixture holds what it claims: rotated and composited images."""
+    assert Image.open(decode_dir / "photo-exif6.expected.png").size == (5, 7)
+    assert Image.open(decode_dir / "photo-exif3.expected.png").size == (7, 5)
+    composited = np.asarray(Image.open(decode_dir / "all-alpha.expected.png"))
+    assert composited[0, 0].tolist() == [255, 255, 255]  # alpha 0 -> white
+    assert len(list(decode_dir.glob("*.in.png"))) == 10
 
 
 def test_geometry_bundles_cover_every_mode_and_verdict(geometry_bundles) -> None:

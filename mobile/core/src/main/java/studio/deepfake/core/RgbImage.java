@@ -61,6 +61,39 @@ public final class RgbImage {
         return (int) ((((tmp >> 8) + tmp) >> 8) >> precisionBits);
     }
 
+    /**
+     * This image with an EXIF orientation (1..8) undone, pixel for pixel as Pillow's {@code
+     * ImageOps.exif_transpose} in {@code core.preprocess.to_rgb}: 2 mirror, 3 rotate 180, 4 flip,
+     * 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise. Other
+     * values (1, 0 for "missing", unknown ones) return this image.
+     */
+    public RgbImage oriented(int orientation) {
+        if (orientation < 2 || orientation > 8) {
+            return this;
+        }
+        boolean swap = orientation >= 5;
+        int outW = swap ? height : width;
+        int outH = swap ? width : height;
+        byte[] out = new byte[rgb.length];
+        for (int y = 0; y < outH; y++) {
+            for (int x = 0; x < outW; x++) {
+                int sx;
+                int sy;
+                switch (orientation) {
+                    case 2: sx = width - 1 - x; sy = y; break;
+                    case 3: sx = width - 1 - x; sy = height - 1 - y; break;
+                    case 4: sx = x; sy = height - 1 - y; break;
+                    case 5: sx = y; sy = x; break;
+                    case 6: sx = y; sy = height - 1 - x; break;
+                    case 7: sx = width - 1 - y; sy = height - 1 - x; break;
+                    default: sx = width - 1 - y; sy = x; break; // 8
+                }
+                System.arraycopy(rgb, (sy * width + sx) * 3, out, (y * outW + x) * 3, 3);
+            }
+        }
+        return new RgbImage(outW, outH, out);
+    }
+
     /** The unsigned value of channel {@code c} at ({@code x}, {@code y}). */
     public int get(int x, int y, int c) {
         return rgb[(y * width + x) * 3 + c] & 0xFF;

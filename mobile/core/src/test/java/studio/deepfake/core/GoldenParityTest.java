@@ -15,6 +15,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import javax.imageio.ImageIO;
 import org.junit.Test;
 
@@ -28,8 +30,9 @@ import org.junit.Test;
  * its class and size) with {@code NAME.cam.bin} and Python's {@code NAME.heat.bin}; the largest
  * difference goes to {@code heatmap.report}.
  *
- * <p>{@code decode.dir} optionally holds {@code NAME.rgba.png} / {@code NAME.rgb.png} pairs: the
- * second is what Python's decoder made of the first (alpha on white); they must match exactly.
+ * <p>{@code decode.dir} optionally holds {@code NAME.in.png} / {@code NAME.expected.png} pairs:
+ * the second is what Python's decoder made of the first (alpha composited on white; the EXIF
+ * orientation {@code N} of files named {@code *exifN*} undone); they must match exactly.
  */
 public class GoldenParityTest {
     private static List<File> dirs(String property) {
@@ -169,15 +172,17 @@ public class GoldenParityTest {
     }
 
     @Test
-    public void alphaDecodingMatchesPython() throws IOException {
+    public void decodingMatchesPython() throws IOException {
         List<File> dirs = dirs("decode.dir");
-        assumeTrue("set -Ddecode.dir to a folder of NAME.rgba.png / NAME.rgb.png pairs", !dirs.isEmpty());
-        File[] inputs = dirs.get(0).listFiles((d, name) -> name.endsWith(".rgba.png"));
-        assertTrue("no .rgba.png files in " + dirs.get(0), inputs != null && inputs.length > 0);
+        assumeTrue("set -Ddecode.dir to a folder of NAME.in.png / NAME.expected.png pairs", !dirs.isEmpty());
+        File[] inputs = dirs.get(0).listFiles((d, name) -> name.endsWith(".in.png"));
+        assertTrue("no .in.png files in " + dirs.get(0), inputs != null && inputs.length > 0);
         for (File input : inputs) {
-            RgbImage actual = readPng(input);
-            File expectedFile = new File(input.getPath().replace(".rgba.png", ".rgb.png"));
-            RgbImage expected = readPng(expectedFile);
+            Matcher exif = Pattern.compile("exif(\\d)").matcher(input.getName());
+            RgbImage actual = readPng(input).oriented(exif.find() ? Integer.parseInt(exif.group(1)) : 1);
+            RgbImage expected = readPng(new File(input.getPath().replace(".in.png", ".expected.png")));
+            assertEquals(input.getName() + " width", expected.width, actual.width);
+            assertEquals(input.getName() + " height", expected.height, actual.height);
             int mismatches = 0;
             for (int i = 0; i < actual.rgb.length; i++) {
                 mismatches += actual.rgb[i] != expected.rgb[i] ? 1 : 0;

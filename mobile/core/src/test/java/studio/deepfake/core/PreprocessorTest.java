@@ -1,5 +1,6 @@
 package studio.deepfake.core;
 
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertThrows;
 import static org.junit.Assert.assertTrue;
@@ -135,6 +136,30 @@ public class PreprocessorTest {
                 Json.parseObject("{\"input_size\": 32, \"resize_mode\": \"resize\", \"mean\": [0,0,0],"
                         + " \"std\": [1,1,1], \"interpolation\": \"bicubic\"}", "test")));
         assertTrue(e.getMessage().contains("triangle"));
+    }
+
+    @Test
+    public void exifOrientationsMatchPillow() {
+        // A 3x2 image whose red channel is 0, 30, 60 / 90, 120, 150; expected rows from
+        // core.preprocess.load_image of the same image saved with each EXIF orientation.
+        byte[] rgb = new byte[18];
+        for (int p = 0; p < 6; p++) {
+            rgb[p * 3] = (byte) (p * 30);
+        }
+        RgbImage image = new RgbImage(3, 2, rgb);
+        int[][] expected = {
+            {0, 30, 60, 90, 120, 150}, {0, 30, 60, 90, 120, 150}, {60, 30, 0, 150, 120, 90},
+            {150, 120, 90, 60, 30, 0}, {90, 120, 150, 0, 30, 60}, {0, 90, 30, 120, 60, 150},
+            {90, 0, 120, 30, 150, 60}, {150, 60, 120, 30, 90, 0}, {60, 150, 30, 120, 0, 90}};
+        for (int orientation = 0; orientation <= 8; orientation++) {
+            RgbImage out = image.oriented(orientation);
+            assertEquals(orientation >= 5 ? 2 : 3, out.width);
+            int[] red = new int[6];
+            for (int p = 0; p < 6; p++) {
+                red[p] = out.get(p % out.width, p / out.width, 0);
+            }
+            assertArrayEquals("orientation " + orientation, expected[orientation], red);
+        }
     }
 
     @Test
