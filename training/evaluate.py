@@ -97,7 +97,7 @@ def open_model(path: str | Path) -> ModelUnderTest:
     return ModelUnderTest(path, "bundle", predictor, stats)
 
 
-def _data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> list[Sample]:
+def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> list[Sample]:
     root = Path(config["data"]).expanduser().resolve()
     split = config["split"]
     if split and model.run_split is not None:
@@ -162,7 +162,7 @@ def evaluate_model(
     model: ModelUnderTest, config: dict[str, Any], emit: EventWriter, cancel: CancelToken
 ) -> dict[str, Any]:
     """The JSON report of one model on the configured data."""
-    samples = _data_samples(config, model, emit, cancel)
+    samples = data_samples(config, model, emit, cancel)
     leave_out = config["leave_out"]
     heldout = [s for s in samples if s.label == leave_out] if leave_out else []
     known = [s for s in samples if s.label != leave_out]

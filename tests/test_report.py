@@ -1,0 +1,107 @@
+"""The quality report and leave-one-class-out evaluation on a tiny trained run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.events import EventWriter
+from tests.synthetic import make_image_set
+
+pytest.importorskip("torch")
+
+TINY = {"arch": "resnet10t", "img_size": 32, "batch_size": 16, "threads": 1, "lr": 3e-3}
+
+
+@pytest.fixture(scope="module")
+def left_out_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A run trained on real + gan_a, with gan_b left out of training."""
+    from training.finetune import run
+
+    root = tmp_path_factory.mktemp("report")
+    data = make_image_set(root / "data", {"real": 24, "gan_a": 24, "gan_b": 12})
+    out = root / "run"
+    run(
+        {"data": str(data), "out": str(out), "epochs": 3, "leave_out": "gan_b",
+         "workspace": str(root), **TINY},
+        EventWriter("t", []),
+    )  # fmt: skip
+    return data, out
+
+
+def test_leave_out_run_never_saw_the_class(left_out_run: tuple[Path, Path]) -> None:
+    _, run_dir = left_out_run
+    model = json.loads((run_dir / "model.json").read_text())
+    assert model["class_names"] == ["gan_a", "real"]
+    split = json.loads((run_dir / "split.json").read_text())
+    assert not any(label == "gan_b" for label in split["labels"].values())
+
+
+def test_evaluate_leave_out_reports_rejection_auroc(left_out_run: tuple[Path, Path]) -> None:
+    from training.evaluate import run
+
+    data, run_dir = left_out_run
+    report = run(
+        {"models": [str(run_dir)], "data": str(data), "leave_out": "gan_b", "latency": False},
+        EventWriter("t", []),
+    )
+    lo = report["leave_out"]
+    assert lo["class"] == "gan_b" and lo["n"] == 12
+    assert set(lo["auroc"]) == {"max_softmax", "energy"}
+    assert all(0.0 <= v <= 1.0 for v in lo["auroc"].values())
+    assert 0.0 <= lo["detected_as_fake"] <= 1.0
+    assert report["n"] == 48  # the known classes only
+
+
+def test_binary_mapping_scores_unknown_generators_as_fake(left_out_run) -> None:
+    from training.evaluate import run
+
+    data, run_dir = left_out_run
+    report = run(
+        {"models": [str(run_dir)], "data": str(data), "binary": True, "latency": False},
+        EventWriter("t", []),
+    )
+    assert report["binary"] is True and report["class_names"] == ["real", "fake"]
+    assert report["per_class"]["fake"]["support"] == 36 and report["n"] == 60
+
+
+def test_report_writes_html_and_json_with_every_panel(left_out_run, tmp_path: Path) -> None:
+    from training.report import run
+
+    data, run_dir = left_out_run
+    out = tmp_path / "q" / "report.html"
+    summary = run(
+        {"models": [str(run_dir)], "data": str(data), "out": str(out), "robustness_images": 20},
+        EventWriter("t", []),
+    )
+    html = out.read_text()
+    for heading in ("Per class", "Confusion matrix", "ROC", "Reliability", "Coverage vs risk",
+                    "Robustness", "Unseen generator"):  # fmt: skip
+        assert heading in html, heading
+    assert html.count("<svg") == 3
+    body = json.loads(out.with_suffix(".json").read_text())
+    section = body["models"][0]
+    assert section["metrics"]["n"] == 48
+    rob = section["robustness"]
+    assert set(rob) == {"jpeg75", "downscale0.5", "centre_crop0.8"}
+    for row in rob.values():
+        assert row["n"] == 20 and 0 <= row["flipped"] <= 1 and 0 <= row["to_unknown"] <= 1
+    cov = section["coverage_risk"]
+    assert cov["coverage"][-1] == pytest.approx(1.0)
+    assert np.all(np.diff(cov["coverage"]) > 0)
+    assert summary["models"][0]["leave_out"]["class"] == "gan_b"
+
+
+def test_perturbations_change_the_image_as_named() -> None:
+    from training.report import perturb
+
+    rgb = (np.arange(60 * 40 * 3) % 251).astype(np.uint8).reshape(60, 40, 3)
+    assert perturb(rgb, "downscale0.5").shape == (30, 20, 3)
+    assert perturb(rgb, "centre_crop0.8").shape == (48, 32, 3)
+    jpeg = perturb(rgb, "jpeg75")
+    assert jpeg.shape == rgb.shape and np.abs(jpeg.astype(int) - rgb).mean() > 0.5
+    with pytest.raises(ValueError):
+        perturb(rgb, "blur")
