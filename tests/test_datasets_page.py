@@ -46,9 +46,12 @@ def data(tmp_path: Path) -> Path:
 
 
 def index_through(page: DatasetsPage, qtbot, root: Path):
-    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+    """Index ``root`` through the page; returns the view once its hygiene report is shown."""
+    signals = [page.sig_index_finished, page.sig_hygiene_checked]
+    with qtbot.waitSignals(signals, order="strict", timeout=WAIT_MS):
         page.add_folder(root)
-    return blocker.args[0]
+    assert page.report is not None and page.report.root == str(page.view.index.root)
+    return page.view
 
 
 def test_constructor_is_cheap(tmp_path: Path, qtbot) -> None:
@@ -71,7 +74,7 @@ def test_indexing_shows_counts_chart_and_findings(page: DatasetsPage, qtbot, dat
     combo = [page.class_combo.itemText(i) for i in range(page.class_combo.count())]
     assert combo == ["All classes", "fake (9)", "real (15)"]
     assert page.datasets.count() == 1 and page.datasets.item(0).text() == f"{data.parent.name}/data"
-    kinds = [f.kind for f in view.report.findings]
+    kinds = [f.kind for f in page.report.findings]
     assert "unreadable" in kinds and "duplicates" in kinds
     top = [page.findings.topLevelItem(i).text(0) for i in range(page.findings.topLevelItemCount())]
     assert any(text.startswith("error: 3 files cannot be read") for text in top)
@@ -151,9 +154,9 @@ def test_cancel_keeps_progress_and_reindex_resumes(
 
 
 def test_clicking_a_finding_selects_its_files(page: DatasetsPage, qtbot, data: Path) -> None:
-    view = index_through(page, qtbot, data)
+    index_through(page, qtbot, data)
     page.tabs.setCurrentIndex(2)
-    [dups] = view.report.of_kind("duplicates")
+    [dups] = page.report.of_kind("duplicates")
     item = next(
         page.findings.topLevelItem(i)
         for i in range(page.findings.topLevelItemCount())
@@ -183,9 +186,10 @@ def test_make_splits_button(page: DatasetsPage, qtbot, data: Path, tmp_path: Pat
     index_through(page, qtbot, data)
     page.seed.setValue(7)
     page.val.setValue(0.2)
-    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
+    signals = [page.sig_index_finished, page.sig_hygiene_checked]
+    with qtbot.waitSignals(signals, order="strict", timeout=WAIT_MS):
         page.split_button.click()
-    view = blocker.args[0]
+    view = page.view
     assert view.split_params == {"seed": 7, "val": 0.2, "test": 0.1}
     assert sum(view.splits.values()) == 24
     assert f"train {view.splits['train']}" in page.split_label.text()
