@@ -249,3 +249,59 @@ def fake_job_program() -> list[str]:
 
 
 # ---- end of Qt fixtures ----------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# Export fixtures (owner: training/export.py). A real fine-tune run (training.finetune.run) of a
+# timm resnet10t at 32 px, trained for 3 epochs on generated images of three classes, and its
+# bundle written by the export job. Both are read-only for tests: copy before changing them.
+# ---------------------------------------------------------------------------------------------
+EXPORT_CLASSES = {"real": 30, "sd14": 30, "sdxl": 30}
+EXPORT_TRAIN = {"arch": "resnet10t", "img_size": 32, "batch_size": 16, "threads": 1, "lr": 1e-2}
+
+
+def run_export_job(config: dict, events: list | None = None, cancel=None) -> dict:
+    """Run the export job in-process; parsed events are appended to ``events`` when given."""
+    import json
+
+    from core.events import EventWriter
+    from training.export import run
+
+    class _Sink:
+        def write(self, line: str) -> None:
+            if events is not None:
+                events.append(json.loads(line))
+
+        def flush(self) -> None:
+            pass
+
+    emit = EventWriter("test-export", [_Sink()], max_progress_per_s=0)
+    return run({"threads": 1, "latency_repeats": 5, **config}, emit, cancel)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished fine-tune run folder (model.json, best.safetensors, split.json, run.json) of a
+    resnet10t telling ``real`` noise from ``sd14``/``sdxl`` stripe patterns (40x48 PNG files)."""
+    from core.events import EventWriter
+    from tests.synthetic import make_image_set
+    from training.finetune import run
+
+    root = tmp_path_factory.mktemp("export-run")
+    data = make_image_set(root / "data", EXPORT_CLASSES)
+    config = {"data": str(data), "out": str(root / "run"), "epochs": 3, **EXPORT_TRAIN}
+    run({**config, "workspace": str(root / "ws")}, EventWriter("fixture", []))
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def exported_bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``trained_run`` exported by ``training.export`` to an FP32 bundle folder: ``model.onnx``
+    with ``logits`` and ``cam`` outputs, calibration on the val split, 6 golden vectors of the
+    three classes, ``verification.json``; a zip of it is at ``<bundle>.zip``."""
+    out = tmp_path_factory.mktemp("export-bundle") / "tiny-fp32"
+    run_export_job({"run": str(trained_run), "out": str(out), "zip": True})
+    return out
+
+
+# ---- end of export fixtures ------------------------------------------------------------------

@@ -12,8 +12,10 @@
    ``calib_images`` training images.
 3. **calibrate**: the shipped model's logits on the run's val split give the temperature, the
    score (``auto`` picks the one with the higher right-vs-wrong AUROC,
-   :func:`core.rejection.compare_scores`) and the threshold for ``target_risk``; how the score was
-   chosen is stored in ``bundle.json`` as ``calibration_choice``.
+   :func:`core.rejection.compare_scores`) and the threshold for ``target_risk``; how they were
+   chosen is stored in ``bundle.json`` as ``calibration_choice``. The temperature stays 1 when
+   the val split has no wrong answers (the likelihood then keeps rising as ``T -> 0`` and every
+   probability would round to 1, making the threshold meaningless).
 4. **verify**: torch, ONNX FP32 and ONNX INT8 on the same test images (:mod:`training.verify`):
    parity, accuracy, agreement, sizes and latency, plus the golden vectors re-checked through
    :func:`core.bundle.verify_golden` with :class:`core.inference.OnnxPredictor`.
@@ -112,21 +114,11 @@ def validate_export(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_run_folder(run_dir: Path, weights: str) -> None:
     """A clear UserError unless ``run_dir`` is a finished run with weights and splits."""
-    if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist")
+    from training.prune import require_run
+
     if (run_dir / "bundle.json").is_file():
         raise UserError(f"{run_dir} is already a bundle; export takes a training run folder")
-    needed = {
-        "model.json": "the model description",
-        f"{weights}.safetensors": f"the {weights} weights; is the run still training?",
-        "split.json": "the train/val/test split",
-    }
-    missing = [f"{name} ({why})" for name, why in needed.items() if not (run_dir / name).is_file()]
-    if missing:
-        raise UserError(
-            f"{run_dir} is not a complete training run: missing {'; '.join(missing)}. "
-            "Export a run folder written by train, prune or distill."
-        )
+    require_run(run_dir, "the", weights)
 
 
 def default_out(config: dict[str, Any], run_dir: Path) -> Path:
@@ -164,6 +156,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
 
 def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> dict[str, Any]:
     from core.models import load_model
+    from training.prune import subset
 
     run_dir, out = Path(config["run"]), Path(config["out"])
     model, description = load_model(run_dir, config["weights"])
@@ -174,7 +167,7 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
     verify_split = "test" if splits["test"] else "val"
     if verify_split == "val":
         emit.log("the run has no test split: verifying on the val split instead", "warning")
-    verify_samples = subset(splits[verify_split], config["verify_images"], config["seed"])
+    verify_samples = subset(splits[verify_split], config["verify_images"] or None, config["seed"])
     golden = pick_golden(verify_samples, description.class_names, config["golden"], config["seed"])
     emit.log(
         f"exporting {description.arch} from {run_dir.name} ({len(splits['val'])} val, "
@@ -201,7 +194,11 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
             model, description, variants, verify_samples, golden, config, emit, cancel
         )
         report = checked.report
-        report.update(split=verify_split, run=str(run_dir))
+        report.update(
+            split=verify_split,
+            run=str(run_dir),
+            subset=len(verify_samples) < len(splits[verify_split]),
+        )
         metrics = {
             **report.pop("metrics"),
             **selective_figures(checked.shipped_logits, checked.labels, calibration),
@@ -324,7 +321,9 @@ def calibrate(
     """Temperature, score and threshold on held-out logits; and how the score was chosen."""
     from core.rejection import choose_threshold, compare_scores, fit_temperature
 
-    temperature = fit_temperature(logits, labels)
+    perfect = bool((np.argmax(logits, axis=1) == labels).all())
+    # With no wrong answers the likelihood keeps rising as T -> 0: nothing to fit, keep T = 1.
+    temperature = 1.0 if perfect else fit_temperature(logits, labels)
     comparison = compare_scores(logits, labels, temperature)
     auroc = {name: row["auroc_correct"] for name, row in comparison["scores"].items()}
     chosen = comparison["best"] if score == "auto" else score
@@ -335,7 +334,16 @@ def calibrate(
     else:
         how = "auto: higher AUROC of right vs wrong answers on the val split"
     calibration = choose_threshold(logits, labels, temperature, chosen, target_risk, chosen_on)
-    return calibration, {"requested": score, "chosen": chosen, "how": how, "auroc_correct": auroc}
+    fitted = (
+        "not fitted: no wrong answers on the val split" if perfect else "fitted on the val split"
+    )
+    return calibration, {
+        "requested": score,
+        "chosen": chosen,
+        "how": how,
+        "auroc_correct": auroc,
+        "temperature": fitted,
+    }
 
 
 def selective_figures(
@@ -403,7 +411,6 @@ def _verify(model, description, variants, samples, golden, config, emit, cancel)
         tolerance=config["tolerance"],
         max_int8_drop=config["max_int8_drop"],
     )
-    report["subset"] = bool(config["verify_images"])
     report["latency"] = {
         "batch": 1,
         "repeats": config["latency_repeats"],
@@ -468,14 +475,6 @@ def _batches(samples: Sequence[Sample], description, batch_size: int) -> Iterato
 def _progress(emit: EventWriter, cancel: CancelToken, phase: str, done: int, total: int) -> None:
     _check_cancel(cancel)
     _phase(emit, phase, done, total)
-
-
-def subset(samples: list[Sample], limit: int, seed: int) -> list[Sample]:
-    """At most ``limit`` samples (0 = all), drawn with ``seed``, in their original order."""
-    if not limit or len(samples) <= limit:
-        return list(samples)
-    keep = sorted(random.Random(seed).sample(range(len(samples)), limit))
-    return [samples[i] for i in keep]
 
 
 def pick_golden(

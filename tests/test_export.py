@@ -1,0 +1,238 @@
+"""The export job: a real tiny run to a verified FP32 bundle, its contract, and refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import UserError
+from tests.conftest import run_export_job
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+def split_of(run: Path, name: str) -> list[str]:
+    return json.loads((run / "split.json").read_text())["splits"][name]
+
+
+def test_bundle_carries_the_runs_contract(exported_bundle: Path, trained_run: Path) -> None:
+    from core.bundle import load_bundle
+    from core.models import ModelDescription
+
+    bundle = load_bundle(exported_bundle)
+    description = ModelDescription.load(trained_run)
+    summary = json.loads((trained_run / "run.json").read_text())["summary"]
+    meta = bundle.meta
+    assert meta["model"]["precision"] == "fp32"
+    assert meta["model"]["opset"] == 17
+    assert meta["model"]["outputs"] == ["logits", "cam"]
+    assert bundle.class_names == ["real", "sd14", "sdxl"] == description.class_names
+    assert bundle.preprocess == description.preprocess
+    assert meta["parent_run"] == str(trained_run)
+    assert meta["stats"] == {"params": summary["params"], "macs": summary["macs"]}
+    assert meta["export"]["exporter"].endswith("dynamo=False)")
+    calibration = bundle.calibration
+    assert calibration.n == len(split_of(trained_run, "val"))
+    assert calibration.chosen_on == f"val split of run {trained_run.name}"
+    assert calibration.target_risk == 0.05
+    assert meta["calibration_choice"]["requested"] == "auto"
+    assert meta["calibration_choice"]["chosen"] == calibration.score
+    # Metrics are the test split's, and the torch figure matches the run's own test evaluation.
+    report = json.loads((exported_bundle / "verification.json").read_text())
+    assert meta["metrics"]["n"] == report["n"] == len(split_of(trained_run, "test"))
+    assert meta["metrics"]["accuracy"] == report["variants"]["fp32"]["accuracy"]
+    assert report["variants"]["torch"]["accuracy"] == pytest.approx(summary["test_acc"])
+    assert 0.0 <= meta["metrics"]["coverage"] <= 1.0
+
+
+def test_fp32_parity_with_torch_on_golden_vectors_and_test_split(
+    exported_bundle: Path, trained_run: Path
+) -> None:
+    report = json.loads((exported_bundle / "verification.json").read_text())
+    assert report["ok"] and report["shipped"] == "fp32" and report["split"] == "test"
+    parity = report["parity"]
+    assert parity["golden_logits"] < 1e-4
+    assert parity["split_logits"] < 1e-4
+    assert parity["split_cam"] < 1e-4
+    assert report["variants"]["fp32"]["latency_ms"] > 0
+    assert report["variants"]["fp32"]["bytes"] == (exported_bundle / "model.onnx").stat().st_size
+    assert [c["name"] for c in report["checks"]] == ["fp32 parity"]
+    assert report["golden"]["ok"]
+
+
+def test_onnx_model_matches_torch_on_a_dynamic_batch(
+    exported_bundle: Path, trained_run: Path
+) -> None:
+    from core.bundle import load_bundle
+    from core.inference import OnnxPredictor, TorchPredictor
+    from core.models import load_model
+
+    model, description = load_model(trained_run)
+    batch = np.random.default_rng(0).normal(size=(5, 3, 32, 32)).astype(np.float32)
+    onnx_logits, onnx_cam = OnnxPredictor(load_bundle(exported_bundle), threads=1).predict_batch(
+        batch
+    )
+    torch_logits, torch_cam = TorchPredictor(model, description).predict_batch(batch)
+    assert onnx_logits.shape == (5, 3)
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
+    np.testing.assert_allclose(onnx_cam, torch_cam, atol=1e-4)
+    np.testing.assert_allclose(onnx_cam.mean(axis=(2, 3)), onnx_logits, atol=1e-4)
+
+
+def test_golden_vectors_are_real_test_images_of_every_class(
+    exported_bundle: Path, trained_run: Path
+) -> None:
+    from PIL import Image
+
+    from core.bundle import load_bundle, verify_golden
+    from core.inference import OnnxPredictor
+
+    bundle = load_bundle(exported_bundle)
+    golden = json.loads((exported_bundle / "golden" / "golden.json").read_text())
+    vectors = golden["vectors"]
+    assert len(vectors) == 6
+    test_files = {Path(p).name for p in split_of(trained_run, "test")}
+    assert {Path(v["source"]).name for v in vectors} <= test_files
+    assert {v["source"].split("/")[0] for v in vectors} == {"real", "sd14", "sdxl"}
+    assert all(v["label"] == v["source"].split("/")[0] for v in vectors)
+    for vector in vectors:
+        # The stored PNG is the decoded image before geometry (40x48), the input after it.
+        with Image.open(exported_bundle / "golden" / vector["image"]) as image:
+            assert image.size == (48, 40) and image.mode == "RGB"
+        raw = (exported_bundle / "golden" / vector["input"]).read_bytes()
+        assert len(raw) == 4 * 3 * 32 * 32 and vector["shape"] == [1, 3, 32, 32]
+    check = verify_golden(bundle, OnnxPredictor(bundle, threads=1))
+    assert check.ok, check.summary()
+    assert check.logits_diff == 0.0 and check.input_diff < 1e-5
+
+
+def test_zip_is_written_and_loads(exported_bundle: Path) -> None:
+    from core.bundle import load_bundle
+
+    zipped = load_bundle(exported_bundle.with_name(exported_bundle.name + ".zip"))
+    assert zipped.meta["model"]["sha256"] == load_bundle(exported_bundle).meta["model"]["sha256"]
+    assert (zipped.root / "verification.json").is_file()
+
+
+def test_edited_model_is_refused_on_load(exported_bundle: Path, tmp_path: Path) -> None:
+    from core.bundle import load_bundle
+
+    copy = Path(shutil.copytree(exported_bundle, tmp_path / "bundle"))
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="sha256 mismatch"):
+        load_bundle(copy)
+
+
+@pytest.mark.parametrize("missing", ["best.safetensors", "model.json", "split.json"])
+def test_incomplete_run_is_refused_before_any_work(
+    trained_run: Path, tmp_path: Path, missing: str
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.json", "best.safetensors", "split.json", "run.json"):
+        if name != missing:
+            shutil.copy(trained_run / name, run / name)
+    out = tmp_path / "bundle"
+    events: list[dict] = []
+    with pytest.raises(UserError, match=f"incomplete: {missing} missing"):
+        run_export_job({"run": str(run), "out": str(out)}, events)
+    assert events == [] and not out.exists()
+
+
+def test_bad_options_are_refused(trained_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="score must be one of"):
+        run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "score": "magic"})
+    with pytest.raises(UserError, match="opset must be between 13 and 20"):
+        run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "opset": 9})
+    with pytest.raises(UserError, match="unknown export option"):
+        run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "quant": True})
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(UserError, match="exists and is not a bundle"):
+        run_export_job({"run": str(trained_run), "out": str(tmp_path / "notes")})
+    with pytest.raises(UserError, match="inside the run folder"):
+        run_export_job({"run": str(trained_run), "out": str(trained_run / "bundle")})
+
+
+def test_broken_parity_refuses_and_keeps_the_older_bundle(
+    exported_bundle: Path, trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ONNX FP32 logits off by 0.01: refused, old bundle untouched, failure report written."""
+    from core.bundle import load_bundle
+    from training import verify
+
+    original = verify.OnnxModel.__call__
+
+    def skewed(self, batch):
+        logits, cam = original(self, batch)
+        return logits + 0.01, cam
+
+    monkeypatch.setattr(verify.OnnxModel, "__call__", skewed)
+    out = Path(shutil.copytree(exported_bundle, tmp_path / "bundle"))
+    sha = load_bundle(out).meta["model"]["sha256"]
+    with pytest.raises(
+        UserError, match=r"no bundle written.*torch vs ONNX FP32 max \|diff\| 1\.00e-02"
+    ):
+        run_export_job({"run": str(trained_run), "out": str(out)})
+    assert load_bundle(out).meta["model"]["sha256"] == sha
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bundle",
+        "bundle.verification-failed.json",
+    ]
+    failed = json.loads((tmp_path / "bundle.verification-failed.json").read_text())
+    assert not failed["ok"] and failed["parity"]["split_logits"] == pytest.approx(0.01, abs=1e-4)
+
+
+def test_cli_exports_and_reports(trained_run: Path, tmp_path: Path, capsys) -> None:
+    from app.__main__ import main
+
+    out = tmp_path / "cli-bundle"
+    argv = ["--workspace", str(tmp_path / "ws"), "export", "--run", str(trained_run)]
+    argv += ["--out", str(out), "--threads", "1", "--score", "energy", "--target-risk", "0.1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "fp32" in printed and "OK   torch vs ONNX FP32" in printed and f"bundle: {out}" in printed
+    )
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["calibration"]["score"] == "energy" and meta["calibration"]["target_risk"] == 0.1
+    assert meta["calibration_choice"]["how"] == "requested by the user"
+    assert main(["export", "--run", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert "error: the run" in capsys.readouterr().err
+
+
+def test_calibrate_picks_the_better_score_and_says_how() -> None:
+    from training.export import calibrate
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3))
+    logits[np.arange(300), labels] += rng.uniform(-1.0, 4.0, 300)
+    calibration, choice = calibrate(logits, labels, "auto", 0.05, "synthetic")
+    assert choice["chosen"] == max(choice["auroc_correct"], key=choice["auroc_correct"].get)
+    assert choice["how"].startswith("auto: higher AUROC")
+    assert calibration.score == choice["chosen"] and calibration.n == 300
+    assert calibration.risk <= 0.05 and calibration.reached
+    perfect = np.eye(3)[labels] * 5.0
+    calibration, choice = calibrate(perfect, labels, "auto", 0.05, "synthetic")
+    assert choice["chosen"] == "max_softmax" and "undefined" in choice["how"]
+    assert calibration.temperature == 1.0 and choice["temperature"].startswith("not fitted")
+    assert calibration.threshold == pytest.approx(np.exp(5) / (np.exp(5) + 2))
+
+
+def test_golden_picks_take_classes_in_turn(tmp_path: Path) -> None:
+    from core.datasets import Sample
+    from training.export import pick_golden
+
+    samples = [Sample(tmp_path / f"{c}{i}.png", c) for c in ("real", "fake") for i in range(5)]
+    picked = pick_golden(samples, ["fake", "real"], 6, seed=1)
+    assert [s.label for s in picked] == ["fake", "real"] * 3
+    assert len({s.path for s in picked}) == 6
+    assert pick_golden(samples, ["fake", "real"], 6, seed=1) == picked
