@@ -222,8 +222,12 @@ def make_student(
 
 def distill_splits(
     config: dict[str, Any], teacher_dir: Path, teacher: ModelDescription, emit, cancel
-) -> tuple[dict[str, list], Path]:
-    """Splits of ``data`` (the teacher's own split when it is the teacher's data set)."""
+) -> tuple[dict[str, list], Path, bool]:
+    """Splits of ``data``, root, and whether they are the teacher's recorded split.
+
+    The teacher's recorded split is used when ``data`` is the teacher's data set, so none of
+    its validation or test images become the student's training images.
+    """
     splits, class_names, root = prepare_splits(config, emit, cancel)
     if sorted(class_names) != sorted(teacher.class_names):
         raise UserError(
@@ -235,9 +239,9 @@ def distill_splits(
         import json
 
         if Path(json.loads(recorded.read_text(encoding="utf-8"))["root"]).resolve() == root:
-            emit.log("the data is the teacher's: using its recorded train/val/test split")
             splits = {name: read_split(recorded, name) for name in ("train", "val", "test")}
-    return splits, root
+            return splits, root, True
+    return splits, root, False
 
 
 def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = None) -> dict:
@@ -247,7 +251,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     set_threads(config["threads"])
     teacher_dir = require_run(config["teacher"], "teacher", files=("model.json",))
     teacher, teacher_description = load_model(teacher_dir)
-    splits, root = distill_splits(config, teacher_dir, teacher_description, emit, cancel)
+    splits, root, reused = distill_splits(config, teacher_dir, teacher_description, emit, cancel)
     run_dir = RunDir.create(
         config["out"],
         kind="distill",
@@ -256,6 +260,8 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         resume=config["resume"],
     )
     emit.add_file(run_dir.events_path)
+    if reused:
+        emit.log("the data is the teacher's: using its recorded train/val/test split")
     seed_everything(config["seed"])
     student, description = make_student(config, teacher_description, run_dir.path)
     description.save(run_dir.path)
