@@ -78,11 +78,12 @@ QPushButton#primary {{ background: {ACCENT}; color: white; border-color: {ACCENT
 QPushButton#primary:hover {{ background: #1d4ed8; }}
 QPushButton#primary:disabled {{ background: #93c5fd; border-color: #93c5fd; }}
 QPushButton#danger {{ color: {ERROR}; }}
-QLineEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
-    background: {SURFACE}; border: 1px solid #d1d5db; border-radius: 5px; padding: 3px 6px;
-    min-height: 20px;
+QLineEdit {{
+    background: {SURFACE}; border: 1px solid #c4c9d0; border-radius: 4px; padding: 3px 6px;
+    min-height: 18px;
 }}
-QLineEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus, QComboBox:focus {{ border-color: {ACCENT}; }}
+QLineEdit:focus {{ border-color: {ACCENT}; }}
+QToolButton#disclosure {{ border: none; color: #374151; font-weight: 600; padding: 4px 0; }}
 QTreeWidget, QTableWidget, QPlainTextEdit, QListWidget {{
     background: {SURFACE}; border: 1px solid {BORDER}; border-radius: 6px;
     selection-background-color: #dbeafe; selection-color: {TEXT};

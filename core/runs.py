@@ -16,6 +16,7 @@ import math
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from core.errors import UserError
 
 RUN_FILE = "run.json"
 BUNDLE_FILE = "bundle.json"
+VERIFICATION_FILE = "verification.json"
+"""The export job's report; ``variants[shipped]`` has the shipped model's latency."""
 WEIGHT_FILES = ("best.safetensors", "last.safetensors", "model.onnx")
 
 METRIC_ALIASES: dict[str, tuple[str, ...]] = {
@@ -129,6 +132,20 @@ def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
+def x_axis(columns: Mapping[str, list[float]]) -> tuple[list[float], str]:
+    """The x values and label to plot a run's ``metrics.csv`` rows against.
+
+    ``epoch`` when it increases row by row (fine-tuning), else ``step`` (pruning records one
+    evaluation per step), else the row number (epochs restart at each pruning step).
+    """
+    for name in ("epoch", "step"):
+        values = columns.get(name) or []
+        if values and all(b > a for a, b in pairwise(values)):
+            return list(values), name
+    rows = max((len(v) for v in columns.values()), default=0)
+    return [float(i) for i in range(1, rows + 1)], "row"
+
+
 def _last_finite(values: list[float] | None) -> float | None:
     for value in reversed(values or []):
         if math.isfinite(value):
@@ -216,6 +233,8 @@ def read_bundle(directory: Path) -> RunInfo | None:
     metrics = _mapping(meta, "metrics")
     model = _mapping(meta, "model")
     precision = model.get("precision")
+    verification = _read_json(Path(directory) / VERIFICATION_FILE)
+    shipped = _mapping(_mapping(verification, "variants"), str(verification.get("shipped")))
     return RunInfo(
         path=Path(directory),
         name=Path(directory).name,
@@ -229,7 +248,7 @@ def read_bundle(directory: Path) -> RunInfo | None:
         f1=_lookup([metrics], METRIC_ALIASES["f1"]),
         auc=_lookup([metrics], METRIC_ALIASES["auc"]),
         ece=_lookup([metrics], METRIC_ALIASES["ece"]),
-        latency_ms=_lookup([metrics], METRIC_ALIASES["latency_ms"]),
+        latency_ms=_lookup([metrics, shipped], METRIC_ALIASES["latency_ms"]),
         bundle=Path(directory),
         summary=dict(metrics),
     )

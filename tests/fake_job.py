@@ -72,7 +72,6 @@ def main(argv: list[str]) -> int:
     cancel = threading.Event()
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
     emit.log(f"fake job: {epochs} epochs x {steps} steps")
-    total = epochs * steps
     for epoch in range(start + 1, epochs + 1):
         if config.get("crash_at_epoch") == epoch:
             sys.stderr.write("Traceback (most recent call last):\n  File fake_job.py\n")
@@ -89,15 +88,14 @@ def main(argv: list[str]) -> int:
                 emit("done", {"cancelled": True, "epochs_done": epoch - 1})
                 return 0
             time.sleep(delay)
-            done = (epoch - 1) * steps + step
             emit(
                 "progress",
                 {
-                    "done": done,
-                    "total": total,
+                    "done": step,
+                    "total": steps,
                     "phase": "train",
                     "images_per_s": 100.0 + step,
-                    "eta_s": (total - done) * max(delay, 0.01),
+                    "eta_s": (steps - step) * max(delay, 0.01),
                 },
                 epoch=epoch,
                 step=step,

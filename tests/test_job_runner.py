@@ -42,7 +42,9 @@ def test_events_are_parsed_in_order(qtbot, tmp_path, fake_job_program):
     assert [m.data["train_loss"] for m in metrics] == [1.0, 0.5, 0.3333]
     assert all(e.job == "job1" for e in events)
     progress = [e for e in events if e.type == "progress"]
-    assert [p.data["done"] for p in progress] == list(range(1, 13))
+    assert [(p.epoch, p.data["done"], p.data["total"]) for p in progress] == [
+        (epoch, step, 4) for epoch in (1, 2, 3) for step in (1, 2, 3, 4)
+    ]
     # a stdout line that is not an event arrives as a log event
     assert any(
         e.type == "log" and e.data["message"].startswith("this line is not JSON") for e in events

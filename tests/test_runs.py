@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -141,3 +142,28 @@ def test_delete_run_only_inside_the_workspace(lineage, tmp_path):
     roots_after = build_lineage(scan_runs(*roots))
     # the distilled run lost its parent and becomes a root
     assert [r.name for r in roots_after] == ["a-finetune", "c-distill", "d-orphan"]
+
+
+def test_x_axis_picks_epoch_step_or_row():
+    from core.runs import x_axis
+
+    assert x_axis({"epoch": [1.0, 2.0, 3.0], "val_acc": [0.5] * 3}) == ([1.0, 2.0, 3.0], "epoch")
+    # a pruned run: epochs restart at each step, steps repeat -> row numbers
+    pruned = {"epoch": [0.0, 0.0, 1.0, 0.0, 1.0], "step": [0.0, 1.0, 1.0, 2.0, 2.0]}
+    assert x_axis(pruned) == ([1.0, 2.0, 3.0, 4.0, 5.0], "row")
+    assert x_axis({"step": [1.0, 2.0], "val_acc": [0.1, 0.2]}) == ([1.0, 2.0], "step")
+    assert x_axis({}) == ([], "row")
+
+
+def test_bundle_latency_comes_from_the_verification_report(tmp_path):
+    bundle = make_bundle(tmp_path, "b", None, accuracy=0.9)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    del meta["metrics"]["latency_ms"]
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    assert read_run(bundle).latency_ms is None
+    report = {
+        "shipped": "int8",
+        "variants": {"fp32": {"latency_ms": 0.9}, "int8": {"latency_ms": 0.31}},
+    }
+    (bundle / "verification.json").write_text(json.dumps(report))
+    assert read_run(bundle).latency_ms == 0.31

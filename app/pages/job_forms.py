@@ -22,12 +22,12 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -265,6 +265,8 @@ def _check(field: Field, value: Any, resume: bool) -> str | None:
         if not resume and path.is_dir() and any(path.iterdir()):
             return "folder is not empty; choose a new one"
         return None
+    if value is None:
+        return None  # not given: the job uses its default
     if field.kind in ("int", "float"):
         try:
             number = float(value)
@@ -319,15 +321,24 @@ class JobForm(QWidget):
             (advanced if field.advanced else basic).addRow(field.label, self._row(field))
         layout.addLayout(basic)
         if advanced.rowCount():
-            box = QGroupBox("Advanced")
-            box.setCheckable(True)
-            box.setChecked(False)
+            toggle = QToolButton()
+            toggle.setObjectName("disclosure")
+            toggle.setText("Advanced options")
+            toggle.setCheckable(True)
+            toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            toggle.setArrowType(Qt.ArrowType.RightArrow)
             inner = QWidget()
             inner.setLayout(advanced)
             inner.setVisible(False)
-            box.toggled.connect(inner.setVisible)
-            QVBoxLayout(box).addWidget(inner)
-            layout.addWidget(box)
+
+            def on_toggled(shown: bool) -> None:
+                inner.setVisible(shown)
+                toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+            toggle.toggled.connect(on_toggled)
+            self.advanced_toggle = toggle
+            layout.addWidget(toggle)
+            layout.addWidget(inner)
         self.reset_output()
 
     # -- building -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from app.style import STATUSES, status_icon
 from app.widgets import formatting
 from app.widgets.live_plot import LivePlot, Series
 from core.events import Event
-from core.runs import read_metrics
+from core.runs import read_metrics, x_axis
 from core.workspace import Workspace
 
 PLOTS: tuple[tuple[str, str, tuple[Series, ...]], ...] = (
@@ -53,6 +53,10 @@ PLOTS: tuple[tuple[str, str, tuple[Series, ...]], ...] = (
 )
 """``(plot key, title, curves)``; a metric event's keys are routed to the curve of that name."""
 
+LOG_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_auc", "val_macro_f1", "lr")
+"""Metrics written to the log pane per epoch (the curves and metrics.csv have all of them)."""
+EPOCH_KINDS = ("finetune", "distill")
+"""Job kinds whose ``epochs`` is the whole job (progress and ETA span all epochs)."""
 PROGRESS_STEPS = 1000
 LOG_LINES = 5000
 
@@ -84,6 +88,7 @@ class JobsPage(QWidget):
         self.shown_job: str | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
         self._metric_points = 0
+        self._epoch_s: float | None = None
 
         from app.widgets.page_header import PageHeader
 
@@ -101,7 +106,7 @@ class JobsPage(QWidget):
         splitter.addWidget(self._build_right())
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([430, 800])
+        splitter.setSizes([460, 800])
         layout.addWidget(splitter, 1)
 
         self.queue.sig_job_added.connect(self._on_queue_job_added)
@@ -150,8 +155,9 @@ class JobsPage(QWidget):
         self.job_list.setHeaderLabels(["Status", "Job", "Started", "Took"])
         self.job_list.setRootIsDecorated(False)
         self.job_list.setAlternatingRowColors(True)
-        self.job_list.setColumnWidth(0, 110)
-        self.job_list.setColumnWidth(1, 150)
+        self.job_list.setColumnWidth(0, 105)
+        self.job_list.setColumnWidth(1, 85)
+        self.job_list.setColumnWidth(2, 110)
         self.job_list.currentItemChanged.connect(self._on_job_list_current_changed)
         history_layout.addWidget(self.job_list)
         buttons = QHBoxLayout()
@@ -191,7 +197,7 @@ class JobsPage(QWidget):
         grid.setSpacing(8)
         self.plots: dict[str, LivePlot] = {}
         for index, (key, title, series) in enumerate(PLOTS):
-            plot = LivePlot(title, series, log_y=key == "lr")
+            plot = LivePlot(title, series, legend_at_bottom=key == "accuracy")
             self.plots[key] = plot
             if key == "lr":
                 grid.addWidget(plot, 1, 0, 1, 2)
@@ -327,6 +333,7 @@ class JobsPage(QWidget):
     def _show_job(self, record: JobRecord) -> None:
         self.shown_job = record.id
         self._metric_points = 0
+        self._epoch_s: float | None = None
         for plot in self.plots.values():
             plot.clear()
         self.log_view.clear()
@@ -345,7 +352,7 @@ class JobsPage(QWidget):
         out = Path(record.out) if record.out else None
         if out is not None:
             columns = read_metrics(out / "metrics.csv")
-            x = columns.get("epoch") or columns.get("step") or []
+            x, _ = x_axis(columns)
             for plot in self.plots.values():
                 for key in plot.curves:
                     if key in columns and x:
@@ -372,22 +379,24 @@ class JobsPage(QWidget):
         self._update_buttons()
 
     def _on_progress(self, event: Event) -> None:
-        done, total = event.data.get("done"), event.data.get("total")
-        if isinstance(done, int | float) and isinstance(total, int | float) and total > 0:
-            self.progress.setValue(round(PROGRESS_STEPS * min(done / total, 1.0)))
+        record = self._record()
+        epochs = record.config.get("epochs") if record and record.kind in EPOCH_KINDS else None
+        fraction, eta = job_progress(event, epochs, self._epoch_s)
+        if event.data.get("phase") == "train" and fraction is not None:
+            self._epoch_s = epoch_seconds(event) or self._epoch_s
+        if fraction is not None:
+            self.progress.setValue(round(PROGRESS_STEPS * fraction))
         parts = []
         phase = event.data.get("phase")
         if phase:
             parts.append(str(phase))
         if event.epoch is not None:
-            epochs = (self._record() or JobRecord("", "", {})).config.get("epochs")
             parts.append(f"epoch {event.epoch}" + (f"/{epochs}" if epochs else ""))
         speed = event.data.get("images_per_s")
         if isinstance(speed, int | float):
             parts.append(f"{speed:.0f} images/s")
-        eta = formatting.duration(event.data.get("eta_s"))
         if eta:
-            parts.append(f"ETA {eta}")
+            parts.append(f"ETA {formatting.duration(eta)}")
         self.progress_label.setText("  ·  ".join(parts))
 
     def _on_metric(self, event: Event) -> None:
@@ -400,7 +409,9 @@ class JobsPage(QWidget):
             for plot in self.plots.values():
                 plot.append(key, x, value)
         shown = ", ".join(
-            f"{k} {v:.4g}" for k, v in event.data.items() if isinstance(v, int | float)
+            f"{k} {v:.4g}"
+            for k, v in event.data.items()
+            if k in LOG_METRICS and isinstance(v, int | float)
         )
         self._log(f"epoch {x}: {shown}")
 
@@ -432,3 +443,34 @@ class JobsPage(QWidget):
     def _log(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.log_view.appendPlainText(f"{stamp}  {text}")
+
+
+def epoch_seconds(event: Event) -> float | None:
+    """This epoch's training time estimated from a train progress event (elapsed + ETA)."""
+    done, total, eta = (event.data.get(k) for k in ("done", "total", "eta_s"))
+    if not all(isinstance(v, int | float) for v in (done, total, eta)) or not 0 < done < total:
+        return None
+    return eta / (1.0 - done / total)
+
+
+def job_progress(
+    event: Event, epochs: int | None, epoch_s: float | None
+) -> tuple[float | None, float | None]:
+    """``(fraction of the whole job done, seconds left)`` from a progress event.
+
+    With ``epochs`` (a training job) the fraction spans all epochs and the ETA adds the
+    remaining epochs at ``epoch_s`` each; otherwise both describe the current phase.
+    """
+    done, total = event.data.get("done"), event.data.get("total")
+    eta = event.data.get("eta_s")
+    eta = float(eta) if isinstance(eta, int | float) else None
+    if not (isinstance(done, int | float) and isinstance(total, int | float) and total > 0):
+        return None, eta
+    fraction = min(done / total, 1.0)
+    if not epochs or event.epoch is None or event.data.get("phase", "train") != "train":
+        return (None if epochs else fraction), eta
+    whole = min((event.epoch - 1 + fraction) / epochs, 1.0)
+    per_epoch = epoch_seconds(event) or epoch_s
+    if eta is not None and per_epoch is not None:
+        eta += max(epochs - event.epoch, 0) * per_epoch
+    return whole, eta

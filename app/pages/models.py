@@ -32,7 +32,15 @@ from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
 from core.errors import UserError
-from core.runs import RunInfo, build_lineage, delete_run, read_metrics, scan_runs, walk
+from core.runs import (
+    RunInfo,
+    build_lineage,
+    delete_run,
+    read_metrics,
+    scan_runs,
+    walk,
+    x_axis,
+)
 from core.workspace import Workspace
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -131,7 +139,8 @@ class ModelsPage(QWidget):
         header_view.setStretchLastSection(False)
         header_view.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header_view.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.tree.setColumnWidth(0, 260)
+        self.tree.setColumnWidth(0, 300)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.itemSelectionChanged.connect(self._on_tree_selection_changed)
         splitter.addWidget(self.tree)
         splitter.addWidget(self._build_bottom())
@@ -283,18 +292,20 @@ class ModelsPage(QWidget):
         current = [run.path for run in self.selected_runs()][:MAX_OVERLAY]
         if list(curves) != current:
             return  # the selection moved on; a newer read is coming
+        axes = {path: x_axis(columns) for path, columns in curves.items()}
+        labels = sorted({label for _, label in axes.values()})
         for key, _ in OVERLAYS:
             plot = self.plots[key].getPlotItem()
             plot.clear()
+            plot.setLabel("bottom", " / ".join(labels) or "epoch", color=MUTED)
             self.overlay_curves[key] = {}
             for index, (path, columns) in enumerate(curves.items()):
                 ys = columns.get(key)
                 if not ys or all(math.isnan(y) for y in ys):
                     continue
-                xs = columns.get("epoch") or columns.get("step") or list(range(1, len(ys) + 1))
                 colour = PLOT_COLOURS[index % len(PLOT_COLOURS)]
                 curve = plot.plot(
-                    xs,
+                    axes[path][0],
                     ys,
                     pen={"color": colour, "width": 2},
                     name=self.runs[str(path)].name,

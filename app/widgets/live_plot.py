@@ -73,6 +73,7 @@ class LivePlot(QWidget):
         x_label: str = "epoch",
         y_label: str = "",
         log_y: bool = False,
+        legend_at_bottom: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -85,7 +86,7 @@ class LivePlot(QWidget):
         if y_label:
             item.setLabel("left", y_label, color=MUTED)
         item.setLogMode(False, log_y)
-        item.addLegend(offset=(-8, 8), labelTextColor=TEXT)
+        item.addLegend(offset=(-8, -8 if legend_at_bottom else 8), labelTextColor=TEXT)
         self._x: dict[str, GrowingArray] = {}
         self._y: dict[str, GrowingArray] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
