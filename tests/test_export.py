@@ -236,3 +236,22 @@ def test_golden_picks_take_classes_in_turn(tmp_path: Path) -> None:
     assert [s.label for s in picked] == ["fake", "real"] * 3
     assert len({s.path for s in picked}) == 6
     assert pick_golden(samples, ["fake", "real"], 6, seed=1) == picked
+
+
+def test_pruned_run_exports_with_its_pruned_architecture(trained_run: Path, tmp_path: Path) -> None:
+    """A Torch-Pruning run (pruning.json replayed by core.models.load_model) exports alike."""
+    from core.events import EventWriter
+    from training.prune import run as prune
+
+    pruned = tmp_path / "pruned"
+    config = {"run": str(trained_run), "out": str(pruned), "steps": 1, "epochs": 0}
+    prune({**config, "macs_ratio": 0.6, "threads": 1}, EventWriter("prune", []))
+    assert (pruned / "pruning.json").is_file()
+    summary = run_export_job({"run": str(pruned), "out": str(tmp_path / "bundle")})
+    meta = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    parent = json.loads((trained_run / "run.json").read_text())["summary"]
+    assert meta["stats"]["macs"] < 0.7 * parent["macs"]
+    assert meta["stats"]["params"] < parent["params"]
+    assert meta["parent_run"] == str(pruned)
+    assert summary["verification"]["parity"]["split_logits"] < 1e-4
+    assert summary["verification"]["ok"]
