@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,11 @@ from app.pages.check_model import (
     verdict_style,
     verdict_text,
 )
-from app.pages.check_report import write_report
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
 from core.bundle import default_bundle_path
 from core.inference import IMAGE_EXTENSIONS, CheckResult
+from core.report_export import write_report
 from core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -734,10 +735,9 @@ class CheckPage(QWidget):
         model = self.model_name.text()
         results = self.results()
         run_in_background(
-            write_report,
+            partial(write_report, model=model),
             results,
             str(path),
-            model,
             on_done=self._on_report_written,
             on_error=lambda message: self.show_message(message, "error"),
         )

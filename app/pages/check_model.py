@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -385,20 +385,26 @@ class ConfidenceDelegate(QStyledItemDelegate):
 
 
 def describe_threshold(calibration: Any) -> str:
-    """The rejection threshold in words, e.g. for the model line and the export summary.
+    """The rejection threshold in words, for the model line and the export summary.
 
-    ``calibration`` is a :class:`core.rejection.Calibration` (or anything with its fields).
+    ``calibration`` is a :class:`core.rejection.Calibration` or its ``bundle.json`` mapping.
     """
-    score = getattr(calibration, "score", "max_softmax")
-    word = "confidence" if score == "max_softmax" else "familiarity score"
-    threshold = float(getattr(calibration, "threshold", 0.0))
-    text = f"answers “unsure” when the calibrated {word} is below {threshold:.2f}"
-    target = getattr(calibration, "target_risk", None)
+
+    def get(key: str, default: Any = None) -> Any:
+        if isinstance(calibration, Mapping):
+            return calibration.get(key, default)
+        return getattr(calibration, key, default)
+
+    word = "confidence" if get("score", "max_softmax") == "max_softmax" else "familiarity score"
+    text = (
+        f"answers “unsure” when the calibrated {word} is below {float(get('threshold', 0.0)):.2f}"
+    )
+    target = get("target_risk")
     if target is not None:
         text += f", chosen for at most {target:.0%} errors among the images it does answer"
-    coverage, risk, n = (getattr(calibration, k, None) for k in ("coverage", "risk", "n"))
+    coverage, risk, n = get("coverage"), get("risk"), get("n")
     if coverage is not None and risk is not None and n:
-        text += f" (held-out check: answered {coverage:.0%} of {n} images, {risk:.1%} wrong)"
-    if not getattr(calibration, "reached", True):
-        text += "; the target could not be reached, so the lowest-risk threshold was kept"
+        text += f" (on {n} held-out images it answered {coverage:.0%}, {risk:.1%} of them wrong)"
+    if not get("reached", True):
+        text += "; that target could not be reached, so the lowest-risk threshold was kept"
     return text + "."

@@ -1,0 +1,831 @@
+"""The Export page: a four-step wizard from a training run to verified mobile bundles.
+
+1. **Run**: the workspace's runs that can be exported (``model.json`` + ``best.safetensors``);
+2. **Options**: FP32 and/or INT8, target device, the error rate the rejection threshold aims at,
+   where to save, folder or zip;
+3. **Export**: the ``export`` job(s) run in a child process through :class:`app.jobs.JobRunner`
+   (the GUI never imports torch): progress, log, cancel;
+4. **Summary**: read back from each bundle's ``verification.json`` and ``bundle.json``: parity,
+   accuracy per variant, size, latency, checks, and the threshold in words; "Open folder" and
+   "Use for checking" (``sig_bundle_selected``, which the main window turns into the active
+   bundle).
+
+Invalid choices are explained on the step that caused them. The logic lives in
+:mod:`app.pages.export_plan`; this module is only widgets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import style
+from app.jobs import JobRunner
+from app.pages.check_model import describe_threshold
+from app.pages.export_plan import (
+    TARGETS,
+    ExportChoices,
+    ExportedBundle,
+    check_choices,
+    check_run,
+    checks,
+    exportable_runs,
+    held_out_words,
+    job_configs,
+    overall_progress,
+    read_exported,
+    replaced_bundles,
+    variant_rows,
+    verified_on,
+)
+from app.widgets import formatting
+from app.widgets.background import run_in_background
+from app.widgets.page_header import PageHeader
+from core.events import Event
+from core.runs import RunInfo
+from core.workspace import Workspace
+
+STEPS = ("Choose a run", "Options", "Export", "Summary")
+RUN, OPTIONS, RUNNING, SUMMARY = range(4)
+LOG_LINES = 3000
+PROGRESS_STEPS = 1000
+
+PAGE_STYLE = f"""
+QLabel#step {{ color: {style.MUTED}; padding: 5px 12px; border-radius: 13px; }}
+QLabel#step[state="current"] {{ background: {style.ACCENT}; color: white; font-weight: 600; }}
+QLabel#step[state="done"] {{ color: #15803d; font-weight: 600; }}
+QLabel#stepArrow {{ color: #cbd5e1; }}
+QFrame#card {{ background: {style.SURFACE}; border: 1px solid {style.BORDER}; border-radius: 8px; }}
+QLabel#cardTitle {{ font-size: 11.5pt; font-weight: 600; }}
+QLabel#headline {{ font-size: 13pt; font-weight: 700; }}
+QLabel#note {{ background: #fffbeb; color: #92400e; border-radius: 6px; padding: 6px 10px; }}
+QLabel#explain {{ background: #eff6ff; color: #1e3a8a; border-radius: 6px; padding: 8px 10px; }}
+QTableWidget {{ background: {style.SURFACE}; border: 1px solid {style.BORDER}; border-radius: 6px; }}
+"""
+
+
+def _restyle(widget: QWidget, name: str, value: str) -> None:
+    widget.setProperty(name, value)
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)
+
+
+def _field_error() -> QLabel:
+    label = QLabel()
+    label.setObjectName("fieldError")
+    label.setWordWrap(True)
+    label.hide()
+    return label
+
+
+def _show_error(label: QLabel, message: str | None) -> None:
+    label.setText(message or "")
+    label.setVisible(bool(message))
+
+
+def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
+    frame = QFrame()
+    frame.setObjectName("card")
+    layout = QVBoxLayout(frame)
+    layout.setContentsMargins(14, 12, 14, 12)
+    layout.setSpacing(8)
+    heading = QLabel(title)
+    heading.setObjectName("cardTitle")
+    layout.addWidget(heading)
+    return frame, layout
+
+
+class ExportPage(QWidget):
+    """The export wizard; see the module docstring.
+
+    Args:
+        workspace: where runs are listed from, job files and (by default) bundles go.
+        parent: Qt parent.
+        program: job program override for :class:`JobRunner` (tests use a scripted fake).
+        grace_ms: how long a cancelled job may take to stop before it is terminated.
+    """
+
+    sig_bundle_selected = Signal(str)
+    """A bundle the user wants the Check page to use."""
+    sig_export_finished = Signal(str, dict)
+    """``(status, details)``: ``done`` (with ``bundles``), ``cancelled`` or ``failed``."""
+    sig_runs_loaded = Signal(int)
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        parent: QWidget | None = None,
+        *,
+        program: Sequence[str] | None = None,
+        grace_ms: int = 5000,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("page")
+        self.setStyleSheet(PAGE_STYLE)
+        self.workspace = workspace
+        self.runs: list[RunInfo] = []
+        self.extra_run: Path | None = None
+        self.choices: ExportChoices | None = None
+        self.exported: list[ExportedBundle] = []
+        self._configs: list[dict[str, Any]] = []
+        self._job_index = 0
+        self._finished_jobs: list[dict[str, Any]] = []
+        self._started = 0.0
+        self.runner = JobRunner(program, grace_ms=grace_ms, parent=self)
+        self.runner.sig_event_received.connect(self._on_runner_event_received)
+        self.runner.sig_stderr_received.connect(self._on_runner_stderr_received)
+        self.runner.sig_job_finished.connect(self._on_runner_job_finished)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 12)
+        layout.setSpacing(10)
+        layout.addWidget(
+            PageHeader(
+                "Export for mobile",
+                "Turn a trained run into a verified model bundle for the Android app or this "
+                "checker: ONNX FP32 and/or INT8, a calibrated “unsure” threshold, golden vectors.",
+            )
+        )
+        layout.addLayout(self._build_steps())
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self._build_run_step())
+        self.stack.addWidget(self._build_options_step())
+        self.stack.addWidget(self._build_running_step())
+        self.stack.addWidget(self._build_summary_step())
+        layout.addWidget(self.stack, 1)
+        layout.addLayout(self._build_nav())
+        self.go_to(RUN)
+        self.refresh_runs()
+
+    # -- building -------------------------------------------------------------------------------
+
+    def _build_steps(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        self.step_labels: list[QLabel] = []
+        for index, title in enumerate(STEPS):
+            if index:
+                arrow = QLabel("›")
+                arrow.setObjectName("stepArrow")
+                row.addWidget(arrow)
+            label = QLabel(f"{index + 1}  {title}")
+            label.setObjectName("step")
+            self.step_labels.append(label)
+            row.addWidget(label)
+        row.addStretch(1)
+        return row
+
+    def _build_run_step(self) -> QWidget:
+        frame, layout = _card("Which run should be exported?")
+        hint = QLabel(
+            "Finished training, pruning or distillation runs of this workspace that have a "
+            "model description and best weights. Newest first."
+        )
+        hint.setObjectName("muted")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        self.run_tree = QTreeWidget()
+        self.run_tree.setHeaderLabels(
+            ["Run", "Kind", "Architecture", "Accuracy", "Size", "Created"]
+        )
+        self.run_tree.setRootIsDecorated(False)
+        self.run_tree.setAlternatingRowColors(True)
+        self.run_tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.run_tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.run_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.run_tree.itemSelectionChanged.connect(lambda: _show_error(self.run_error, None))
+        self.run_tree.itemDoubleClicked.connect(lambda *_: self.next_step())
+        layout.addWidget(self.run_tree, 1)
+        self.runs_empty = QLabel(
+            "No exportable runs yet. Fine-tune a model on the Jobs page first, or use "
+            "Browse… to pick a run folder from elsewhere."
+        )
+        self.runs_empty.setObjectName("muted")
+        self.runs_empty.setWordWrap(True)
+        self.runs_empty.hide()
+        layout.addWidget(self.runs_empty)
+        row = QHBoxLayout()
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh_runs)
+        self.browse_run_button = QPushButton("Browse…")
+        self.browse_run_button.clicked.connect(self._on_browse_run_clicked)
+        row.addWidget(self.refresh_button)
+        row.addWidget(self.browse_run_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.run_error = _field_error()
+        layout.addWidget(self.run_error)
+        return frame
+
+    def _build_options_step(self) -> QWidget:
+        page = QWidget()
+        outer = QHBoxLayout(page)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(12)
+        left = QVBoxLayout()
+        left.setSpacing(12)
+
+        frame, layout = _card("Precision")
+        self.fp32_check = QCheckBox("FP32: exact copy of the trained network (the reference)")
+        self.int8_check = QCheckBox(
+            "INT8: about 4× smaller and faster on phones; refused if it loses more than 2 "
+            "accuracy points against FP32"
+        )
+        self.int8_check.setToolTip("Static INT8 quantisation (QDQ), calibrated on training images")
+        for box in (self.fp32_check, self.int8_check):
+            box.setChecked(True)
+            box.toggled.connect(lambda _=False: _show_error(self.precision_error, None))
+            layout.addWidget(box)
+        self.precision_error = _field_error()
+        layout.addWidget(self.precision_error)
+        left.addWidget(frame)
+
+        frame, layout = _card("Target and threshold")
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.target_combo = QComboBox()
+        for key, title in TARGETS.items():
+            self.target_combo.addItem(title, key)
+        form.addRow("Target", self.target_combo)
+        self.risk_spin = QDoubleSpinBox()
+        self.risk_spin.setRange(0.5, 40.0)
+        self.risk_spin.setDecimals(1)
+        self.risk_spin.setSingleStep(0.5)
+        self.risk_spin.setSuffix(" % errors at most")
+        self.risk_spin.setValue(5.0)
+        self.risk_spin.valueChanged.connect(self._update_risk_words)
+        form.addRow("Target risk", self.risk_spin)
+        layout.addLayout(form)
+        self.risk_words = QLabel()
+        self.risk_words.setObjectName("explain")
+        self.risk_words.setWordWrap(True)
+        layout.addWidget(self.risk_words)
+        self.risk_error = _field_error()
+        layout.addWidget(self.risk_error)
+        left.addWidget(frame)
+        left.addStretch(1)
+
+        right = QVBoxLayout()
+        frame, layout = _card("Where to save")
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        folder_row = QHBoxLayout()
+        self.folder_edit = QLineEdit(str(self.workspace.bundles))
+        self.folder_edit.textChanged.connect(self._on_output_edited)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse_folder_clicked)
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(browse)
+        form.addRow("Folder", folder_row)
+        self.folder_error = _field_error()
+        form.addRow("", self.folder_error)
+        self.name_edit = QLineEdit()
+        self.name_edit.textChanged.connect(self._on_output_edited)
+        form.addRow("Bundle name", self.name_edit)
+        self.name_error = _field_error()
+        form.addRow("", self.name_error)
+        layout.addLayout(form)
+        self.zip_radio = QRadioButton("A .zip file next to the folder (copy it to the phone)")
+        self.folder_radio = QRadioButton("A folder only")
+        self.zip_group = QButtonGroup(self)
+        for button in (self.zip_radio, self.folder_radio):
+            self.zip_group.addButton(button)
+            layout.addWidget(button)
+        self.zip_radio.setChecked(True)
+        self.output_preview = QLabel()
+        self.output_preview.setObjectName("muted")
+        self.output_preview.setWordWrap(True)
+        self.output_preview.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.output_preview)
+        self.replace_note = QLabel()
+        self.replace_note.setObjectName("note")
+        self.replace_note.setWordWrap(True)
+        self.replace_note.hide()
+        layout.addWidget(self.replace_note)
+        right.addWidget(frame)
+        right.addStretch(1)
+        outer.addLayout(left, 1)
+        outer.addLayout(right, 1)
+        self._update_risk_words()
+        return page
+
+    def _build_running_step(self) -> QWidget:
+        frame, layout = _card("Exporting")
+        self.running_title = QLabel()
+        self.running_title.setWordWrap(True)
+        layout.addWidget(self.running_title)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, PROGRESS_STEPS)
+        layout.addWidget(self.progress)
+        self.phase_label = QLabel()
+        self.phase_label.setObjectName("muted")
+        layout.addWidget(self.phase_label)
+        self.run_message = QLabel()
+        self.run_message.setWordWrap(True)
+        self.run_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_message.hide()
+        layout.addWidget(self.run_message)
+        self.log = QPlainTextEdit()
+        self.log.setObjectName("log")
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(LOG_LINES)
+        layout.addWidget(self.log, 1)
+        return frame
+
+    def _build_summary_step(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(12)
+        frame, card = _card("Result")
+        self.headline = QLabel()
+        self.headline.setObjectName("headline")
+        card.addWidget(self.headline)
+        self.bundle_paths = QLabel()
+        self.bundle_paths.setObjectName("muted")
+        self.bundle_paths.setWordWrap(True)
+        self.bundle_paths.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        card.addWidget(self.bundle_paths)
+        self.variant_table = QTableWidget(0, 6)
+        self.variant_table.setHorizontalHeaderLabels(
+            ["Variant", "Accuracy", "Model size", "Latency", "Parity", "Bundle"]
+        )
+        self.variant_table.verticalHeader().hide()
+        self.variant_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.variant_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.variant_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.variant_table.setShowGrid(False)
+        self.variant_table.setAlternatingRowColors(True)
+        header = self.variant_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.variant_table.setMaximumHeight(150)
+        card.addWidget(self.variant_table)
+        self.measured_label = QLabel()
+        self.measured_label.setObjectName("muted")
+        card.addWidget(self.measured_label)
+        self.checks_label = QLabel()
+        self.checks_label.setWordWrap(True)
+        self.checks_label.setTextFormat(Qt.TextFormat.RichText)
+        card.addWidget(self.checks_label)
+        layout.addWidget(frame)
+        frame, card = _card("The “unsure” threshold")
+        self.threshold_label = QLabel()
+        self.threshold_label.setObjectName("explain")
+        self.threshold_label.setWordWrap(True)
+        card.addWidget(self.threshold_label)
+        layout.addWidget(frame)
+        layout.addStretch(1)
+        return page
+
+    def _build_nav(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.back_button = QPushButton("‹ Back")
+        self.back_button.clicked.connect(self.previous_step)
+        self.cancel_button = QPushButton("Cancel export")
+        self.cancel_button.setObjectName("danger")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_button = QPushButton("Open folder")
+        self.open_button.clicked.connect(self._on_open_folder_clicked)
+        self.another_button = QPushButton("Export another")
+        self.another_button.clicked.connect(lambda: self.go_to(RUN))
+        self.use_button = QPushButton("Use for checking")
+        self.use_button.setObjectName("primary")
+        self.use_button.setToolTip("Make this bundle the Check page's model")
+        self.use_button.clicked.connect(self._on_use_clicked)
+        self.next_button = QPushButton("Next ›")
+        self.next_button.setObjectName("primary")
+        self.next_button.clicked.connect(self.next_step)
+        row.addWidget(self.back_button)
+        row.addWidget(self.another_button)
+        row.addStretch(1)
+        for button in (self.cancel_button, self.open_button, self.use_button, self.next_button):
+            row.addWidget(button)
+        return row
+
+    # -- navigation -----------------------------------------------------------------------------
+
+    def current_step(self) -> int:
+        return self.stack.currentIndex()
+
+    def go_to(self, step: int) -> None:
+        self.stack.setCurrentIndex(step)
+        for index, label in enumerate(self.step_labels):
+            state = "current" if index == step else ("done" if index < step else "todo")
+            _restyle(label, "state", state)
+            title = STEPS[index]
+            label.setText(f"✓  {title}" if state == "done" else f"{index + 1}  {title}")
+        running = self.runner.is_running()
+        self.back_button.setVisible(step in (OPTIONS, RUNNING))
+        self.back_button.setEnabled(not running)
+        self.next_button.setVisible(step in (RUN, OPTIONS))
+        self.next_button.setText("Export" if step == OPTIONS else "Next ›")
+        self.cancel_button.setVisible(step == RUNNING)
+        self.cancel_button.setEnabled(running)
+        for button in (self.open_button, self.use_button, self.another_button):
+            button.setVisible(step == SUMMARY)
+
+    @Slot()
+    def next_step(self) -> None:
+        """Validate the current step; move on (or start the export) when it is fine."""
+        step = self.current_step()
+        if step == RUN:
+            problem = check_run(self.selected_run())
+            _show_error(self.run_error, problem)
+            if problem is None:
+                self._prefill_options()
+                self.go_to(OPTIONS)
+        elif step == OPTIONS:
+            choices = self.read_choices()
+            errors = check_choices(choices)
+            _show_error(self.precision_error, errors.get("precision"))
+            _show_error(self.risk_error, errors.get("risk"))
+            _show_error(self.folder_error, errors.get("folder"))
+            _show_error(self.name_error, errors.get("name"))
+            if not errors:
+                self.start_export(choices)
+
+    @Slot()
+    def previous_step(self) -> None:
+        if not self.runner.is_running() and self.current_step() > RUN:
+            self.go_to(self.current_step() - 1)
+
+    # -- step 1 ---------------------------------------------------------------------------------
+
+    @Slot()
+    def refresh_runs(self) -> None:
+        """Re-list the workspace's exportable runs (scanned on a worker thread)."""
+        self.refresh_button.setEnabled(False)
+        run_in_background(
+            exportable_runs,
+            self.workspace.runs,
+            on_done=self._on_runs_loaded,
+            on_error=lambda message: _show_error(self.run_error, message),
+        )
+
+    def _on_runs_loaded(self, runs: list[RunInfo]) -> None:
+        self.refresh_button.setEnabled(True)
+        selected = self.selected_run()
+        self.runs = list(runs)
+        self.run_tree.clear()
+        for run in self.runs:
+            self._add_run_item(run)
+        if self.extra_run is not None:
+            self._add_run_item(None, self.extra_run)
+        self.runs_empty.setVisible(not self.runs and self.extra_run is None)
+        if selected is not None:
+            self.select_run(selected)
+        self.sig_runs_loaded.emit(len(self.runs))
+
+    def _add_run_item(self, run: RunInfo | None, path: Path | None = None) -> QTreeWidgetItem:
+        if run is not None:
+            cells = [
+                run.name,
+                run.kind,
+                run.arch or "",
+                formatting.fraction(run.accuracy),
+                formatting.size(run.file_bytes),
+                run.created[:16].replace("T", " "),
+            ]
+            path = run.path
+        else:
+            cells = [Path(path).name, "folder", "", "", "", ""]
+        item = QTreeWidgetItem(cells)
+        item.setData(0, Qt.ItemDataRole.UserRole, str(path))
+        item.setToolTip(0, str(path))
+        self.run_tree.addTopLevelItem(item)
+        return item
+
+    def selected_run(self) -> Path | None:
+        items = self.run_tree.selectedItems()
+        return Path(items[0].data(0, Qt.ItemDataRole.UserRole)) if items else None
+
+    def select_run(self, path: str | Path) -> bool:
+        """Select the run at ``path`` in the list; returns whether it is listed."""
+        target = str(Path(path))
+        for index in range(self.run_tree.topLevelItemCount()):
+            item = self.run_tree.topLevelItem(index)
+            if item.data(0, Qt.ItemDataRole.UserRole) == target:
+                self.run_tree.setCurrentItem(item)
+                return True
+        return False
+
+    @Slot()
+    def _on_browse_run_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose a run folder", str(self.workspace.runs)
+        )
+        if folder:
+            self.use_run_folder(folder)
+
+    def use_run_folder(self, folder: str | Path) -> None:
+        """Add a run folder from outside the workspace to the list and select it."""
+        self.extra_run = Path(folder)
+        if not self.select_run(folder):
+            self._add_run_item(None, self.extra_run)
+            self.select_run(folder)
+        self.runs_empty.hide()
+
+    # -- step 2 ---------------------------------------------------------------------------------
+
+    def _prefill_options(self) -> None:
+        run = self.selected_run()
+        if (run is not None and not self.name_edit.text().strip()) or (
+            run is not None and self.choices is not None and self.choices.run != run
+        ):
+            self.name_edit.setText(run.name)
+        self._on_output_edited()
+
+    def read_choices(self) -> ExportChoices:
+        """The options step's fields as :class:`ExportChoices`."""
+        return ExportChoices(
+            run=self.selected_run(),
+            fp32=self.fp32_check.isChecked(),
+            int8=self.int8_check.isChecked(),
+            target=str(self.target_combo.currentData()),
+            target_risk=round(self.risk_spin.value() / 100.0, 4),
+            folder=Path(self.folder_edit.text().strip()).expanduser(),
+            name=self.name_edit.text().strip(),
+            zip=self.zip_radio.isChecked(),
+        )
+
+    @Slot()
+    def _update_risk_words(self) -> None:
+        risk = self.risk_spin.value()
+        self.risk_words.setText(
+            f"The bundle will answer “unsure” instead of guessing whenever its calibrated "
+            f"confidence is below a threshold, chosen on the run's validation images so that "
+            f"at most {risk:g}% of the images it does answer are wrong. A lower target means "
+            "fewer mistakes and more “unsure” answers."
+        )
+
+    @Slot()
+    def _on_output_edited(self) -> None:
+        _show_error(self.folder_error, None)
+        _show_error(self.name_error, None)
+        choices = self.read_choices()
+        if choices.name:
+            paths = [str(choices.bundle_path(p)) for p in ("fp32", "int8")]
+            self.output_preview.setText("Bundles: " + " and/or ".join(paths))
+        replaced = replaced_bundles(choices) if choices.name else []
+        self.replace_note.setText(
+            "Replaces the existing bundle(s) "
+            + ", ".join(p.name for p in replaced)
+            + " once the new export has passed verification."
+        )
+        self.replace_note.setVisible(bool(replaced))
+
+    @Slot()
+    def _on_browse_folder_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save bundles in", self.folder_edit.text())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    # -- step 3 ---------------------------------------------------------------------------------
+
+    def start_export(self, choices: ExportChoices) -> None:
+        """Write the job file(s) and start the first export job."""
+        self.choices = choices
+        self._configs = job_configs(choices)
+        self._job_index = 0
+        self._finished_jobs = []
+        self.exported = []
+        self.log.clear()
+        self.run_message.hide()
+        self.progress.setValue(0)
+        self._started = time.monotonic()
+        self.go_to(RUNNING)
+        self._start_job()
+
+    def _start_job(self) -> None:
+        config = self._configs[self._job_index]
+        precision = "int8" if config["int8"] else "fp32"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        job_id = f"export-{stamp}-{precision}"
+        job_file = self.workspace.jobs / f"{job_id}.json"
+        job_file.write_text(json.dumps({**config, "job": job_id}, indent=2), encoding="utf-8")
+        count = len(self._configs)
+        step = f" (job {self._job_index + 1} of {count})" if count > 1 else ""
+        self.running_title.setText(
+            f"Exporting <b>{Path(config['run']).name}</b> as {precision.upper()}{step} to "
+            f"{config['out']}"
+        )
+        self.phase_label.setText("Starting the export process…")
+        self._append_log(f"— {precision.upper()} export: {job_file}")
+        self.runner.start(job_file, job_id)
+        self.go_to(RUNNING)
+
+    def is_running(self) -> bool:
+        return self.runner.is_running()
+
+    @Slot()
+    def cancel(self) -> None:
+        """Stop the running export (no bundle is written); later jobs are dropped."""
+        if self.runner.is_running():
+            self.phase_label.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+            self._configs = self._configs[: self._job_index + 1]
+            self.runner.cancel()
+
+    @Slot(object)
+    def _on_runner_event_received(self, event: Event) -> None:
+        data = event.data
+        if event.type == "progress":
+            config = self._configs[self._job_index]
+            phase = str(data.get("phase") or "export")
+            done, total = float(data.get("done") or 0), float(data.get("total") or 0)
+            value = overall_progress(
+                self._job_index, len(self._configs), bool(config["int8"]), phase, done, total
+            )
+            self.progress.setValue(round(value * PROGRESS_STEPS))
+            counts = f" {int(done)}/{int(total)}" if total > 1 else ""
+            elapsed = formatting.duration(time.monotonic() - self._started)
+            self.phase_label.setText(f"{phase.capitalize()}{counts} · {elapsed} elapsed")
+        elif event.type == "log":
+            self._append_log(str(data.get("message", "")))
+        elif event.type == "artifact":
+            self._append_log(f"wrote {data.get('kind')}: {data.get('path')}")
+        elif event.type == "error":
+            self._append_log(f"error: {data.get('message', '')}")
+
+    @Slot(str)
+    def _on_runner_stderr_received(self, text: str) -> None:
+        for line in text.rstrip().splitlines():
+            if line.strip():
+                self._append_log(line)
+
+    def _append_log(self, line: str) -> None:
+        self.log.appendPlainText(line)
+
+    @Slot(str, dict)
+    def _on_runner_job_finished(self, status: str, summary: dict) -> None:
+        if status == "done":
+            self._finished_jobs.append(summary)
+            self._job_index += 1
+            if self._job_index < len(self._configs):
+                self._start_job()
+                return
+            self.progress.setValue(PROGRESS_STEPS)
+            self.phase_label.setText("Verified. Reading the reports…")
+            targets = [(job.get("bundle"), job.get("zip")) for job in self._finished_jobs]
+            run_in_background(
+                lambda: [read_exported(path, zipped) for path, zipped in targets],
+                on_done=self._on_reports_loaded,
+                on_error=lambda message: self._fail(message),
+            )
+            return
+        if status == "cancelled":
+            message = "Export cancelled; no bundle was written for the cancelled job."
+            if self._finished_jobs:
+                done = ", ".join(str(job.get("bundle")) for job in self._finished_jobs)
+                message += f" Finished before it: {done}."
+            self._stop_with(message, "#92400e")
+            self.sig_export_finished.emit("cancelled", {"message": message})
+            return
+        self._fail(str(summary.get("message") or "the export failed"), summary.get("stderr_tail"))
+
+    def _fail(self, message: str, stderr_tail: str | None = None) -> None:
+        if stderr_tail:
+            self._append_log(stderr_tail)
+        head, _, rest = message.partition("\n")
+        if rest:
+            self._append_log(rest)
+        self._stop_with(f"Export failed: {head}", style.ERROR)
+        self.sig_export_finished.emit("failed", {"message": message})
+
+    def _stop_with(self, message: str, colour: str) -> None:
+        self.run_message.setText(f"<span style='color:{colour}; font-weight:600'>{message}</span>")
+        self.run_message.show()
+        self.phase_label.setText("Stopped. Go back to change the options and try again.")
+        self.go_to(RUNNING)
+
+    # -- step 4 ---------------------------------------------------------------------------------
+
+    def _on_reports_loaded(self, bundles: list[ExportedBundle]) -> None:
+        self.exported = list(bundles)
+        self._show_summary()
+        self.go_to(SUMMARY)
+        self.sig_export_finished.emit("done", {"bundles": [str(b.path) for b in bundles]})
+
+    def _show_summary(self) -> None:
+        bundles = self.exported
+        results = checks(bundles)
+        ok = all(passed for passed, _ in results)
+        colour, glyph = ("#15803d", "✓") if ok else (style.ERROR, "✕")
+        precisions = " and ".join(b.precision.upper() for b in bundles)
+        self.headline.setText(
+            f"<span style='color:{colour}'>{glyph}</span> {precisions} bundle"
+            f"{'s' if len(bundles) > 1 else ''} exported and verified"
+        )
+        lines = []
+        for bundle in bundles:
+            where = str(bundle.path) + (f"  ·  zip: {bundle.zip}" if bundle.zip else "")
+            lines.append(f"{bundle.precision.upper()}: {where}")
+        self.bundle_paths.setText("\n".join(lines))
+        rows = variant_rows(bundles)
+        self.variant_table.setRowCount(len(rows))
+        for index, row in enumerate(rows):
+            cells = [
+                row.title,
+                "" if row.accuracy is None else f"{row.accuracy:.1%}",
+                formatting.size(row.bytes),
+                "" if row.latency_ms is None else f"{row.latency_ms:.2f} ms/image",
+                row.parity,
+                row.bundle.name if row.bundle else "not shipped",
+            ]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column in (1, 2, 3):
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                item.setData(Qt.ItemDataRole.UserRole, str(row.bundle) if row.bundle else "")
+                self.variant_table.setItem(index, column, item)
+        self.variant_table.resizeColumnsToContents()
+        shipped = [i for i, row in enumerate(rows) if row.bundle is not None]
+        if shipped:
+            self.variant_table.selectRow(shipped[0])
+        self.measured_label.setText(verified_on(bundles[0]).capitalize() if bundles else "")
+        self.checks_label.setText(
+            "<br>".join(
+                f"<span style='color:{'#15803d' if passed else style.ERROR}'>"
+                f"{'✓' if passed else '✕'}</span> {message}"
+                for passed, message in results
+            )
+        )
+        words = []
+        for bundle in bundles:
+            prefix = f"<b>{bundle.precision.upper()}</b>: " if len(bundles) > 1 else ""
+            calibration = bundle.calibration
+            text = (
+                f"{prefix}Threshold <b>{float(calibration.get('threshold', 0.0)):.2f}</b> "
+                f"(temperature {float(calibration.get('temperature', 1.0)):.2f}). The model "
+                + describe_threshold(calibration)
+            )
+            held_out = held_out_words(bundle)
+            if held_out:
+                text += " " + held_out
+            words.append(text)
+        self.threshold_label.setText("<br><br>".join(words))
+
+    def selected_bundle(self) -> Path | None:
+        """The bundle of the selected summary row (the first shipped one by default)."""
+        rows = self.variant_table.selectionModel().selectedRows() if self.exported else []
+        for index in rows:
+            path = self.variant_table.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)
+            if path:
+                return Path(path)
+        return self.exported[0].path if self.exported else None
+
+    @Slot()
+    def _on_open_folder_clicked(self) -> None:
+        bundle = self.selected_bundle()
+        if bundle is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(bundle)))
+
+    @Slot()
+    def _on_use_clicked(self) -> None:
+        bundle = self.selected_bundle()
+        if bundle is not None:
+            self.sig_bundle_selected.emit(str(bundle))
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop a running export now (the window is closing)."""
+        self.runner.shutdown()
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,308 @@
+"""The Export wizard's logic, without Qt: which runs can be exported, what the user's choices
+mean (validation with messages per field), the export job configs, and the summary read back
+from the written bundles (``bundle.json`` + ``verification.json``, see ``training/export.py``).
+
+One export job ships one precision (``int8: true`` ships INT8 and keeps the FP32 figures in its
+report), so choosing both FP32 and INT8 plans two jobs, ``<name>-fp32`` and ``<name>-int8``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+from core.runs import RunInfo, scan_runs
+
+REQUIRED_RUN_FILES = ("model.json", "best.safetensors")
+VERIFICATION_FILE = "verification.json"
+TARGETS = {
+    "android": "Android phone (onnxruntime-mobile, ARM CPU)",
+    "desktop": "Desktop (this app, x86/ARM CPU)",
+}
+VARIANT_TITLES = {"torch": "PyTorch (reference)", "fp32": "ONNX FP32", "int8": "ONNX INT8"}
+PHASES = ("export", "quantize", "calibrate", "verify")
+
+
+def exportable_runs(root: Path) -> list[RunInfo]:
+    """Training runs in ``root`` with ``model.json`` and ``best.safetensors``, newest first."""
+    runs = [
+        run
+        for run in scan_runs(root)
+        if all((run.path / name).is_file() for name in REQUIRED_RUN_FILES)
+        and not (run.path / "bundle.json").is_file()
+    ]
+    return list(reversed(runs))
+
+
+def check_run(path: Path | None) -> str | None:
+    """Why ``path`` cannot be exported, or ``None``."""
+    if path is None:
+        return "Select a run to export (or use Browse… for a run folder elsewhere)."
+    path = Path(path)
+    if not path.is_dir():
+        return f"{path} is not a folder."
+    missing = [name for name in (*REQUIRED_RUN_FILES, "split.json") if not (path / name).is_file()]
+    if missing:
+        return (
+            f"{path.name} cannot be exported: {', '.join(missing)} missing. Is the run finished? "
+            "Export needs its model description, best weights and data split."
+        )
+    return None
+
+
+def writable_folder(folder: Path) -> bool:
+    """Whether a bundle can be created under ``folder`` (probed: permissions alone lie for root)."""
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            return False
+        existing = existing.parent
+    if not existing.is_dir():
+        return False
+    try:
+        with tempfile.TemporaryDirectory(prefix=".write-test-", dir=existing):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class ExportChoices:
+    """What the user picked on the options step."""
+
+    run: Path | None
+    fp32: bool = True
+    int8: bool = True
+    target: str = "android"
+    target_risk: float = 0.05
+    folder: Path = Path(".")
+    name: str = "bundle"
+    zip: bool = True
+
+    def precisions(self) -> list[str]:
+        return [p for p, chosen in (("fp32", self.fp32), ("int8", self.int8)) if chosen]
+
+    def bundle_path(self, precision: str) -> Path:
+        return Path(self.folder).expanduser() / f"{self.name}-{precision}"
+
+
+def check_choices(choices: ExportChoices) -> dict[str, str]:
+    """Messages per field (``precision``, ``risk``, ``name``, ``folder``); empty when fine."""
+    errors: dict[str, str] = {}
+    if not choices.precisions():
+        errors["precision"] = "Choose FP32, INT8 or both: nothing would be exported."
+    if not 0.0 < choices.target_risk < 0.5:
+        errors["risk"] = "The target error rate must be between 0.1% and 49%."
+    name = choices.name.strip()
+    if not name:
+        errors["name"] = "Give the bundle a name."
+    elif any(ch in name for ch in '/\\:*?"<>|') or name.startswith("."):
+        errors["name"] = 'Use a plain file name (no slashes, no leading dot, none of :*?"<>|).'
+    folder = Path(str(choices.folder)).expanduser()
+    if not str(choices.folder).strip():
+        errors["folder"] = "Choose where to save the bundle."
+    elif folder.exists() and not folder.is_dir():
+        errors["folder"] = f"{folder} is a file; choose a folder."
+    elif not writable_folder(folder):
+        errors["folder"] = f"{folder} is not writable; choose a folder you can write to."
+    elif choices.run is not None and _inside(folder, Path(choices.run)):
+        errors["folder"] = "The bundle cannot go inside the run folder; choose another folder."
+    if "name" not in errors and "folder" not in errors:
+        for precision in choices.precisions():
+            out = choices.bundle_path(precision)
+            if out.is_file() or (
+                out.is_dir() and any(out.iterdir()) and not (out / "bundle.json").is_file()
+            ):
+                errors["name"] = f"{out} exists and is not a bundle; choose another name."
+    return errors
+
+
+def replaced_bundles(choices: ExportChoices) -> list[Path]:
+    """Existing bundles the export would replace (a warning, not an error)."""
+    return [
+        choices.bundle_path(p)
+        for p in choices.precisions()
+        if (choices.bundle_path(p) / "bundle.json").is_file()
+    ]
+
+
+def _inside(folder: Path, run: Path) -> bool:
+    folder, run = folder.resolve(), run.resolve()
+    return folder == run or run in folder.parents
+
+
+def job_configs(choices: ExportChoices, workspace_root: Path | None = None) -> list[dict[str, Any]]:
+    """One ``export`` job config per chosen precision (FP32 first: it is the faster one)."""
+    if choices.run is None:
+        raise UserError("no run selected")
+    configs = []
+    for precision in choices.precisions():
+        config: dict[str, Any] = {
+            "kind": "export",
+            "run": str(Path(choices.run).resolve()),
+            "out": str(choices.bundle_path(precision).resolve()),
+            "int8": precision == "int8",
+            "zip": choices.zip,
+            "target_risk": choices.target_risk,
+        }
+        if workspace_root is not None:
+            config["workspace"] = str(workspace_root)
+        configs.append(config)
+    return configs
+
+
+def overall_progress(
+    job: int, jobs: int, int8: bool, phase: str, done: float, total: float
+) -> float:
+    """0..1 over every job: each job's phases (``quantize`` only for INT8) weigh the same."""
+    phases = [p for p in PHASES if int8 or p != "quantize"]
+    index = phases.index(phase) if phase in phases else 0
+    fraction = (done / total) if total else 0.0
+    within = (index + min(max(fraction, 0.0), 1.0)) / len(phases)
+    return (job + within) / max(jobs, 1)
+
+
+# -- the summary ----------------------------------------------------------------------------------
+@dataclass
+class ExportedBundle:
+    """One written bundle with its metadata and verification report."""
+
+    path: Path
+    meta: dict[str, Any]
+    report: dict[str, Any]
+    zip: Path | None = None
+
+    @property
+    def precision(self) -> str:
+        return str(self.meta.get("model", {}).get("precision") or self.report.get("shipped") or "?")
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        return dict(self.meta.get("calibration") or {})
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.meta.get("metrics") or {})
+
+
+def read_exported(path: str | os.PathLike, zip_path: str | None = None) -> ExportedBundle:
+    """Read ``bundle.json`` and ``verification.json`` of a bundle folder (UserError if absent)."""
+    path = Path(path)
+    body: dict[str, dict[str, Any]] = {}
+    for name in ("bundle.json", VERIFICATION_FILE):
+        try:
+            value = json.loads((path / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{path} has no {name}: the export did not finish") from None
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path / name} cannot be read: {exc}") from None
+        if not isinstance(value, dict):
+            raise UserError(f"{path / name} is not a JSON object")
+        body[name] = value
+    zipped = Path(zip_path) if zip_path else path.with_name(path.name + ".zip")
+    return ExportedBundle(
+        path=path,
+        meta=body["bundle.json"],
+        report=body[VERIFICATION_FILE],
+        zip=zipped if zipped.is_file() else None,
+    )
+
+
+@dataclass
+class VariantRow:
+    """One line of the summary table."""
+
+    variant: str
+    title: str
+    accuracy: float | None = None
+    bytes: int | None = None
+    latency_ms: float | None = None
+    parity: str = ""
+    bundle: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def variant_rows(bundles: list[ExportedBundle]) -> list[VariantRow]:
+    """Every variant measured by the exports (torch, FP32, INT8), each with the bundle that
+    ships it; a variant measured by several reports takes the report of the bundle shipping it."""
+    rows: dict[str, VariantRow] = {}
+    shipping = {b.precision: b for b in bundles}
+    for bundle in bundles:
+        for name, figures in (bundle.report.get("variants") or {}).items():
+            if name in rows and shipping.get(name) is not bundle:
+                continue
+            row = VariantRow(
+                variant=name,
+                title=VARIANT_TITLES.get(name, name),
+                accuracy=_number(figures.get("accuracy")),
+                bytes=int(figures["bytes"]) if _number(figures.get("bytes")) else None,
+                latency_ms=_number(figures.get("latency_ms")),
+                parity=_parity_text(name, figures),
+                bundle=shipping[name].path if name in shipping else None,
+            )
+            rows[name] = row
+    order = {name: i for i, name in enumerate(VARIANT_TITLES)}
+    return sorted(rows.values(), key=lambda r: order.get(r.variant, 99))
+
+
+def _parity_text(name: str, figures: Mapping[str, Any]) -> str:
+    if name == "torch":
+        return "reference"
+    if name == "fp32":
+        diff = _number(figures.get("max_abs_diff_vs_torch"))
+        return "" if diff is None else f"max |Δ| vs PyTorch {diff:.1e}"
+    diff = _number(figures.get("max_abs_diff_vs_fp32"))
+    agreement = _number(figures.get("agreement_with_fp32"))
+    parts = []
+    if agreement is not None:
+        parts.append(f"agrees with FP32 on {agreement:.1%}")
+    if diff is not None:
+        parts.append(f"max |Δ| {diff:.2g}")
+    return ", ".join(parts)
+
+
+def checks(bundles: list[ExportedBundle]) -> list[tuple[bool, str]]:
+    """``(ok, message)`` of every verification check, golden vectors included, per bundle."""
+    lines: list[tuple[bool, str]] = []
+    for bundle in bundles:
+        prefix = f"{bundle.precision.upper()}: " if len(bundles) > 1 else ""
+        for check in bundle.report.get("checks") or []:
+            lines.append((bool(check.get("ok")), prefix + str(check.get("message", ""))))
+        golden = bundle.report.get("golden")
+        if isinstance(golden, Mapping):
+            lines.append((bool(golden.get("ok")), prefix + str(golden.get("summary", ""))))
+    return lines
+
+
+def verified_on(bundle: ExportedBundle) -> str:
+    n = bundle.report.get("n")
+    split = bundle.report.get("split", "test")
+    return f"measured on {n} image(s) of the run's {split} split" if n else ""
+
+
+def held_out_words(bundle: ExportedBundle) -> str:
+    """What the threshold did on the verification split, from ``bundle.json`` metrics."""
+    coverage = _number(bundle.metrics.get("coverage"))
+    risk = _number(bundle.metrics.get("selective_risk"))
+    if coverage is None:
+        return ""
+    text = f"On the {bundle.report.get('split', 'test')} split it answered {coverage:.0%} of the images"
+    if risk is not None:
+        text += f" and was wrong on {risk:.1%} of those it answered"
+    return text + "; the rest were reported as unsure."

@@ -1,0 +1,294 @@
+"""The Export wizard, driven by pytest-qt: validation per step, the job(s) it starts through
+:class:`app.jobs.JobRunner`, progress, cancel, failures and the summary.
+
+Most tests run ``tests/fake_export_job.py`` (torch-free, scripted events and a fake report) as
+the job program; one exports a real trained run through the app's own ``job`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.pages.export import OPTIONS, RUN, RUNNING, SUMMARY, ExportPage
+from app.widgets import formatting
+from tests.fake_export_job import FP32_BYTES, INT8_BYTES
+from tests.run_factory import make_bundle, make_run
+
+FAKE_PROGRAM = [sys.executable, str(Path(__file__).resolve().parent / "fake_export_job.py")]
+
+
+def exportable(root: Path, name: str, **kwargs) -> Path:
+    run = make_run(root, name, "finetune", weights=64, **kwargs)
+    (run / "model.json").write_text(json.dumps({"arch": "resnet10t"}), encoding="utf-8")
+    (run / "split.json").write_text("{}", encoding="utf-8")
+    return run
+
+
+@pytest.fixture
+def workspace(studio_workspace):
+    runs = studio_workspace.runs
+    exportable(runs, "20261123-0900-finetune", created="2026-11-23T09:00:00Z")
+    exportable(runs, "20261123-1000-prune", created="2026-11-23T10:00:00Z")
+    make_run(runs, "20261123-1100-unfinished", "finetune", created="2026-11-23T11:00:00Z")
+    make_bundle(runs, "old-bundle", None, 0.9)
+    return studio_workspace
+
+
+def make_page(qtbot, workspace, program=FAKE_PROGRAM) -> ExportPage:
+    page = ExportPage(workspace, program=program, grace_ms=1500)
+    qtbot.addWidget(page)
+    page.resize(1100, 720)
+    qtbot.waitUntil(lambda: page.run_tree.topLevelItemCount() > 0 or page.runs_empty.isVisibleTo(page))
+    return page
+
+
+@pytest.fixture
+def page(qtbot, workspace):
+    page = make_page(qtbot, workspace)
+    yield page
+    page.shutdown()
+
+
+def listed(page: ExportPage) -> list[str]:
+    return [page.run_tree.topLevelItem(i).text(0) for i in range(page.run_tree.topLevelItemCount())]
+
+
+def to_options(page: ExportPage, run: str = "20261123-0900-finetune") -> None:
+    page.select_run(page.workspace.runs / run)
+    page.next_button.click()
+    assert page.current_step() == OPTIONS
+
+
+def export_and_wait(qtbot, page: ExportPage, timeout: int = 30000) -> tuple[str, dict]:
+    with qtbot.waitSignal(page.sig_export_finished, timeout=timeout) as blocker:
+        page.next_button.click()
+    return blocker.args[0], blocker.args[1]
+
+
+# -- step 1 ------------------------------------------------------------------------------------------
+def test_only_finished_runs_with_weights_are_listed_newest_first(page):
+    assert listed(page) == ["20261123-1000-prune", "20261123-0900-finetune"]
+    assert page.current_step() == RUN
+    assert page.step_labels[RUN].property("state") == "current"
+
+
+def test_next_without_a_run_is_explained_on_the_run_step(page, tmp_path):
+    page.next_button.click()
+    assert page.current_step() == RUN
+    assert page.run_error.isVisibleTo(page)
+    assert "Select a run" in page.run_error.text()
+    half = tmp_path / "copied-run"
+    half.mkdir()
+    (half / "model.json").write_text("{}", encoding="utf-8")
+    page.use_run_folder(half)
+    assert page.selected_run() == half
+    page.next_button.click()
+    assert page.current_step() == RUN
+    assert "best.safetensors, split.json missing" in page.run_error.text()
+
+
+# -- step 2 ------------------------------------------------------------------------------------------
+def test_invalid_options_are_explained_on_the_options_step(page, tmp_path):
+    to_options(page)
+    assert page.name_edit.text() == "20261123-0900-finetune"
+    assert page.folder_edit.text() == str(page.workspace.bundles)
+    page.fp32_check.setChecked(False)
+    page.int8_check.setChecked(False)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x", encoding="utf-8")
+    page.folder_edit.setText(str(a_file))
+    page.name_edit.setText("bad/name")
+    page.next_button.click()
+    assert page.current_step() == OPTIONS
+    assert not page.is_running()
+    assert "Choose FP32, INT8 or both" in page.precision_error.text()
+    assert "is a file" in page.folder_error.text()
+    assert "plain file name" in page.name_error.text()
+
+    page.int8_check.setChecked(True)
+    assert not page.precision_error.isVisibleTo(page)
+    page.folder_edit.setText("/proc/deepfake-studio-test/bundles")
+    page.name_edit.setText("tiny")
+    page.next_button.click()
+    assert "not writable" in page.folder_error.text()
+
+    page.folder_edit.setText(str(page.workspace.runs / "20261123-0900-finetune" / "out"))
+    page.next_button.click()
+    assert "inside the run folder" in page.folder_error.text()
+
+    page.folder_edit.setText(str(tmp_path))
+    (tmp_path / "tiny-int8").mkdir()
+    (tmp_path / "tiny-int8" / "notes.txt").write_text("mine", encoding="utf-8")
+    page.next_button.click()
+    assert "exists and is not a bundle" in page.name_error.text()
+    assert page.current_step() == OPTIONS
+    assert list(page.workspace.jobs.iterdir()) == []
+
+
+def test_an_existing_bundle_is_announced_as_replaced(page, tmp_path):
+    to_options(page)
+    make_bundle(tmp_path, "tiny-fp32", None, 0.9)
+    page.folder_edit.setText(str(tmp_path))
+    page.name_edit.setText("tiny")
+    assert page.replace_note.isVisibleTo(page)
+    assert "tiny-fp32" in page.replace_note.text()
+
+
+# -- steps 3 and 4 -----------------------------------------------------------------------------------
+def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, page, tmp_path):
+    to_options(page)
+    page.folder_edit.setText(str(tmp_path / "out"))
+    page.name_edit.setText("tiny")
+    page.risk_spin.setValue(5.0)
+    assert "at most 5% of the images it does answer are wrong" in page.risk_words.text()
+    status, details = export_and_wait(qtbot, page)
+    assert status == "done"
+    fp32, int8 = tmp_path / "out" / "tiny-fp32", tmp_path / "out" / "tiny-int8"
+    assert details["bundles"] == [str(fp32), str(int8)]
+    assert page.current_step() == SUMMARY
+    jobs = sorted(page.workspace.jobs.glob("export-*.json"))
+    configs = [json.loads(p.read_text(encoding="utf-8")) for p in jobs]
+    assert [(c["int8"], c["out"]) for c in configs] == [(False, str(fp32)), (True, str(int8))]
+    for config in configs:
+        assert config["kind"] == "export" and config["zip"] is True
+        assert config["target_risk"] == 0.05
+        assert config["run"] == str((page.workspace.runs / "20261123-0900-finetune").resolve())
+    assert page.progress.value() == page.progress.maximum()
+
+    table = page.variant_table
+    rows = {table.item(r, 0).text(): [table.item(r, c).text() for c in range(6)] for r in range(3)}
+    assert list(rows) == ["PyTorch (reference)", "ONNX FP32", "ONNX INT8"]
+    assert rows["ONNX FP32"][1:] == [
+        "91.2%",
+        formatting.size(FP32_BYTES),
+        "1.84 ms/image",
+        "max |Δ| vs PyTorch 2.4e-06",
+        "tiny-fp32",
+    ]
+    assert rows["ONNX INT8"][1:4] == ["90.0%", formatting.size(INT8_BYTES), "0.92 ms/image"]
+    assert rows["ONNX INT8"][4] == "agrees with FP32 on 97.5%, max |Δ| 0.031"
+    assert rows["ONNX INT8"][5] == "tiny-int8"
+    assert rows["PyTorch (reference)"][5] == "not shipped"
+    assert "✕" not in page.checks_label.text()
+    assert page.checks_label.text().count("✓") == 5  # parity x2, int8 drop, golden x2
+    words = page.threshold_label.text()
+    assert "Threshold <b>0.80</b>" in words
+    assert "at most 5% errors" in words and "answered 89% of the images" in words
+    assert page.measured_label.text() == "Measured on 80 image(s) of the run's test split"
+    assert "tiny-fp32.zip" in page.bundle_paths.text()
+
+    with qtbot.waitSignal(page.sig_bundle_selected) as chosen:
+        page.use_button.click()
+    assert chosen.args == [str(fp32)]
+    page.variant_table.selectRow(2)
+    opened = []
+    from PySide6.QtGui import QDesktopServices
+
+    original = QDesktopServices.openUrl
+    QDesktopServices.openUrl = staticmethod(lambda url: opened.append(url.toLocalFile()))
+    try:
+        page.open_button.click()
+    finally:
+        QDesktopServices.openUrl = original
+    assert opened == [str(int8)]
+    page.another_button.click()
+    assert page.current_step() == RUN
+
+
+def test_progress_then_cancel_writes_no_bundle(qtbot, page, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_EXPORT_DELAY", "0.15")
+    to_options(page)
+    page.fp32_check.setChecked(False)
+    page.folder_edit.setText(str(tmp_path))
+    page.name_edit.setText("slow")
+    page.next_button.click()
+    assert page.current_step() == RUNNING and page.is_running()
+    assert not page.back_button.isEnabled()
+    qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=15000)
+    assert page.phase_label.text().startswith(("Export", "Quantize"))
+    with qtbot.waitSignal(page.sig_export_finished, timeout=15000) as blocker:
+        page.cancel_button.click()
+    assert blocker.args[0] == "cancelled"
+    assert not (tmp_path / "slow-int8").exists()
+    assert "Export cancelled" in page.run_message.text()
+    assert "export cancelled; no bundle written" in page.log.toPlainText()
+    assert page.back_button.isEnabled()
+    page.back_button.click()
+    assert page.current_step() == OPTIONS
+
+
+@pytest.mark.parametrize(
+    ("failure", "shown", "logged"),
+    [
+        ("error", "Export failed: export refused, no bundle written: INT8 accuracy", "drop 11.25"),
+        ("crash", "without reporting a result", "MemoryError (fake crash)"),
+    ],
+)
+def test_a_failed_export_is_explained(qtbot, page, tmp_path, monkeypatch, failure, shown, logged):
+    monkeypatch.setenv("FAKE_EXPORT_FAIL", failure)
+    to_options(page)
+    page.folder_edit.setText(str(tmp_path / "out"))
+    status, _ = export_and_wait(qtbot, page)
+    assert status == "failed"
+    assert page.current_step() == RUNNING
+    assert shown in page.run_message.text()
+    assert logged in page.log.toPlainText()
+    assert page.back_button.isEnabled()
+    assert not (tmp_path / "out").exists()
+
+
+def test_use_for_checking_makes_the_bundle_the_main_windows(qtbot, workspace, tmp_path):
+    from app.main_window import MainWindow
+
+    window = MainWindow(workspace)
+    qtbot.addWidget(window)
+    page = window.page("export")
+    assert isinstance(page, ExportPage)
+    bundle = make_bundle(tmp_path, "b-fp32", None, 0.9)
+    page.sig_bundle_selected.emit(str(bundle))
+    assert window.bundle == str(bundle)
+    window.close()
+
+
+@pytest.mark.slow
+def test_a_real_export_through_the_job_runner(qtbot, studio_workspace, trained_run, tmp_path):
+    """The app's own ``job`` command exports a real trained resnet10t; the summary shows the
+    numbers of the verification report it wrote."""
+    from core.bundle import load_bundle
+
+    page = make_page(qtbot, studio_workspace, program=None)
+    page.use_run_folder(trained_run)
+    page.next_button.click()
+    assert page.current_step() == OPTIONS
+    page.int8_check.setChecked(False)
+    page.folder_radio.setChecked(True)
+    page.folder_edit.setText(str(tmp_path))
+    page.name_edit.setText("real")
+    status, _ = export_and_wait(qtbot, page, timeout=240000)
+    assert status == "done", page.run_message.text() + page.log.toPlainText()[-2000:]
+    bundle = load_bundle(tmp_path / "real-fp32")
+    assert bundle.meta["model"]["precision"] == "fp32"
+    report = json.loads((tmp_path / "real-fp32" / "verification.json").read_text("utf-8"))
+    rows = {
+        page.variant_table.item(r, 0).text(): page.variant_table.item(r, 1).text()
+        for r in range(page.variant_table.rowCount())
+    }
+    assert rows["ONNX FP32"] == f"{report['variants']['fp32']['accuracy']:.1%}"
+    assert f"{bundle.calibration.threshold:.2f}" in page.threshold_label.text()
+    assert not (tmp_path / "real-fp32.zip").exists()
+    page.shutdown()
+
+
+def test_wizard_steps_show_progress_marks(page):
+    to_options(page)
+    assert page.step_labels[RUN].text().startswith("✓")
+    assert page.step_labels[OPTIONS].property("state") == "current"
+    page.back_button.click()
+    assert page.current_step() == RUN
+    assert page.step_labels[RUN].property("state") == "current"
+    assert page.run_tree.selectedItems()[0].data(0, Qt.ItemDataRole.UserRole).endswith("finetune")
