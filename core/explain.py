@@ -158,20 +158,10 @@ def cam_to_heatmap(cam_for_class: np.ndarray, image_hw: tuple[int, int]) -> np.n
 def input_box(spec: PreprocessSpec, height: int, width: int) -> tuple[int, int, int, int]:
     """``(top, left, bottom, right)`` of the original image that the model input shows.
 
-    Mirrors the scale-and-centre-crop arithmetic of :meth:`PreprocessSpec.geometry`.
+    The inverse of the scale-and-centre-crop of :meth:`PreprocessSpec.geometry`.
     """
     size = spec.input_size
-    if spec.resize_mode == "resize":
-        return 0, 0, height, width
-    if spec.resize_mode == "crop" and min(height, width) >= size:
-        new_h, new_w = height, width
-    else:
-        shorter = size if spec.resize_mode == "crop" else spec.shorter_side
-        scale = shorter / min(height, width)
-        if height <= width:
-            new_h, new_w = shorter, max(shorter, round(width * scale))
-        else:
-            new_h, new_w = max(shorter, round(height * scale)), shorter
+    new_h, new_w = spec.scaled_shape(height, width)
     top, left = (new_h - size) // 2, (new_w - size) // 2
     sy, sx = height / new_h, width / new_w
     return (

@@ -106,21 +106,25 @@ class PreprocessSpec:
     def shorter_side(self) -> int:
         return self.resize_size or self.input_size
 
+    def scaled_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The ``(height, width)`` an image is scaled to before its centre crop."""
+        size = self.input_size
+        if self.resize_mode == "resize":
+            return size, size
+        if self.resize_mode == "crop" and min(height, width) >= size:
+            return height, width
+        shorter = size if self.resize_mode == "crop" else self.shorter_side
+        scale = shorter / min(height, width)
+        if height <= width:
+            return shorter, max(shorter, round(width * scale))
+        return max(shorter, round(height * scale)), shorter
+
     def geometry(self, rgb: np.ndarray) -> np.ndarray:
         """Step 2: an ``HxWx3`` uint8 (or float) image to an ``SxSx3`` float32 image, 0..255."""
-        height, width = rgb.shape[:2]
         size = self.input_size
         if self.resize_mode == "resize":
             return _resize(rgb, size, size)
-        if self.resize_mode == "crop" and min(height, width) >= size:
-            new_h, new_w = height, width
-        else:
-            shorter = size if self.resize_mode == "crop" else self.shorter_side
-            scale = shorter / min(height, width)
-            if height <= width:
-                new_h, new_w = shorter, max(shorter, round(width * scale))
-            else:
-                new_h, new_w = max(shorter, round(height * scale)), shorter
+        new_h, new_w = self.scaled_shape(*rgb.shape[:2])
         top, left = (new_h - size) // 2, (new_w - size) // 2
         return _resize(rgb, new_h, new_w, rows=(top, top + size), cols=(left, left + size))
 

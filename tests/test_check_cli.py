@@ -12,19 +12,9 @@ import pytest
 
 from app.__main__ import main
 from core import bundle as bundle_module
+from core.inference import RESULT_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
-RESULT_KEYS = {
-    "path",
-    "verdict",
-    "label",
-    "confidence",
-    "probs",
-    "threshold",
-    "score",
-    "margin",
-    "explanation",
-}
 
 
 def run_check(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -41,7 +31,7 @@ def test_json_lines_one_per_image(capsys, tiny_bundle: Path, tiny_image_dir: Pat
     paths = [line["path"] for line in lines]
     assert paths == sorted(paths) and Path(paths[0]).parent.parent == tiny_image_dir
     for line in lines:
-        assert set(line) == RESULT_KEYS
+        assert tuple(line) == RESULT_FIELDS
         assert line["verdict"] in {"real", "fake", "unknown"}
         assert line["label"] in {"real", "sd14", "sdxl"}
         assert sum(line["probs"].values()) == pytest.approx(1.0)
