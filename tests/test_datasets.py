@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -265,3 +267,43 @@ def test_decompression_bomb_is_an_error_not_a_crash(tmp_path: Path, workspace: W
     index = DatasetIndex.build(root, workspace)
     [(path, message)] = index.errors()
     assert path.name == "bomb.png" and "too large" in message
+
+
+KILLABLE_BUILD = """
+import sys, time
+from pathlib import Path
+from core import datasets
+analyse = datasets.analyse_file
+def slow(*args):
+    time.sleep(0.02)
+    return analyse(*args)
+datasets.BATCH = 4
+datasets.analyse_file = slow
+def progress(done, total):
+    print(done, flush=True)
+datasets.DatasetIndex.build(sys.argv[1], db_path=Path(sys.argv[2]), progress=progress, workers=1)
+"""
+
+
+def test_killed_build_resumes(tmp_path: Path) -> None:
+    """SIGKILL mid-build (no cleanup at all): committed batches survive, the rest is redone."""
+    root = make_dataset(tmp_path / "d", {"real": 20, "fake": 20})
+    db_path = tmp_path / "killed.sqlite"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_BUILD, str(root), str(db_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    for line in child.stdout:
+        if int(line) >= 12:
+            break
+    child.kill()
+    child.wait()
+    index = DatasetIndex.open(root, db_path=db_path)
+    survived = index.count()
+    assert not index.is_complete() and 12 <= survived < 40
+    resumed = DatasetIndex.build(root, db_path=db_path)
+    assert resumed.is_complete() and resumed.last_build.analysed == 40 - survived
+    fresh = DatasetIndex.build(root, db_path=tmp_path / "fresh.sqlite")
+    assert resumed.records() == fresh.records()

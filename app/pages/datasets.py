@@ -65,6 +65,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.style import ERROR, MUTED, PLOT_COLOURS
+from app.widgets.background import pool as background_pool
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
 from core import hygiene
@@ -572,6 +573,7 @@ class DatasetsPage(QWidget):
             self._thread.quit()
             self._thread.wait()
         self.model.shutdown()
+        background_pool().waitForDone()  # a hygiene check or split still reading the index
 
     # -- indexing ------------------------------------------------------------------------------
     def _start(self, root: str, build: bool) -> None:
