@@ -12,7 +12,6 @@ import pytest
 
 from core.errors import UserError
 from core.events import EventWriter
-from tests.synthetic import make_image_set
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch_pruning")
@@ -141,31 +140,10 @@ def run_job(kind: str, config: dict) -> tuple[dict, Collector]:
     return run({"kind": kind, **config}, emit, CancelToken()), sink
 
 
-@pytest.fixture(scope="module")
-def parent_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A resnet10t trained 2 epochs at 32 px on generated stripes (real vs fake)."""
-    root = tmp_path_factory.mktemp("prune")
-    data = make_image_set(root / "data", {"real": 30, "fake": 30})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_job(
-            "finetune",
-            {
-                "data": str(data),
-                "out": str(root / "parent"),
-                "arch": "resnet10t",
-                "img_size": SIZE,
-                "epochs": 2,
-                "batch_size": 16,
-                "lr": 3e-3,
-                "threads": 1,
-                "workspace": str(root),
-            },
-        )
-    finally:
-        torch.set_num_threads(threads)
-    return root / "parent"
+@pytest.fixture
+def parent_run(trained_run: Path) -> Path:
+    """conftest's ``trained_run``: a resnet10t at 32 px, 3 classes, 3 epochs (read-only)."""
+    return trained_run
 
 
 def test_prune_job_reaches_the_target_and_records_lineage(parent_run: Path, tmp_path: Path):
