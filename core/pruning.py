@@ -10,6 +10,8 @@ loads the safetensors weights strictly.
 Depthwise/grouped convolutions (MobileNet, EfficientNet) and squeeze-excitation blocks are
 coupled by the dependency graph; the classifier is never pruned (the class count is fixed).
 The graph is always traced in eval mode with autograd enabled (tracing follows ``grad_fn``).
+Importing this module stays torch-free (the GUI reads :data:`IMPORTANCES`); torch and
+Torch-Pruning load inside the functions.
 """
 
 from __future__ import annotations

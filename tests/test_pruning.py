@@ -279,7 +279,28 @@ def test_unprunable_run_is_refused_before_the_run_dir_exists(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_reports_bad_ratio_as_a_usage_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--macs-ratio", "0"], "argument --macs-ratio: must be between 0 and 1"),
+        (["--macs-ratio", "1.2"], "argument --macs-ratio: must be between 0 and 1"),
+        (["--steps", "0"], "argument --steps: must be at least 1"),
+    ],
+)
+def test_cli_refuses_bad_numbers_before_loading_torch(tmp_path: Path, args, message) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "prune", "--run", str(tmp_path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_cli_prunes_a_run_end_to_end(parent_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
     result = subprocess.run(
         [
             sys.executable,
@@ -287,16 +308,25 @@ def test_cli_reports_bad_ratio_as_a_usage_error(tmp_path: Path) -> None:
             "app",
             "prune",
             "--run",
-            str(tmp_path),
+            str(parent_run),
             "--macs-ratio",
+            "0.6",
+            "--steps",
+            "1",
+            "--epochs",
             "0",
+            "--threads",
+            "1",
             "--out",
-            str(tmp_path / "out"),
+            str(out),
+            "--json",
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
-    assert result.returncode == 2
-    assert "error: macs_ratio must be between 0 and 1" in result.stderr
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["macs_ratio"] == pytest.approx(0.6, abs=0.03)
+    assert json.loads((out / "run.json").read_text())["kind"] == "prune"

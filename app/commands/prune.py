@@ -5,9 +5,29 @@ from __future__ import annotations
 import argparse
 
 from app.commands import print_json, workspace_of
+from core.pruning import IMPORTANCES  # torch-free at import
 
-IMPORTANCE_CHOICES = ("magnitude", "group_norm", "taylor", "lamp")
-"""Mirrors ``core.pruning.IMPORTANCES`` (not imported: that would load torch at start-up)."""
+
+def ratio(text: str) -> float:
+    """An argparse type: a share strictly between 0 and 1 (checked before torch loads)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), not {text}")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,20 +41,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, metavar="RUN", help="the trained run folder to prune")
     p.add_argument(
         "--macs-ratio",
-        type=float,
+        type=ratio,
         default=0.5,
         metavar="R",
         help="share of the parent's MACs to keep, between 0 and 1 (default 0.5)",
     )
     p.add_argument(
         "--params-ratio",
-        type=float,
+        type=ratio,
         metavar="R",
         help="also keep at most this share of the parameters",
     )
-    p.add_argument("--steps", type=int, default=3, help="pruning steps (default 3)")
+    p.add_argument("--steps", type=at_least_one, default=3, help="pruning steps (default 3)")
     p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs after each step")
-    p.add_argument("--importance", choices=IMPORTANCE_CHOICES, default="magnitude")
+    p.add_argument("--importance", choices=IMPORTANCES, default="magnitude")
     p.add_argument("--round-to", type=int, metavar="N", help="keep channel counts multiples of N")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
