@@ -153,6 +153,26 @@ def test_cancel_keeps_progress_and_reindex_resumes(
     assert resumed.index.last_build.analysed == 60 - view.files
 
 
+def test_shutdown_while_indexing_leaves_nothing_running(
+    page: DatasetsPage, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 30, "fake": 30})
+    analyse = datasets.analyse_file
+
+    def slow(*args):
+        time.sleep(0.01)
+        return analyse(*args)
+
+    monkeypatch.setattr(datasets, "BATCH", 4)
+    monkeypatch.setattr(datasets, "analyse_file", slow)
+    page.add_folder(root)
+    qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=WAIT_MS)
+    page.shutdown()
+    assert not page.is_busy()
+    qtbot.wait(200)  # results queued before the shutdown are dropped
+    assert page.view is None and background.pool().activeThreadCount() == 0
+
+
 def test_clicking_a_finding_selects_its_files(page: DatasetsPage, qtbot, data: Path) -> None:
     index_through(page, qtbot, data)
     page.tabs.setCurrentIndex(2)

@@ -389,6 +389,7 @@ class DatasetsPage(QWidget):
         self._thread: QThread | None = None
         self._worker: IndexWorker | None = None
         self._listed = False
+        self._closed = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 12)
@@ -547,6 +548,8 @@ class DatasetsPage(QWidget):
 
     def refresh_list(self) -> None:
         """Reload the list of data sets indexed in the workspace (worker thread)."""
+        if self._closed:
+            return
         run_in_background(known_indexes, self.workspace, on_done=self._on_indexes_listed)
 
     def show_files(self, relpaths: list[str]) -> None:
@@ -566,12 +569,14 @@ class DatasetsPage(QWidget):
         return sorted(self.model.facts(i.row()).relpath for i in rows)
 
     def shutdown(self) -> None:
-        """Stop the worker thread and the thumbnail pool (the window calls this on close)."""
+        """Stop the worker thread and the thumbnail pool (the window calls this on close).
+
+        Results still queued for the page are dropped, so no new work starts afterwards.
+        """
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
+        self._end_thread()
         self.model.shutdown()
         background_pool().waitForDone()  # a hygiene check or split still reading the index
 
@@ -632,7 +637,8 @@ class DatasetsPage(QWidget):
         self.sig_index_failed.emit(message)
 
     def _end_thread(self) -> None:
-        """The worker sent its last signal: its ``run`` is returning, so the wait is short."""
+        """Wait for the index thread to end: at once after the worker's last signal, or after
+        at most one batch once cancelled."""
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()
@@ -644,6 +650,8 @@ class DatasetsPage(QWidget):
 
     # -- showing a data set --------------------------------------------------------------------
     def _show_view(self, view: DatasetView) -> None:
+        if self._closed:
+            return
         self.view = view
         names = list(view.counts)
         self.bars.setOpts(x=list(range(len(names))), height=list(view.counts.values()))
