@@ -277,8 +277,7 @@ def extract_zip(zip_path: Path, cache_dir: Path | None = None) -> Path:
         try:
             _extract_members(zip_path, staging)
             (staging / ".complete").write_text(digest, encoding="utf-8")
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
+            _publish(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     if (target / BUNDLE_FILE).is_file():
@@ -287,6 +286,17 @@ def extract_zip(zip_path: Path, cache_dir: Path | None = None) -> Path:
     if len(children) == 1 and (children[0] / BUNDLE_FILE).is_file():
         return children[0]
     raise UserError(f"{zip_path.name} holds no {BUNDLE_FILE}: not a model bundle")
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move a finished extraction into place, unless another process just did the same."""
+    try:
+        staging.rename(target)
+    except OSError:
+        if (target / ".complete").is_file():
+            return
+        shutil.rmtree(target, ignore_errors=True)  # a partial leftover of a killed process
+        staging.rename(target)
 
 
 def _extract_members(zip_path: Path, dest: Path) -> None:
