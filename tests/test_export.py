@@ -255,3 +255,25 @@ def test_pruned_run_exports_with_its_pruned_architecture(trained_run: Path, tmp_
     assert meta["parent_run"] == str(pruned)
     assert summary["verification"]["parity"]["split_logits"] < 1e-4
     assert summary["verification"]["ok"]
+
+
+def test_a_head_without_cam_exports_logits_only(tmp_path: Path) -> None:
+    """mobilenetv3 has a conv after pooling: no in-graph CAM, one output, dynamic batch."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from core.models import create_model
+    from training.export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("mobilenetv3_small_050", 2).eval()
+    path = tmp_path / "m.onnx"
+    assert export_onnx(model, 32, path, opset=13) == ["logits"]
+    graph = onnx.load(str(path))
+    assert [o.name for o in graph.graph.output] == ["logits"]
+    assert next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) == 13
+    x = np.random.default_rng(1).normal(size=(3, 3, 32, 32)).astype(np.float32)
+    (logits,) = ort.InferenceSession(str(path)).run(None, {"image": x})
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(torch.from_numpy(x)).numpy(), atol=1e-4)

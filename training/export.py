@@ -177,7 +177,7 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
         work = Path(tmp)
         _phase(emit, "export", 0)
         fp32_path = work / "model.fp32.onnx"
-        outputs = export_onnx(model, description.preprocess.input_size, fp32_path, config)
+        outputs = export_onnx(model, description.preprocess.input_size, fp32_path, config["opset"])
         _phase(emit, "export", 1)
         emit.log(f"ONNX opset {config['opset']}, outputs {outputs} ({EXPORTER})")
         variants = {"fp32": fp32_path}
@@ -242,7 +242,7 @@ def _check_cancel(cancel: CancelToken) -> None:
 
 
 # -- phase 1: ONNX ----------------------------------------------------------------------------
-def export_onnx(model, input_size: int, path: Path, config: dict[str, Any]) -> list[str]:
+def export_onnx(model, input_size: int, path: Path, opset: int = 17) -> list[str]:
     """Write ``model`` as ONNX (see the module docstring); returns the output names."""
     import onnx
     import torch
@@ -263,7 +263,7 @@ def export_onnx(model, input_size: int, path: Path, config: dict[str, Any]) -> l
             input_names=["image"],
             output_names=outputs,
             dynamic_axes={name: batch for name in ["image", *outputs]},
-            opset_version=config["opset"],
+            opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
         )

@@ -2,9 +2,11 @@
 
 Nothing here hand-writes quantisation: :func:`quantize_int8` runs onnxruntime's
 ``quant_pre_process`` (symbolic shape inference and graph optimisation), then
-``quantize_static`` in QDQ format with signed 8-bit weights and activations (S8S8, the
-onnxruntime CPU default), per-channel weight scales where the operator supports them, and MinMax
-calibration over real images. :class:`ImageReader` feeds those images, decoded and preprocessed by
+``quantize_static`` in QDQ format with unsigned 8-bit activations and signed 8-bit weights
+(U8S8), per-channel weight scales where the operator supports them, and MinMax calibration over
+real images. U8S8 rather than onnxruntime's S8S8 default because it is the fast path of its x86
+CPU kernels: on a resnet18 (32 px, AVX512-VNNI CPU, batch 1) S8S8 QDQ ran 3x *slower* than FP32
+while U8S8 ran 1.2x faster, at the same accuracy. :class:`ImageReader` feeds those images, decoded and preprocessed by
 the model's own contract (:meth:`core.preprocess.PreprocessSpec.from_file`), a batch at a time.
 """
 
@@ -105,7 +107,7 @@ def quantize_int8(
         reader,
         quant_format=QuantFormat.QDQ,
         per_channel=True,
-        activation_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
     )
@@ -113,7 +115,7 @@ def quantize_int8(
         "tool": "onnxruntime.quantization.quantize_static",
         "pre_process": "onnxruntime quant_pre_process (shape inference + optimisation)",
         "format": "QDQ",
-        "activations": "int8",
+        "activations": "uint8",
         "weights": "int8",
         "per_channel": True,
         "calibrate_method": "MinMax",
