@@ -276,7 +276,8 @@ def build_lineage(runs: list[RunInfo]) -> list[RunInfo]:
     """Link runs to their parents (by path, directory name or id); returns the roots.
 
     Each run's ``children`` is rebuilt; a run whose parent is unknown (deleted, elsewhere) is a
-    root, and parent cycles are broken so every run appears exactly once.
+    root, and parent cycles are broken so every run appears exactly once. A run that records no
+    data set inherits its parent's.
     """
     keys: dict[str, RunInfo] = {}
     for run in runs:
@@ -295,6 +296,9 @@ def build_lineage(runs: list[RunInfo]) -> list[RunInfo]:
         else:
             linked[id(run)] = parent
             parent.children.append(run)
+    for _, run in walk(roots):
+        for child in run.children:  # a pruned/exported run trained on its parent's data
+            child.data = child.data or run.data
     return roots
 
 

@@ -167,3 +167,13 @@ def test_bundle_latency_comes_from_the_verification_report(tmp_path):
     }
     (bundle / "verification.json").write_text(json.dumps(report))
     assert read_run(bundle).latency_ms == 0.31
+
+
+def test_derived_runs_inherit_the_data_set(tmp_path):
+    make_run(tmp_path, "ft", "finetune", created="1")
+    child = make_run(tmp_path, "pr", "prune", parent="ft", created="2")
+    run = json.loads((child / "run.json").read_text())
+    (child / "run.json").write_text(json.dumps({**run, "data": None}))
+    assert read_run(child).data is None
+    roots = build_lineage(scan_runs(tmp_path))
+    assert roots[0].children[0].data == "/data/faces"

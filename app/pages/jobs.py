@@ -430,8 +430,8 @@ class JobsPage(QWidget):
         item.setToolTip(1, f"{record.id}\n{record.out or ''}")
         started = record.started or record.submitted
         item.setText(2, QDateTime.fromSecsSinceEpoch(int(started)).toString("dd MMM HH:mm"))
-        end = record.finished or (time.time() if record.status == "running" else None)
-        took = None if end is None or record.started is None else end - record.started
+        end, start = record.finished, record.started
+        took = None if end is None or start is None else end - start
         item.setText(3, formatting.duration(took))
 
     def _update_buttons(self) -> None:

@@ -193,7 +193,7 @@ class ModelsPage(QWidget):
             item.setTitle(f"<span style='font-size:10pt;font-weight:600'>{title}</span>")
             item.showGrid(x=True, y=True, alpha=0.15)
             item.setLabel("bottom", "epoch", color=MUTED)
-            item.addLegend(offset=(-8, 8))
+            item.addLegend(offset=(-8, -8 if key == "val_acc" else 8))
             self.plots[key] = plot
             plots.addWidget(plot)
         layout.addLayout(plots, 1)

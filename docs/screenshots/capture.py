@@ -105,7 +105,14 @@ def main() -> None:
         }
     )
     jobs.submit(
-        {"kind": "export", "run": str(pruned), "int8": True, "out": str(bundle), "threads": 1}
+        {
+            "kind": "export",
+            "run": str(pruned),
+            "int8": True,
+            "out": str(bundle),
+            "max_int8_drop": 0.05,
+            "threads": 1,
+        }
     )
     wait_until(app, lambda: len(jobs.curve_data("val_acc")[0]) >= 5, 900)
     grab("jobs")
