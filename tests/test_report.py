@@ -105,3 +105,22 @@ def test_perturbations_change_the_image_as_named() -> None:
     assert jpeg.shape == rgb.shape and np.abs(jpeg.astype(int) - rgb).mean() > 0.5
     with pytest.raises(ValueError):
         perturb(rgb, "blur")
+
+
+def test_evaluate_several_models_gives_one_comparison_table(left_out_run) -> None:
+    from app.commands.evaluate import format_table
+    from training.evaluate import run
+
+    data, run_dir = left_out_run
+    result = run(
+        {"models": [str(run_dir), str(run_dir)], "data": str(data), "split": "test"},
+        EventWriter("t", []),
+    )
+    reports = result["models"]
+    assert len(reports) == 2 and reports[0]["accuracy"] == reports[1]["accuracy"]
+    assert reports[0]["latency_ms"] > 0 and reports[0]["params"] > 10_000
+    lines = format_table(reports).splitlines()
+    assert len(lines) == 3
+    assert lines[0].split() == ["model", "params", "MACs", "bytes", "ms/img", "acc", "F1", "AUC",
+                                "ECE", "n"]  # fmt: skip
+    assert lines[1].split()[0] == run_dir.name
