@@ -154,7 +154,8 @@ def _duplicate_findings(records: list[FileFacts]) -> list[Finding]:
 def cross_duplicates(index_a: DatasetIndex, index_b: DatasetIndex) -> Finding | None:
     """Files of ``index_b`` identical to files of ``index_a`` (e.g. a test set against training).
 
-    Each group lists the copies in ``a`` then those in ``b``, as absolute paths.
+    Each group lists the copies in ``a`` then those in ``b``, as absolute paths; ``notes`` maps
+    each file of ``b`` to its first copy in ``a``. ``None`` when nothing is shared.
     """
     in_a: dict[str, list[str]] = defaultdict(list)
     for record in index_a.records():
@@ -167,12 +168,15 @@ def cross_duplicates(index_a: DatasetIndex, index_b: DatasetIndex) -> Finding | 
     if not both:
         return None
     groups = sorted(sorted(in_a[sha]) + sorted(paths) for sha, paths in both.items())
-    count = sum(len(paths) for paths in both.values())
+    notes = {
+        path: f"identical to {min(in_a[sha])}" for sha, paths in both.items() for path in paths
+    }
     return Finding(
         "cross_dataset_duplicates",
         "error",
-        f"{count} files of {index_b.root} are identical to files of {index_a.root}",
+        f"files of {index_b.root} identical to files of {index_a.root}: {len(notes)}",
         groups,
+        dict(sorted(notes.items())),
     )
 
 

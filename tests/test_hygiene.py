@@ -161,7 +161,8 @@ def test_identical_files_across_two_data_sets(tmp_path: Path, workspace: Workspa
     assert finding.groups == [
         [str(train / "real" / "real_002.png"), str(test / "fake" / "leak.png")]
     ]
-    assert finding.message.startswith("1 files of")
+    assert finding.message == f"files of {test} identical to files of {train}: 1"
+    assert finding.notes == {str(test / "fake" / "leak.png"): f"identical to {train / 'real' / 'real_002.png'}"}  # fmt: skip
     other = make_dataset(tmp_path / "other", {"a": 2, "b": 2}, seed=2)
     assert hygiene.cross_duplicates(DatasetIndex.build(train, workspace),
                                     DatasetIndex.build(other, workspace)) is None  # fmt: skip
@@ -180,7 +181,7 @@ def test_cifake_duplicates_are_found(tmp_path: Path, workspace: Workspace) -> No
     inside = [hygiene.check(i, near_threshold=None).of_kind("duplicates") for i in (train, test)]
     within = sum(len(f.groups) for [f] in inside)
     across = hygiene.cross_duplicates(train, test)
-    assert len(across.groups) == 22
+    assert len(across.groups) == len(across.notes) == 22
     assert within + len(across.groups) == 179
     train.make_splits(seed=0)
     assert not hygiene.check(train, near_threshold=None).of_kind("cross_split_duplicates")

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         finding = hygiene.cross_duplicates(index, other)
         body["against"] = {
             "root": str(other.root),
-            "files": len(finding.groups) if finding else 0,
+            "files": len(finding.notes) if finding else 0,
             "finding": finding.to_dict(max_files=MAX_LISTED) if finding else None,
         }
     if args.json:
