@@ -4,14 +4,16 @@ The Java sources are compiled with ``javac`` and run with JUnit 4 (Debian's ``ju
 no Gradle. The JUnit suite holds hand-computed unit tests plus ``GoldenParityTest``, which this
 module points at:
 
-* ``tiny_bundle`` (tests/conftest.py): a real resnet10t exported to ONNX by the Python exporter,
-  so the chain Python export -> Java preprocessing and decision is proven;
+* ``exported_bundle`` (tests/conftest.py): a real resnet10t fine-tune run exported by the export
+  job (``training.export``), so the chain Python export -> Java preprocessing and decision is
+  proven on what users ship;
 * three bundles written here with :func:`core.bundle.write_bundle`, one per ``resize_mode``, from
   real photos in ../shared/data (generated images when it is absent): resize_crop on
   non-square and portrait images, resize (aspect not kept), crop at native resolution with odd
   margins and crop of an image smaller than the input (scaled up first). Their network is a tiny
   hand-built ONNX graph (global average pool + linear), so logits are real onnxruntime outputs;
-* the ``cam`` output of ``tiny_bundle`` and the heatmaps ``core.explain`` draws from it;
+* the ``cam`` output of ``tiny_bundle``'s resnet10t (64 px, a 2x2 map; the 32 px export's map
+  is 1x1, so flat) and the heatmaps ``core.explain`` draws from it;
 * RGBA, palette and EXIF-rotated PNGs and what ``core.preprocess.load_image`` made of them, to
   prove that alpha compositing and the EXIF orientation are ported exactly.
 
@@ -260,10 +262,10 @@ def heatmap_dir(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def parity(junit, tiny_bundle, geometry_bundles, decode_dir, heatmap_dir, tmp_path_factory) -> dict:
+def parity(junit, exported_bundle, geometry_bundles, decode_dir, heatmap_dir, tmp_path_factory):
     """Run the whole JUnit suite once on all bundles; its output and the Java reports."""
     reports = tmp_path_factory.mktemp("report")
-    bundles = {"tiny_bundle": tiny_bundle, **geometry_bundles}
+    bundles = {"exported_bundle": exported_bundle, **geometry_bundles}
     result = junit(
         bundle_dirs=os.pathsep.join(str(p) for p in bundles.values()),
         decode_dir=str(decode_dir),
@@ -288,7 +290,7 @@ def test_junit_unit_tests_pass(junit, parity) -> None:
     assert count >= 30, parity["output"]
 
 
-@pytest.mark.parametrize("name", ["tiny_bundle", *GEOMETRIES])
+@pytest.mark.parametrize("name", ["exported_bundle", *GEOMETRIES])
 def test_java_preprocessing_matches_python(parity, name: str) -> None:
     row = parity["rows"][name]
     print(f"{name}: Java vs Python input max |diff| = {row['max_input_diff']:.3g}")
@@ -297,7 +299,7 @@ def test_java_preprocessing_matches_python(parity, name: str) -> None:
     assert row["model_sha256_checked"] is True
 
 
-@pytest.mark.parametrize("name", ["tiny_bundle", *GEOMETRIES])
+@pytest.mark.parametrize("name", ["exported_bundle", *GEOMETRIES])
 def test_java_decision_matches_python(parity, name: str) -> None:
     row = parity["rows"][name]
     assert row["verdicts_equal"] == row["vectors"]

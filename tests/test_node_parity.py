@@ -1,9 +1,10 @@
-"""onnxruntime-node reproduces an exported bundle: mobile/node/check_bundle.mjs on ``tiny_bundle``.
+"""onnxruntime-node reproduces exported bundles: mobile/node/check_bundle.mjs on real exports.
 
-``tiny_bundle`` (tests/conftest.py) is a real resnet10t exported to ONNX with a CAM output by the
-Python exporter, golden logits from Python's onnxruntime. The Node script runs each golden input
-through the model and applies the decision rule in JavaScript; logits, probabilities, scores and
-verdicts must match. ``node_modules`` is installed on first use from the committed lockfile
+The bundles come from the export job (``training.export``) on ``trained_run`` (tests/conftest.py,
+a resnet10t fine-tune run): ``exported_bundle`` (FP32, with a CAM output) and an INT8 (QDQ)
+export of the same run made here; their golden logits are Python onnxruntime's. The Node script
+runs each golden input through the model and applies the decision rule in JavaScript; logits,
+probabilities, scores and verdicts must match. ``node_modules`` is installed on first use from the committed lockfile
 (``npm ci``; the onnxruntime-node package carries its CPU binaries, so no download step).
 """
 
@@ -56,6 +57,18 @@ def node() -> str:
     return executable
 
 
+@pytest.fixture(scope="module")
+def bundles(exported_bundle: Path, trained_run: Path, tmp_path_factory) -> dict[str, Path]:
+    """``fp32``: ``exported_bundle``; ``int8``: the same run exported with static INT8."""
+    from core.events import EventWriter
+    from training.export import run
+
+    int8 = tmp_path_factory.mktemp("node-int8") / "tiny-int8"
+    config = {"run": str(trained_run), "out": str(int8), "int8": True, "threads": 1}
+    run({**config, "latency_repeats": 5}, EventWriter("node-parity-int8", []))
+    return {"fp32": exported_bundle, "int8": int8}
+
+
 def check(node: str, bundle: Path) -> tuple[int, dict]:
     """Run check_bundle.mjs; its exit status and JSON summary."""
     result = subprocess.run(
@@ -65,11 +78,14 @@ def check(node: str, bundle: Path) -> tuple[int, dict]:
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_node_reproduces_the_exported_bundle(node: str, tiny_bundle: Path) -> None:
-    status, summary = check(node, tiny_bundle)
-    golden = json.loads((tiny_bundle / "golden" / "golden.json").read_text())
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_node_reproduces_the_exported_bundle(node: str, bundles, precision: str) -> None:
+    bundle = bundles[precision]
+    status, summary = check(node, bundle)
+    golden = json.loads((bundle / "golden" / "golden.json").read_text())
+    assert json.loads((bundle / "bundle.json").read_text())["model"]["precision"] == precision
     print(
-        f"Node vs Python: logits max |diff| {summary['max_logits_diff']:.3g}, "
+        f"Node vs Python ({precision}): logits max |diff| {summary['max_logits_diff']:.3g}, "
         f"probs {summary['max_probs_diff']:.3g} ({summary['runtime']})"
     )
     assert status == 0, summary
@@ -81,8 +97,8 @@ def test_node_reproduces_the_exported_bundle(node: str, tiny_bundle: Path) -> No
     assert summary["runtime"].startswith(f"onnxruntime-node {_locked_version()}")
 
 
-def test_node_reports_mismatching_logits(node: str, tiny_bundle: Path, tmp_path: Path) -> None:
-    bundle = shutil.copytree(tiny_bundle, tmp_path / "tampered")
+def test_node_reports_mismatching_logits(node: str, exported_bundle: Path, tmp_path: Path) -> None:
+    bundle = shutil.copytree(exported_bundle, tmp_path / "tampered")
     golden_file = bundle / "golden" / "golden.json"
     golden = json.loads(golden_file.read_text())
     golden["vectors"][1]["logits"][0] += 0.01
@@ -96,18 +112,18 @@ def test_node_reports_mismatching_logits(node: str, tiny_bundle: Path, tmp_path:
 
 
 def test_node_refuses_a_modified_model_or_unknown_version(
-    node: str, tiny_bundle: Path, tmp_path: Path
+    node: str, exported_bundle: Path, tmp_path: Path
 ) -> None:
-    bundle = shutil.copytree(tiny_bundle, tmp_path / "modified")
+    bundle = shutil.copytree(exported_bundle, tmp_path / "modified")
     with open(bundle / "model.onnx", "ab") as model:
         model.write(b"\0")
     status, summary = check(node, bundle)
     assert status == 2
     assert "model.onnx is damaged or was replaced" in summary["error"]
 
-    meta = json.loads((tiny_bundle / "bundle.json").read_text())
+    meta = json.loads((exported_bundle / "bundle.json").read_text())
     meta["format_version"] = 2
-    newer = shutil.copytree(tiny_bundle, tmp_path / "newer")
+    newer = shutil.copytree(exported_bundle, tmp_path / "newer")
     (newer / "bundle.json").write_text(json.dumps(meta))
     status, summary = check(node, newer)
     assert status == 2
