@@ -46,6 +46,8 @@ GOLDEN_TOLERANCE = {"input": 1e-4, "logits": 1e-3, "probs": 1e-4}
 MAX_MEMBER_BYTES = 1 << 30
 MAX_ZIP_BYTES = 2 << 30
 CACHE_ENV = "DEEPFAKE_STUDIO_CACHE"
+CACHE_KEEP = 8
+"""Extracted bundle zips kept in the cache (least recently used ones are deleted)."""
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
@@ -271,7 +273,9 @@ def extract_zip(zip_path: Path, cache_dir: Path | None = None) -> Path:
     """
     digest = sha256_of(zip_path)
     target = (cache_dir or default_cache_dir()) / "bundles" / digest[:16]
-    if not (target / ".complete").is_file():
+    if (target / ".complete").is_file():
+        (target / ".complete").touch()  # most recently used: kept by _prune_cache
+    else:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
         try:
@@ -280,12 +284,21 @@ def extract_zip(zip_path: Path, cache_dir: Path | None = None) -> Path:
             _publish(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        _prune_cache(target.parent, keep=target)
     if (target / BUNDLE_FILE).is_file():
         return target
     children = [p for p in target.iterdir() if p.is_dir()]
     if len(children) == 1 and (children[0] / BUNDLE_FILE).is_file():
         return children[0]
     raise UserError(f"{zip_path.name} holds no {BUNDLE_FILE}: not a model bundle")
+
+
+def _prune_cache(folder: Path, keep: Path) -> None:
+    """Delete all but the :data:`CACHE_KEEP` most recently used extractions (and ``keep``)."""
+    done = [p for p in folder.iterdir() if (p / ".complete").is_file() and p != keep]
+    done.sort(key=lambda p: (p / ".complete").stat().st_mtime, reverse=True)
+    for old in done[CACHE_KEEP - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _publish(staging: Path, target: Path) -> None:

@@ -6,7 +6,8 @@ Keep fixtures generic and cheap; add new ones below with a docstring.
   tell plain noise (real) from red-tinted (sd14) and blue-tinted (sdxl) noise;
 * ``tiny_bundle`` / ``tiny_bundle_zip``: that model exported with an in-graph CAM output and
   written by :func:`core.bundle.write_bundle` with a fitted calibration and golden vectors;
-* ``tiny_image_dir``: a folder of such images (``real/``, ``sd14/``, ``sdxl/``, PNG and JPEG).
+* ``tiny_image_dir``: a folder of such images (``real/``, ``sd14/``, ``sdxl/``, PNG and JPEG);
+* ``bundle_cache`` (automatic): bundle zips extract into a temporary cache, never the user's.
 
 :func:`export_reference_bundle` is the reference ONNX export for tests until
 ``training/export.py`` exists; replace its body with a call to that job then.
@@ -14,6 +15,7 @@ Keep fixtures generic and cheap; add new ones below with a docstring.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -105,6 +107,18 @@ def export_reference_bundle(model, description, out_dir: Path, target_risk: floa
         parent_run="tests/conftest.py",
         golden_vectors=golden,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bundle_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Bundle zips extract into a temporary cache, not the user's (``DEEPFAKE_STUDIO_CACHE``)."""
+    previous = os.environ.get("DEEPFAKE_STUDIO_CACHE")
+    os.environ["DEEPFAKE_STUDIO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield Path(os.environ["DEEPFAKE_STUDIO_CACHE"])
+    if previous is None:
+        os.environ.pop("DEEPFAKE_STUDIO_CACHE", None)
+    else:
+        os.environ["DEEPFAKE_STUDIO_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -252,3 +252,19 @@ def test_default_bundle_missing_says_how_to_make_one(
     assert bundle_module.default_bundle_path() == tmp_path / "assets" / "bundles" / "default"
     with pytest.raises(UserError, match=r"no default model bundle .* --model BUNDLE .* export"):
         bundle_module.load_default_bundle()
+
+
+def test_the_zip_cache_keeps_the_most_recently_used(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_module, "CACHE_KEEP", 2)
+    zips = []
+    for i in range(3):
+        copy = Path(shutil.copytree(tiny_bundle, tmp_path / f"b{i}"))
+        edit_meta(copy, parent_run=f"run {i}")  # a different zip each time
+        zips.append(zip_bundle(copy, tmp_path / f"b{i}.zip"))
+    roots = [load_bundle(z, cache_dir=tmp_path / "cache").root for z in zips[:2]]
+    load_bundle(zips[0], cache_dir=tmp_path / "cache")  # b0 used again: b1 is now the oldest
+    third = load_bundle(zips[2], cache_dir=tmp_path / "cache").root
+    assert roots[0].is_dir() and third.is_dir()
+    assert not roots[1].exists()
