@@ -186,32 +186,42 @@ def near_pairs(hashes: np.ndarray, threshold: int = NEAR_THRESHOLD) -> np.ndarra
 
     Multi-index hashing: split the 64 bits into ``threshold + 1`` chunks; by pigeonhole two
     hashes that close agree exactly on at least one chunk, so only hashes sharing a chunk value
-    are compared (with a vectorised popcount). Returns an ``(n, 2)`` int64 array.
+    are compared (vectorised popcount, in blocks of bounded memory). Returns an ``(n, 2)``
+    int64 array.
     """
     hashes = np.asarray(hashes, dtype=np.uint64)
-    chunks = threshold + 1
-    bounds = np.linspace(0, 64, chunks + 1).astype(int)
+    bounds = np.linspace(0, 64, threshold + 2).astype(int).tolist()
     found: list[np.ndarray] = []
-    for low, high in itertools.pairwise(bounds.tolist()):
-        mask = np.uint64((1 << int(high - low)) - 1)
-        keys = (hashes >> np.uint64(low)) & mask
+    for low, high in itertools.pairwise(bounds):
+        keys = (hashes >> np.uint64(low)) & np.uint64((1 << (high - low)) - 1)
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         sizes = np.diff(np.r_[starts, len(order)])
         for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-            members = order[start : start + size]
-            i, j = np.triu_indices(size, k=1)
-            close = np.bitwise_count(hashes[members[i]] ^ hashes[members[j]]) <= threshold
-            if close.any():
-                a, b = members[i[close]], members[j[close]]
-                found.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+            found += _close_within(order[start : start + size], hashes, threshold)
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     return np.unique(np.concatenate(found).astype(np.int64), axis=0)
 
 
-def _components(n: int, pairs: np.ndarray) -> list[list[int]]:
+def _close_within(members: np.ndarray, hashes: np.ndarray, threshold: int) -> list[np.ndarray]:
+    """Pairs of ``members`` (indexes into ``hashes``) within ``threshold`` bits, as arrays."""
+    members = np.sort(members)
+    values = hashes[members]
+    rows_per_block = max(1, (1 << 22) // len(members))
+    found = []
+    for first in range(0, len(members), rows_per_block):
+        block = values[first : first + rows_per_block, None] ^ values[None, first:]
+        close = np.triu(np.bitwise_count(block) <= threshold, k=1)
+        rows, cols = np.nonzero(close)
+        if len(rows):
+            found.append(np.stack([members[first + rows], members[first + cols]], axis=1))
+    return found
+
+
+def _component_labels(n: int, pairs: np.ndarray) -> list[int]:
+    """Union-find: the representative of each of ``n`` nodes joined by ``pairs``."""
     parent = list(range(n))
 
     def root(i: int) -> int:
@@ -222,22 +232,30 @@ def _components(n: int, pairs: np.ndarray) -> list[list[int]]:
 
     for a, b in pairs.tolist():
         parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(n):
-        groups[root(i)].append(i)
-    return [g for g in groups.values() if len(g) > 1]
+    return [root(i) for i in range(n)]
 
 
 def near_groups(records: list[FileFacts], threshold: int = NEAR_THRESHOLD) -> list[list[FileFacts]]:
-    """Groups of readable files whose perceptual hashes are within ``threshold`` bits, leaving
-    out groups that are only exact copies of one file."""
+    """Groups of readable files whose perceptual hashes are within ``threshold`` bits (chained),
+    leaving out groups that are only exact copies of one file.
+
+    Equal hashes are compared once (a folder of 10,000 black frames is one node, not 50 million
+    pairs).
+    """
     readable = [r for r in records if r.error is None and r.phash]
+    if not readable:
+        return []
     hashes = np.array([int(r.phash, 16) for r in readable], dtype=np.uint64)
-    groups = []
-    for members in _components(len(readable), near_pairs(hashes, threshold)):
-        group = sorted((readable[i] for i in members), key=lambda r: r.relpath)
-        if len({r.sha256 for r in group}) > 1:
-            groups.append(group)
+    unique, node_of = np.unique(hashes, return_inverse=True)
+    labels = _component_labels(len(unique), near_pairs(unique, threshold))
+    by_label: dict[int, list[FileFacts]] = defaultdict(list)
+    for record, node in zip(readable, node_of.tolist(), strict=True):
+        by_label[labels[node]].append(record)
+    groups = [
+        sorted(group, key=lambda r: r.relpath)
+        for group in by_label.values()
+        if len({r.sha256 for r in group}) > 1
+    ]
     return sorted(groups, key=lambda g: g[0].relpath)
 
 
