@@ -84,6 +84,23 @@ ARCH = Field(
 EPOCHS = Field("epochs", "Epochs", "int", 10, 1, 1000)
 SOURCE_RUN = Field("run", "Source run", "run", help="a finished run folder")
 
+
+def _probability(key: str, label: str) -> Field:
+    """An advanced augmentation probability in [0, 1], off by default."""
+    return Field(
+        key,
+        label,
+        "float",
+        0.0,
+        0.0,
+        1.0,
+        decimals=2,
+        step=0.1,
+        help="probability per training image",
+        advanced=True,
+    )
+
+
 JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
     "finetune": (
         "Fine-tune",
@@ -124,30 +141,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 advanced=True,
             ),
             Field("balanced", "Balanced sampling", "bool", False, advanced=True),
-            Field(
-                "jpeg_prob",
-                "JPEG re-compression",
-                "float",
-                0.0,
-                0.0,
-                1.0,
-                decimals=2,
-                step=0.1,
-                help="probability",
-                advanced=True,
-            ),
-            Field(
-                "downscale_prob",
-                "Random downscale",
-                "float",
-                0.0,
-                0.0,
-                1.0,
-                decimals=2,
-                step=0.1,
-                help="probability",
-                advanced=True,
-            ),
+            _probability("jpeg_prob", "JPEG re-compression"),
+            _probability("downscale_prob", "Random downscale"),
             Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
             OUT,
         ),
