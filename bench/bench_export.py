@@ -1,11 +1,14 @@
 """FP32 vs INT8 export of a run: size, onnxruntime latency and test-split accuracy.
 
-Usage: ``python bench/bench_export.py RUN [--calib-images 200] [--repeats 200] [--threads 1 2]``
+Usage: ``python bench/bench_export.py RUN [--calib-images 200] [--repeats 200] [--threads 1 2]
+[--sizes 64 128]``
 
 Exports ``RUN`` twice with the export job (FP32, then INT8 with its INT8 accuracy limit lifted so
 the figures always print), times each ``model.onnx`` with onnxruntime at batch 1 (median of
 ``--repeats`` runs after warm-up) for each thread count, and checks the goals: INT8 loses at most
 1 accuracy point, runs at least 1.5x faster and is about 4x smaller (at least 3.5x).
+``--sizes`` also times the same weights exported at other input sizes (latency only: the
+network is fully convolutional, but its accuracy at a size it was not trained on means nothing).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> int:
     parser.add_argument("--verify-images", type=int, default=0, help="0 = whole test split")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[], help="extra input sizes")
     args = parser.parse_args()
 
     import numpy as np
@@ -99,7 +103,42 @@ def main() -> int:
     for goal, value, reached in goals:
         print(f"goal {goal:32} {value:>12}  {'reached' if reached else 'NOT reached'}")
     print(json.dumps({"loss_points": loss, "size_ratio": ratio, "speedup": speedups}))
+    for size, (fp32_ms, int8_ms) in latency_at_sizes(args).items():
+        print(
+            f"input {size} px, 1 thread: FP32 {fp32_ms:.3f} ms, INT8 {int8_ms:.3f} ms, "
+            f"{fp32_ms / int8_ms:.2f}x faster"
+        )
     return 0
+
+
+def latency_at_sizes(args: argparse.Namespace) -> dict[int, tuple[float, float]]:
+    """``{size: (fp32 ms, int8 ms)}`` at batch 1, 1 thread, for each of ``args.sizes``."""
+    import dataclasses
+
+    import numpy as np
+
+    from core.models import load_model
+    from training.config import read_split
+    from training.export import export_onnx
+    from training.quantize import ImageReader, pick_calibration_samples, quantize_int8
+    from training.verify import OnnxModel, latency_ms
+
+    model, description = load_model(args.run)
+    train = read_split(args.run / "split.json", "train")
+    samples = pick_calibration_samples(train, args.calib_images, 0)
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="bench-sizes-") as tmp:
+        work = Path(tmp)
+        for size in args.sizes:
+            spec = dataclasses.replace(description.preprocess, input_size=size)
+            fp32, int8 = work / f"fp32-{size}.onnx", work / f"int8-{size}.onnx"
+            export_onnx(model, size, fp32)
+            quantize_int8(fp32, int8, ImageReader(samples, spec), work)
+            image = np.random.default_rng(0).normal(size=(1, 3, size, size)).astype(np.float32)
+            figures[size] = tuple(
+                latency_ms(OnnxModel(path, 1), image, args.repeats, 20) for path in (fp32, int8)
+            )
+    return figures
 
 
 if __name__ == "__main__":

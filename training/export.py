@@ -174,18 +174,9 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
         f"{len(verify_samples)} {verify_split} images)"
     )
     with tempfile.TemporaryDirectory(prefix="export-") as tmp, staged(out) as stage:
-        work = Path(tmp)
-        _phase(emit, "export", 0)
-        fp32_path = work / "model.fp32.onnx"
-        outputs = export_onnx(model, description.preprocess.input_size, fp32_path, config["opset"])
-        _phase(emit, "export", 1)
-        emit.log(f"ONNX opset {config['opset']}, outputs {outputs} ({EXPORTER})")
-        variants = {"fp32": fp32_path}
-        quantization = None
-        if config["int8"]:
-            variants["int8"], quantization = _quantize(
-                fp32_path, work, splits, description, config, emit, cancel
-            )
+        variants, quantization = _make_models(
+            model, description, splits, Path(tmp), config, emit, cancel
+        )
         shipped = "int8" if config["int8"] else "fp32"
         calibration, choice = _calibrate(
             variants[shipped], splits["val"], description, run_dir, config, emit, cancel
@@ -242,6 +233,19 @@ def _check_cancel(cancel: CancelToken) -> None:
 
 
 # -- phase 1: ONNX ----------------------------------------------------------------------------
+def _make_models(model, description, splits, work, config, emit, cancel):
+    """Phases 1 and 2: ``({"fp32": path[, "int8": path]}, quantisation settings or None)``."""
+    _phase(emit, "export", 0)
+    fp32_path = work / "model.fp32.onnx"
+    outputs = export_onnx(model, description.preprocess.input_size, fp32_path, config["opset"])
+    _phase(emit, "export", 1)
+    emit.log(f"ONNX opset {config['opset']}, outputs {outputs} ({EXPORTER})")
+    if not config["int8"]:
+        return {"fp32": fp32_path}, None
+    int8_path, quantization = _quantize(fp32_path, work, splits, description, config, emit, cancel)
+    return {"fp32": fp32_path, "int8": int8_path}, quantization
+
+
 def export_onnx(model, input_size: int, path: Path, opset: int = 17) -> list[str]:
     """Write ``model`` as ONNX (see the module docstring); returns the output names."""
     import onnx
