@@ -91,20 +91,40 @@ def load_thumbnails(paths: Sequence[str], size: int = THUMBNAIL_SIZE) -> dict[st
     return {path: _thumbnail(path, size) for path in paths}
 
 
+def heatmap_problem(cam: np.ndarray | None, spec: Any) -> str | None:
+    """Why ``cam`` cannot show where the evidence is (``None`` when it can)."""
+    if cam is None:
+        return (
+            "This model has no heatmap output (only 'pool + linear' heads such as ResNet or "
+            "EfficientNet export one)."
+        )
+    height, width = cam.shape[-2:]
+    if height * width == 1:
+        size = getattr(spec, "input_size", "?")
+        return (
+            f"No heatmap: at its {size} px input this model's activation map is 1×1, so it "
+            "cannot say where in the image the evidence is."
+        )
+    return None
+
+
 def load_preview(
     path: str,
     cam: np.ndarray | None,
     class_index: int | None,
     spec: Any,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The decoded image and, when ``cam`` is given, its heatmap overlay (both ``HxWx3`` uint8)."""
+    """The decoded image and, when ``cam`` has spatial detail, its heatmap overlay (both
+    ``HxWx3`` uint8); the overlay is ``None`` when the map is missing or flat."""
     from core.explain import class_map, heatmap_for_image, overlay
     from core.preprocess import load_image
 
     rgb = load_image(path)
-    if cam is None or class_index is None:
+    if class_index is None or heatmap_problem(cam, spec) is not None:
         return rgb, None
     heat = heatmap_for_image(class_map(cam, class_index), rgb.shape[:2], spec)
+    if not heat.any():
+        return rgb, None
     return rgb, overlay(rgb, heat)
 
 

@@ -379,3 +379,24 @@ print(len(page.results()), page.detail.overlay_pixmap is not None, "torch" in sy
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-3:] == ["12", "True", "False"]
+
+
+def test_a_model_without_spatial_detail_explains_why_there_is_no_heatmap(
+    qtbot, page, tiny_image_dir
+):
+    from app.check_worker import heatmap_problem
+
+    image = next(iter_image_files([tiny_image_dir]))
+    result = page.predictor.predict_path(image)
+    spec = page.predictor.preprocess
+    assert heatmap_problem(result.cam, spec) is None  # 2x2 map at 64 px
+    result.cam = result.cam.mean(axis=(1, 2), keepdims=True)  # what a 32 px resnet gives: 1x1
+    page.detail.show_result(result, page.predictor.class_names, spec)
+    qtbot.waitUntil(lambda: page.detail.image_pixmap is not None, timeout=10000)
+    assert not page.detail.heatmap_check.isEnabled()
+    assert page.detail.overlay_pixmap is None
+    assert "activation map is 1×1" in page.detail.heatmap_note.text()
+    result.cam = None
+    page.detail.show_result(result, page.predictor.class_names, spec)
+    assert "no heatmap output" in page.detail.heatmap_note.text()
+    qtbot.waitUntil(lambda: page.detail.image_pixmap is not None, timeout=10000)

@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 from app import style
 from app.check_worker import (
     CheckRunner,
+    heatmap_problem,
     is_bundle,
     load_default_predictor,
     load_predictor,
@@ -85,6 +86,7 @@ FILTERS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("Unsure", ("unknown",)),
     ("Errors", ("error",)),
 )
+COUNT_WORDS = {"real": "real", "fake": "AI-generated", "unknown": "unsure", "error": "unreadable"}
 ROW_HEIGHT = 54
 IMAGE_FILTER = "Images ({})".format(" ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS)))
 
@@ -199,6 +201,11 @@ class DetailPanel(QFrame):
         self.heatmap_check.setEnabled(False)
         self.heatmap_check.toggled.connect(self._on_heatmap_toggled)
         layout.addWidget(self.heatmap_check)
+        self.heatmap_note = QLabel()
+        self.heatmap_note.setObjectName("muted")
+        self.heatmap_note.setWordWrap(True)
+        self.heatmap_note.hide()
+        layout.addWidget(self.heatmap_note)
         self.verdict = QLabel()
         self.verdict.setObjectName("detailVerdict")
         layout.addWidget(self.verdict)
@@ -225,6 +232,7 @@ class DetailPanel(QFrame):
         self.image_pixmap = self.overlay_pixmap = None
         self._token += 1
         self.heatmap_check.setEnabled(False)
+        self.heatmap_note.hide()
         if result is None:
             self.title.setText("No image selected")
             self.image.show_pixmap(None, "Select a result to see it here")
@@ -243,13 +251,11 @@ class DetailPanel(QFrame):
             return
         ranked = sorted(result.probs.items(), key=lambda kv: -kv[1])
         self.probs.setText("Probabilities: " + " · ".join(f"{name} {p:.2f}" for name, p in ranked))
-        has_cam = result.cam is not None and result.label in class_names
-        self.heatmap_check.setToolTip(
-            ""
-            if has_cam
-            else "This model has no heatmap output (only 'pool + linear' heads such as "
-            "ResNet/EfficientNet export one)."
-        )
+        problem = heatmap_problem(result.cam, spec)
+        has_cam = problem is None and result.label in class_names
+        self.heatmap_check.setToolTip(problem or "")
+        self.heatmap_note.setText(problem or "")
+        self.heatmap_note.setVisible(problem is not None)
         self.image.show_pixmap(None, "Loading…")
         token = self._token
         class_index = list(class_names).index(result.label) if has_cam else None
@@ -693,12 +699,12 @@ class CheckPage(QWidget):
             n = total if verdicts is None else sum(self.counts.get(v, 0) for v in verdicts)
             self.filter_combo.setItemText(index, f"{title} ({n:,})")
         parts = []
-        for verdict in ("real", "fake", "unknown", "error"):
-            colour, glyph, word = verdict_style(verdict)
+        for verdict, word in COUNT_WORDS.items():
+            colour, glyph, _ = verdict_style(verdict)
             if self.counts.get(verdict):
                 parts.append(
                     f"<span style='color:{colour}; font-weight:600'>{glyph} "
-                    f"{self.counts[verdict]:,}</span> {word.lower()}"
+                    f"{self.counts[verdict]:,}</span> {word}"
                 )
         self.counts_label.setText("&nbsp;&nbsp;·&nbsp;&nbsp;".join(parts))
 

@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app import style
@@ -51,7 +51,7 @@ class Column(IntEnum):
 
 
 HEADERS = {
-    Column.THUMBNAIL: "",
+    Column.THUMBNAIL: "#",
     Column.FILE: "File",
     Column.VERDICT: "Verdict",
     Column.CONFIDENCE: "Confidence",
@@ -210,7 +210,10 @@ class CheckResultsModel(QAbstractTableModel):
 
     # -- thumbnails (lazy, worker thread) -------------------------------------------------------
 
-    def _thumbnail(self, result: CheckResult) -> QPixmap | None:
+    def _thumbnail(self, result: CheckResult) -> QPixmap | QIcon | None:
+        if not result.ok:
+            colour, glyph, _ = ERROR_STYLE
+            return style.badge_icon(colour, glyph, 12)
         if result.path in self._thumbnails:
             return self._thumbnails[result.path]
         if result.ok:

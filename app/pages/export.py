@@ -258,15 +258,22 @@ class ExportPage(QWidget):
 
         frame, layout = _card("Precision")
         self.fp32_check = QCheckBox("FP32: exact copy of the trained network (the reference)")
-        self.int8_check = QCheckBox(
-            "INT8: about 4× smaller and faster on phones; refused if it loses more than 2 "
-            "accuracy points against FP32"
+        self.int8_check = QCheckBox("INT8: about 4× smaller and faster on phones")
+        self.int8_check.setToolTip(
+            "Static INT8 quantisation (QDQ), calibrated on training images. The export is "
+            "refused if INT8 loses more than 2 accuracy points against FP32."
         )
-        self.int8_check.setToolTip("Static INT8 quantisation (QDQ), calibrated on training images")
         for box in (self.fp32_check, self.int8_check):
             box.setChecked(True)
             box.toggled.connect(lambda _=False: _show_error(self.precision_error, None))
             layout.addWidget(box)
+        precision_hint = QLabel(
+            "Both are verified against the trained network; INT8 is refused if it loses more "
+            "than 2 accuracy points. Choosing both writes two bundles."
+        )
+        precision_hint.setObjectName("muted")
+        precision_hint.setWordWrap(True)
+        layout.addWidget(precision_hint)
         self.precision_error = _field_error()
         layout.addWidget(self.precision_error)
         left.addWidget(frame)
@@ -277,7 +284,12 @@ class ExportPage(QWidget):
         self.target_combo = QComboBox()
         for key, title in TARGETS.items():
             self.target_combo.addItem(title, key)
+        self.target_combo.currentIndexChanged.connect(self._on_target_changed)
         form.addRow("Target", self.target_combo)
+        self.target_hint = QLabel()
+        self.target_hint.setObjectName("muted")
+        self.target_hint.setWordWrap(True)
+        form.addRow("", self.target_hint)
         self.risk_spin = QDoubleSpinBox()
         self.risk_spin.setRange(0.5, 40.0)
         self.risk_spin.setDecimals(1)
@@ -338,6 +350,7 @@ class ExportPage(QWidget):
         outer.addLayout(left, 1)
         outer.addLayout(right, 1)
         self._update_risk_words()
+        self._on_target_changed()
         return page
 
     def _build_running_step(self) -> QWidget:
@@ -390,7 +403,6 @@ class ExportPage(QWidget):
         header = self.variant_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        self.variant_table.setMaximumHeight(150)
         card.addWidget(self.variant_table)
         self.measured_label = QLabel()
         self.measured_label.setObjectName("muted")
@@ -579,6 +591,19 @@ class ExportPage(QWidget):
             name=self.name_edit.text().strip(),
             zip=self.zip_radio.isChecked(),
         )
+
+    @Slot()
+    def _on_target_changed(self) -> None:
+        if self.target_combo.currentData() == "android":
+            self.target_hint.setText(
+                "Phones: INT8 is the usual choice. Copy the .zip to the phone and open it in "
+                "the Deepfake Studio app; it checks the golden vectors before first use."
+            )
+        else:
+            self.target_hint.setText(
+                "Desktop: FP32 gives exactly the trained network's answers; INT8 is faster on "
+                "slow CPUs. Use the bundle on the Check page or with `deepfake-studio check`."
+            )
 
     @Slot()
     def _update_risk_words(self) -> None:
@@ -773,6 +798,10 @@ class ExportPage(QWidget):
                 item.setData(Qt.ItemDataRole.UserRole, str(row.bundle) if row.bundle else "")
                 self.variant_table.setItem(index, column, item)
         self.variant_table.resizeColumnsToContents()
+        self.variant_table.resizeRowsToContents()
+        height = self.variant_table.horizontalHeader().height() + 4
+        height += sum(self.variant_table.rowHeight(r) for r in range(len(rows)))
+        self.variant_table.setFixedHeight(height)
         shipped = [i for i, row in enumerate(rows) if row.bundle is not None]
         if shipped:
             self.variant_table.selectRow(shipped[0])

@@ -266,28 +266,46 @@ def _parity_text(name: str, figures: Mapping[str, Any]) -> str:
         return "reference"
     if name == "fp32":
         diff = _number(figures.get("max_abs_diff_vs_torch"))
-        return "" if diff is None else f"max |Δ| vs PyTorch {diff:.1e}"
+        return "" if diff is None else f"max logit |Δ| vs PyTorch {diff:.1e}"
     diff = _number(figures.get("max_abs_diff_vs_fp32"))
     agreement = _number(figures.get("agreement_with_fp32"))
     parts = []
     if agreement is not None:
         parts.append(f"agrees with FP32 on {agreement:.1%}")
     if diff is not None:
-        parts.append(f"max |Δ| {diff:.2g}")
-    return ", ".join(parts)
+        parts.append(f"max logit |Δ| {diff:.2g}")
+    return " · ".join(parts)
 
 
 def checks(bundles: list[ExportedBundle]) -> list[tuple[bool, str]]:
-    """``(ok, message)`` of every verification check, golden vectors included, per bundle."""
-    lines: list[tuple[bool, str]] = []
+    """``(ok, message)`` of every verification check, golden vectors included.
+
+    With several bundles, a check with the same outcome in every report (FP32 parity is
+    measured by each export) is listed once; the others are prefixed with their precision.
+    """
+    per_bundle: list[tuple[str, list[tuple[bool, str]]]] = []
     for bundle in bundles:
-        prefix = f"{bundle.precision.upper()}: " if len(bundles) > 1 else ""
-        for check in bundle.report.get("checks") or []:
-            lines.append((bool(check.get("ok")), prefix + str(check.get("message", ""))))
+        lines = [
+            (bool(c.get("ok")), str(c.get("message", "")))
+            for c in bundle.report.get("checks") or []
+        ]
         golden = bundle.report.get("golden")
         if isinstance(golden, Mapping):
-            lines.append((bool(golden.get("ok")), prefix + str(golden.get("summary", ""))))
-    return lines
+            lines.append((bool(golden.get("ok")), str(golden.get("summary", ""))))
+        per_bundle.append((bundle.precision.upper(), lines))
+    shared = (
+        set.intersection(*(set(lines) for _, lines in per_bundle)) if len(per_bundle) > 1 else set()
+    )
+    result: list[tuple[bool, str]] = []
+    for precision, lines in per_bundle:
+        for line in lines:
+            if line in shared:
+                if line not in result:
+                    result.append(line)
+            else:
+                prefix = f"{precision}: " if len(per_bundle) > 1 else ""
+                result.append((line[0], prefix + line[1]))
+    return result
 
 
 def verified_on(bundle: ExportedBundle) -> str:
