@@ -11,7 +11,8 @@ Pages talk to the window through optional, duck-typed hooks, connected when a pa
 * ``set_bundle(path: str)`` on a page <- :attr:`MainWindow.sig_bundle_changed` (and called once
   with the active bundle when the page is built);
 * ``sig_new_job_requested(kind, values)`` on a page -> the Jobs page's prefilled form;
-* ``sig_job_finished`` of the Jobs page -> ``refresh()`` of the Models page.
+* ``sig_job_finished`` (Jobs page) or ``sig_export_finished`` (Export page) -> ``refresh()`` of
+  the Models page.
 """
 
 from __future__ import annotations
@@ -219,8 +220,9 @@ class MainWindow(QMainWindow):
                 page.set_bundle(self.bundle)
         if hasattr(page, "sig_new_job_requested"):
             page.sig_new_job_requested.connect(self._on_page_new_job_requested)
-        if hasattr(page, "sig_job_finished"):
-            page.sig_job_finished.connect(self._on_jobs_job_finished)
+        for name in ("sig_job_finished", "sig_export_finished"):
+            if hasattr(page, name):
+                getattr(page, name).connect(self._on_page_job_finished)
 
     @Slot(str, dict)
     def _on_page_new_job_requested(self, kind: str, values: dict) -> None:
@@ -228,8 +230,7 @@ class MainWindow(QMainWindow):
         if hasattr(jobs, "new_job"):
             jobs.new_job(kind, values)
 
-    @Slot(object)
-    def _on_jobs_job_finished(self, _record: object) -> None:
+    def _on_page_job_finished(self, *_args: object) -> None:
         models = self.pages.get("models")
         if models is not None and hasattr(models, "refresh"):
             models.refresh()

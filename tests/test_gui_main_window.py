@@ -127,6 +127,7 @@ class FakeCheckPage(QObject):
     """Stands in for a page with the ``set_bundle`` / ``sig_bundle_selected`` hooks."""
 
     sig_bundle_selected = Signal(str)
+    sig_export_finished = Signal(str, object)
 
     def __init__(self) -> None:
         super().__init__()
@@ -156,6 +157,8 @@ def test_pages_are_wired_through_their_hooks(qtbot, window, tmp_path):
     assert jobs.form_by_kind["prune"].value("run") == "/runs/x"
     with qtbot.waitSignal(models.sig_runs_loaded, timeout=TIMEOUT_MS):
         jobs.sig_job_finished.emit(object())  # a finished job refreshes the Models page
+    with qtbot.waitSignal(models.sig_runs_loaded, timeout=TIMEOUT_MS):
+        fake.sig_export_finished.emit("done", {})  # so does an export
 
 
 def test_signal_emit_keeps_bool_refcounts():
