@@ -3,8 +3,12 @@ package studio.deepfake.app
 import ai.onnxruntime.OnnxTensor
 import ai.onnxruntime.OrtEnvironment
 import ai.onnxruntime.OrtSession
+import android.graphics.Bitmap
+import android.graphics.BitmapFactory
+import studio.deepfake.core.BundleException
 import studio.deepfake.core.BundleMeta
 import studio.deepfake.core.Decision
+import studio.deepfake.core.GoldenCheck
 import studio.deepfake.core.Heatmap
 import studio.deepfake.core.Preprocessor
 import studio.deepfake.core.RgbImage
@@ -15,9 +19,9 @@ import java.nio.FloatBuffer
 
 /**
  * One loaded bundle: the shared Java core preprocesses and decides, onnxruntime-android runs
- * `model.onnx`. Thread-confined: call [check] from one background thread.
+ * `model.onnx`. Thread-confined: use it from one background thread.
  */
-class Detector(dir: File, val meta: BundleMeta) : Closeable {
+class Detector(private val dir: File, val meta: BundleMeta) : Closeable {
     /** A verdict, what the model saw (ARGB, `size x size`) and whether a heatmap is drawn on it. */
     class Result(val verdict: Verdict, val view: IntArray, val size: Int, val heatmap: Boolean)
 
@@ -29,31 +33,58 @@ class Detector(dir: File, val meta: BundleMeta) : Closeable {
     private val preprocessor = Preprocessor(meta.preprocess)
     private val decision = Decision.of(meta)
 
+    /** Checks one decoded image. */
     fun check(image: RgbImage): Result {
         val size = meta.preprocess.inputSize
         val hwc = preprocessor.geometry(image)
-        val input = preprocessor.normalize(hwc)
         val shape = longArrayOf(1, 3, size.toLong(), size.toLong())
-        OnnxTensor.createTensor(env, FloatBuffer.wrap(input), shape).use { tensor ->
-            session.run(mapOf(meta.model.input to tensor)).use { outputs ->
-                val logits = (outputs.get("logits").get() as OnnxTensor).floatBuffer.toArray()
-                val verdict = decision.decide(logits)
-                val cam = if (meta.hasCam()) outputs.get("cam").orElse(null) as OnnxTensor? else null
-                if (cam == null) {
-                    return Result(verdict, opaque(hwc), size, heatmap = false)
-                }
+        return infer(preprocessor.normalize(hwc), shape) { outputs ->
+            val verdict = decision.decide(outputs.floats("logits"))
+            val cam = if (meta.hasCam()) outputs.get("cam").orElse(null) as OnnxTensor? else null
+            if (cam == null) {
+                Result(verdict, opaque(hwc), size, heatmap = false)
+            } else {
                 val map = Heatmap.of(cam.floatBuffer.toArray(), cam.info.shape, verdict.labelIndex, size, size)
-                return Result(verdict, map.overlay(hwc, 0.5f), size, heatmap = true)
+                Result(verdict, map.overlay(hwc, 0.5f), size, heatmap = true)
             }
         }
     }
+
+    /**
+     * Runs the bundle's golden vectors on this phone: this app's decoding and preprocessing of
+     * each golden PNG, onnxruntime-android's logits and the decision rule, against Python's.
+     */
+    fun verifyGolden(): GoldenCheck.Result = GoldenCheck.run(
+        dir,
+        meta,
+        { png -> readPng(png) },
+        { vector, input -> infer(input, vector.shape.map { it.toLong() }.toLongArray()) { it.floats("logits") } },
+    )
 
     override fun close() {
         session.close()
     }
 
+    private fun <T> infer(input: FloatArray, shape: LongArray, read: (OrtSession.Result) -> T): T =
+        OnnxTensor.createTensor(env, FloatBuffer.wrap(input), shape).use { tensor ->
+            session.run(mapOf(meta.model.input to tensor)).use(read)
+        }
+
     private companion object {
         fun FloatBuffer.toArray(): FloatArray = FloatArray(remaining()).also { get(it) }
+
+        fun OrtSession.Result.floats(name: String): FloatArray =
+            (get(name).orElseThrow { BundleException("the model has no \"$name\" output") } as OnnxTensor)
+                .floatBuffer.toArray()
+
+        fun readPng(png: File): RgbImage {
+            val options = BitmapFactory.Options().apply { inPreferredConfig = Bitmap.Config.ARGB_8888 }
+            val bitmap = BitmapFactory.decodeFile(png.path, options)
+                ?: throw BundleException("cannot decode the golden image ${png.name}")
+            val pixels = IntArray(bitmap.width * bitmap.height)
+            bitmap.getPixels(pixels, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height)
+            return RgbImage.fromArgb(pixels, bitmap.width, bitmap.height).also { bitmap.recycle() }
+        }
 
         fun opaque(hwc: FloatArray): IntArray = IntArray(hwc.size / 3) { i ->
             var argb = 0xFF

@@ -97,8 +97,9 @@ class MainActivity : ComponentActivity() {
                     getString(R.string.no_bundle)
                 } else {
                     detector?.close()
-                    detector = Detector(loaded.first, loaded.second)
-                    describe(loaded.second)
+                    val opened = Detector(loaded.first, loaded.second)
+                    detector = opened
+                    describe(loaded.second) + "\n" + goldenLine(opened)
                 }
             } catch (e: BundleException) {
                 "Bundle refused: ${e.message}"
@@ -157,6 +158,14 @@ class MainActivity : ComponentActivity() {
         verdictText.text = message
         confidenceText.text = ""
         explanationText.text = ""
+    }
+
+    /** The bundle's golden vectors run on this phone: parity with the desktop, or why not. */
+    private fun goldenLine(detector: Detector): String = try {
+        val check = detector.verifyGolden()
+        check.summary() + check.failures.firstOrNull()?.let { " ($it)" }.orEmpty()
+    } catch (e: Exception) {
+        "golden vectors not checked: ${e.message}"
     }
 
     private fun describe(meta: BundleMeta): String {
