@@ -1,7 +1,7 @@
 """Hostile and unusual input, at the Predictor and the CLI level: never a traceback.
 
 Images: empty, truncated, not an image, a 20000x20000 decompression bomb, 16-bit, CMYK, palette,
-RGBA, EXIF-rotated, animated, a unicode path. Models: a tampered bundle, an unknown format
+RGBA, EXIF-rotated, animated, a unicode path, a 2 x 20000 strip. Models: a tampered bundle, an unknown format
 version, a pickled ``.pt`` file.
 """
 
@@ -23,7 +23,14 @@ from PIL import Image
 from app.__main__ import main
 from core.bundle import load_bundle
 from core.inference import OnnxPredictor
-from core.preprocess import load_image
+from core.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PreprocessSpec,
+    load_image,
+    resample_band,
+    resample_matrix,
+)
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 READABLE = {
@@ -34,6 +41,7 @@ READABLE = {
     "rotated.jpg",
     "animated.gif",
     "фото ☃ 写真.jpg",
+    "strip.png",
 }
 ERRORS = {
     "zero.jpg": "file is empty",
@@ -92,6 +100,7 @@ def bad_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frames = [Image.new("RGB", (32, 32), RED), Image.new("RGB", (32, 32), BLUE)]
     frames[0].save(root / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
     Image.fromarray(noise).save(root / "фото ☃ 写真.jpg", quality=90)
+    Image.new("RGB", (20000, 2), (90, 120, 150)).save(root / "strip.png")
     return root
 
 
@@ -116,6 +125,31 @@ def test_predictor_reports_every_bad_file_and_checks_the_rest(
         assert results[name].verdict in {"real", "fake", "unknown"}, results[name].message
         assert 0.0 < results[name].confidence <= 1.0
     assert results["rotated.jpg"].image_size == (40, 20)
+
+
+def test_a_thin_strip_costs_no_more_than_a_photo(bad_dir: Path) -> None:
+    """Scaling 2 x 20000 to a 64 px shorter side is 64 x 640000 before the crop: the
+    resampler must touch only the band of weights it needs (a dense matrix would be 100 GB)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    tensor = PreprocessSpec(input_size=64).from_file(bad_dir / "strip.png")
+    assert time.perf_counter() - start < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300_000  # KiB
+    expected = (np.array([90, 120, 150]) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    np.testing.assert_allclose(tensor.mean(axis=(1, 2)), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("in_size", [1, 2, 7, 64, 333, 1000])
+@pytest.mark.parametrize("out_size", [1, 3, 64, 65, 700])
+def test_resample_band_equals_the_dense_matrix(in_size: int, out_size: int) -> None:
+    index, weights = resample_band(in_size, out_size)
+    dense = np.zeros((out_size, in_size))
+    np.put_along_axis(dense, index, weights, axis=1)
+    np.testing.assert_allclose(dense, resample_matrix(in_size, out_size), atol=1e-15)
+    rows = resample_band(in_size, out_size, 1, 3) if out_size > 3 else (index, weights)
+    np.testing.assert_array_equal(rows[1], weights[1:3] if out_size > 3 else weights)
 
 
 def test_decoding_of_unusual_modes(bad_dir: Path) -> None:
@@ -159,7 +193,7 @@ def test_cli_reports_bad_files_as_json_errors(capsys, tiny_bundle: Path, bad_dir
     for name, expected in ERRORS.items():
         assert lines[name]["verdict"] == "error" and expected in lines[name]["message"]
     assert "Traceback" not in captured.err
-    assert "11 images: " in captured.err and "4 error" in captured.err
+    assert "12 images: " in captured.err and "4 error" in captured.err
 
 
 @pytest.fixture
