@@ -12,6 +12,7 @@ import pytest
 
 from core.errors import UserError
 from core.events import EventWriter
+from tests.test_training import Collector
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch_pruning")
@@ -120,17 +121,6 @@ def test_replay_refuses_a_history_of_another_model(tmp_path: Path) -> None:
 # ---- the prune job end to end ---------------------------------------------------------------
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def write(self, line: str) -> None:
-        self.events.append(json.loads(line))
-
-    def flush(self) -> None:
-        pass
-
-
 def run_job(kind: str, config: dict) -> tuple[dict, Collector]:
     from training.control import CancelToken
     from training.jobs import run_job as run
@@ -193,6 +183,43 @@ def test_prune_job_reaches_the_target_and_records_lineage(parent_run: Path, tmp_
     assert {int(r["macs"]) for r in rows[1:]} == {summary["macs"]}
     assert all(r["val_acc"] for r in rows)
     assert sink.events[-1]["type"] != "error"
+
+
+def test_cancelled_prune_resumes_to_the_weights_of_an_uninterrupted_run(
+    parent_run: Path, tmp_path: Path
+) -> None:
+    from core.models import read_safetensors
+    from training.control import CancelToken
+    from training.prune import run
+
+    config = {
+        "run": str(parent_run),
+        "macs_ratio": 0.6,
+        "steps": 2,
+        "epochs": 1,
+        "batch_size": 16,
+        "threads": 1,
+    }
+    run_job("prune", {**config, "out": str(tmp_path / "whole")})
+
+    cancel = CancelToken()
+
+    def cancel_after_step1(event) -> None:  # the end of step 1's fine-tune
+        if event.type == "metric" and event.data.get("stage") == "step1" and event.epoch == 1:
+            cancel.set()
+
+    emit = EventWriter("test", [], listeners=[cancel_after_step1])
+    out = tmp_path / "resumed"
+    first = run({**config, "out": str(out)}, emit, cancel)
+    assert first["cancelled"]
+    assert json.loads((out / "run.json").read_text())["status"] == "cancelled"
+    assert [s["step"] for s in json.loads((out / "pruning.json").read_text())["steps"]] == [1]
+    second = run({**config, "out": str(out), "resume": True}, EventWriter("test", []), None)
+    assert not second["cancelled"]
+    whole = read_safetensors(tmp_path / "whole" / "best.safetensors")
+    resumed = read_safetensors(out / "best.safetensors")
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def test_pruning_a_pruned_run_replays_both_histories(parent_run: Path, tmp_path: Path) -> None:

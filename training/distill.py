@@ -39,14 +39,20 @@ from training.common import (
     seed_everything,
     set_threads,
 )
-from training.config import check_range, read_split, resolve, write_split
+from training.config import FINETUNE_DEFAULTS, check_range, read_split, resolve, write_split
 from training.control import CancelToken
-from training.data import ImageDataset, make_loader
+from training.data import ImageDataset
 from training.finetune import augment_from_config, finish
 from training.loop import ComputeLoss, fit, settings_from_config
-from training.prune import require_run, subset
+from training.prune import make_loaders, require_run, subset
 from training.rundir import RunDir
 
+SHARED_WITH_FINETUNE = (
+    "pretrained", "model_kwargs", "batch_size", "lr", "weight_decay", "schedule",
+    "warmup_epochs", "label_smoothing", "early_stop", "monitor", "balanced", "hflip",
+    "crop_prob", "jpeg_prob", "downscale_prob", "seed", "val", "test", "workers", "threads",
+    "resume", "workspace",
+)  # fmt: skip
 DISTILL_DEFAULTS: dict[str, Any] = {
     "kind": "distill",
     "teacher": None,
@@ -58,29 +64,8 @@ DISTILL_DEFAULTS: dict[str, Any] = {
     "temperature": 4.0,
     "alpha": 0.7,
     "img_size": None,
-    "pretrained": "none",
-    "model_kwargs": {},
-    "batch_size": 64,
-    "lr": 2e-3,
-    "weight_decay": 0.05,
-    "schedule": "cosine",
-    "warmup_epochs": 0.5,
-    "label_smoothing": 0.0,
-    "early_stop": 0,
-    "monitor": "val_acc",
-    "balanced": False,
-    "hflip": True,
-    "crop_prob": 0.5,
-    "jpeg_prob": 0.0,
-    "downscale_prob": 0.0,
     "max_train": None,
-    "seed": 0,
-    "val": 0.1,
-    "test": 0.1,
-    "workers": 0,
-    "threads": 0,
-    "resume": False,
-    "workspace": None,
+    **{key: FINETUNE_DEFAULTS[key] for key in SHARED_WITH_FINETUNE},
 }
 
 
@@ -284,15 +269,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     result = fit(
         student,
         run_dir,
-        make_loader(
-            train_set,
-            batch_size=config["batch_size"],
-            train=True,
-            seed=config["seed"],
-            balanced=config["balanced"],
-            workers=config["workers"],
-        ),
-        make_loader(val_set, batch_size=2 * config["batch_size"], train=False),
+        *make_loaders(train_set, val_set, config),
         settings_from_config(config),
         class_names=class_names,
         real_class=description.real_class,

@@ -132,6 +132,19 @@ def subset(samples: list, limit: int | None, seed: int) -> list:
     return [samples[i] for i in sorted(order[:limit].tolist())]
 
 
+def make_loaders(train_set: ImageDataset, val_set: ImageDataset, config: dict[str, Any]):
+    """``(train_loader, val_loader)`` with the job's batch size, seed, sampling and workers."""
+    train = make_loader(
+        train_set,
+        batch_size=config["batch_size"],
+        train=True,
+        seed=config["seed"],
+        balanced=config.get("balanced", False),
+        workers=config["workers"],
+    )
+    return train, make_loader(val_set, batch_size=2 * config["batch_size"], train=False)
+
+
 def parent_augment(parent: Path) -> AugmentSpec:
     """The augmentation the parent trained with (defaults when its config lacks the keys)."""
     try:
@@ -195,7 +208,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     seed_everything(config["seed"])
     class_names = description.class_names
     train_samples = subset(splits["train"], config["max_train"], config["seed"])
-    train_loader = make_loader(
+    train_loader, val_loader = make_loaders(
         ImageDataset(
             train_samples,
             class_names,
@@ -203,15 +216,8 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
             parent_augment(parent),
             seed=config["seed"],
         ),
-        batch_size=config["batch_size"],
-        train=True,
-        seed=config["seed"],
-        workers=config["workers"],
-    )
-    val_loader = make_loader(
         ImageDataset(splits["val"], class_names, description.preprocess),
-        batch_size=2 * config["batch_size"],
-        train=False,
+        config,
     )
     history_path = run_dir.path / HISTORY_FILE
     record = start_record(parent, parent_description, model)
@@ -235,6 +241,10 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     result: dict[str, Any] = {"cancelled": False, "best_epoch": 0, "epochs_run": 0, "best": {}}
     for k in range(1, config["steps"] + 1):
         stage = f"step{k}"
+        if cancel.is_set():
+            emit.log(f"cancelled before {stage}; resume continues from there")
+            result = {**result, "cancelled": True}
+            break
         done = [s for s in record.steps[inherited:] if s.step == k]
         if done:
             replay_history(model, done[0].history, size)

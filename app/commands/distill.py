@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from app.commands import print_json, workspace_of
+from app.commands.prune import add_training_arguments, training_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,14 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--alpha", type=float, default=0.7, help="weight of the teacher's soft targets (0..1)"
     )
     p.add_argument("--img-size", type=int, help="student input size (default: the teacher's)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--max-train", type=int, metavar="N", help="train on a seeded subset")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="RUN_DIR", help="student run directory (default: workspace)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
-    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    add_training_arguments(p, lr=2e-3)
     p.set_defaults(func=run)
 
 
@@ -52,13 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "temperature": args.temperature,
         "alpha": args.alpha,
         "img_size": args.img_size,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "max_train": args.max_train,
-        "seed": args.seed,
-        "resume": args.resume,
-        "threads": args.threads,
-        "workspace": args.workspace,
+        **training_config(args),
     }
     summary = run_job_in_process(config, workspace_of(args), out=args.out)
     if args.json:

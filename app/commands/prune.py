@@ -56,15 +56,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=2, help="fine-tune epochs after each step")
     p.add_argument("--importance", choices=IMPORTANCES, default="magnitude")
     p.add_argument("--round-to", type=int, metavar="N", help="keep channel counts multiples of N")
-    p.add_argument("--lr", type=float, default=1e-3)
+    add_training_arguments(p, lr=1e-3)
+    p.set_defaults(func=run)
+
+
+def add_training_arguments(p: argparse.ArgumentParser, *, lr: float) -> None:
+    """Options every compression job shares: budget, seed, output, resume, threads, --json."""
+    p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-train", type=int, metavar="N", help="fine-tune on a seeded subset")
+    p.add_argument("--max-train", type=int, metavar="N", help="train on a seeded subset of N")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="RUN_DIR", help="child run directory (default: workspace)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: workspace/runs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
-    p.set_defaults(func=run)
+
+
+def training_config(args: argparse.Namespace) -> dict:
+    """The job config keys of :func:`add_training_arguments` (``out`` goes separately)."""
+    return {
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "max_train": args.max_train,
+        "seed": args.seed,
+        "resume": args.resume,
+        "threads": args.threads,
+        "workspace": args.workspace,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,13 +97,7 @@ def run(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "importance": args.importance,
         "round_to": args.round_to,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
-        "max_train": args.max_train,
-        "seed": args.seed,
-        "resume": args.resume,
-        "threads": args.threads,
-        "workspace": args.workspace,
+        **training_config(args),
     }
     summary = run_job_in_process(config, workspace_of(args), out=args.out)
     if args.json:
