@@ -182,6 +182,8 @@ class BasePredictor(Predictor):
             return path, str(exc), None
         except MemoryError:
             return path, f"{path}: not enough memory to decode this image", None
+        except Exception as exc:  # a decoder bug on one file must not end a 10,000-file check
+            return path, f"{path}: cannot decode ({type(exc).__name__}: {exc})", None
 
     def _infer(self, decoded: Sequence[tuple]) -> list[CheckResult]:
         good = [i for i, item in enumerate(decoded) if item[2] is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,22 @@ def test_iter_image_files_is_fast_on_10000_files(tmp_path: Path) -> None:
     assert files[0].name == "0000.png" and files[-1].parent.name == "f9"
     assert files == sorted(files)
     assert elapsed < 2.0
+
+
+def test_an_unexpected_decoder_failure_is_one_error_result(
+    onnx_predictor: OnnxPredictor, image_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.inference as inference
+
+    real_load = inference.load_image
+
+    def flaky(path):
+        if str(path).endswith("img_01.png"):
+            raise struct.error("unpack requires a buffer of 4 bytes")
+        return real_load(path)
+
+    monkeypatch.setattr(inference, "load_image", flaky)
+    results = list(onnx_predictor.predict_paths(image_files))
+    failed = [r for r in results if not r.ok]
+    assert len(results) == 12 and len(failed) == 1
+    assert failed[0].message.endswith("cannot decode (error: unpack requires a buffer of 4 bytes)")
