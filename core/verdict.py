@@ -117,7 +117,9 @@ def explain_verdict(kind: str, label: str, value: float, calibration: Calibratio
     while digits < 6 and f"{value:.{digits}f}" == f"{calibration.threshold:.{digits}f}":
         digits += 1
     goal = ""
-    if calibration.target_risk is not None:
+    if calibration.target_risk is not None and not calibration.reached:
+        goal = f" (the {calibration.target_risk:.0%} error target was out of reach)"
+    elif calibration.target_risk is not None:
         goal = f" chosen for at most {calibration.target_risk:.0%} errors"
     threshold = f"the {calibration.threshold:.{digits}f} threshold{goal}"
     if kind == "unknown":

@@ -101,6 +101,9 @@ def test_choose_threshold_says_when_the_target_is_unreachable() -> None:
     assert calibration.risk == pytest.approx(1 / 3)  # the lowest risk on offer (top 3)
     assert calibration.coverage == pytest.approx(0.75)
     assert "not reachable" in calibration.summary()
+    (verdict,) = decide(np.array([[0.0, 0.2]]), calibration, ["real", "fake"], "real")
+    assert verdict.verdict == "unknown"
+    assert "threshold (the 5% error target was out of reach)" in verdict.explanation
 
 
 def test_choose_threshold_rejects_bad_arguments() -> None:
