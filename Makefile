@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# e.g. make package PYI_FLAGS="--distpath /tmp/dist --workpath /tmp/build" (needs ~5 GB)
+PYI_FLAGS ?=
 
 .PHONY: install run test lint bench package clean
 
@@ -30,7 +32,7 @@ bench: install
 
 package: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[package]"
-	$(BIN)/pyinstaller --noconfirm build.spec
+	$(BIN)/pyinstaller --noconfirm $(PYI_FLAGS) build.spec
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
