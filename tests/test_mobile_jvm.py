@@ -33,10 +33,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.bundle import GoldenVector, write_bundle
+from core.bundle import GoldenVector, load_bundle, write_bundle
 from core.preprocess import PreprocessSpec, load_image
 from core.rejection import Calibration
-from core.verdict import scores_of
+from core.verdict import decide, scores_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "mobile" / "core"
@@ -266,8 +266,12 @@ def parity(junit, exported_bundle, geometry_bundles, decode_dir, heatmap_dir, tm
     """Run the whole JUnit suite once on all bundles; its output and the Java reports."""
     reports = tmp_path_factory.mktemp("report")
     bundles = {"exported_bundle": exported_bundle, **geometry_bundles}
+    zipped = exported_bundle.with_name(exported_bundle.name + ".zip")
+    assert zipped.is_file(), "the export job writes <bundle>.zip with zip=True"
     result = junit(
         bundle_dirs=os.pathsep.join(str(p) for p in bundles.values()),
+        bundle_zips=str(zipped),
+        parity_required="true",
         decode_dir=str(decode_dir),
         heatmap_dir=str(heatmap_dir),
         parity_report=str(reports / "parity.json"),
@@ -277,6 +281,7 @@ def parity(junit, exported_bundle, geometry_bundles, decode_dir, heatmap_dir, tm
     rows = json.loads((reports / "parity.json").read_text())["bundles"]
     return {
         "output": result.stdout,
+        "bundles": bundles,
         "rows": dict(zip(bundles, rows, strict=True)),
         "heatmap": json.loads((reports / "heatmap.json").read_text()),
     }
@@ -306,6 +311,19 @@ def test_java_decision_matches_python(parity, name: str) -> None:
     # Both sides compute the rule in double precision from the same float32 logits.
     assert row["max_probs_diff"] <= 1e-9
     assert row["max_score_diff"] <= 1e-9
+
+
+@pytest.mark.parametrize("name", ["exported_bundle", *GEOMETRIES])
+def test_java_explanations_are_the_desktop_checkers(parity, name: str) -> None:
+    """The sentence the phone shows is the one ``core.verdict`` writes for the same logits."""
+    bundle = load_bundle(parity["bundles"][name])
+    golden = json.loads(bundle.golden.read_text())
+    logits = np.array([v["logits"] for v in golden["vectors"]])
+    expected = [
+        v.explanation
+        for v in decide(logits, bundle.calibration, bundle.class_names, bundle.real_class)
+    ]
+    assert parity["rows"][name]["explanations"] == expected
 
 
 def test_java_heatmap_matches_python(parity) -> None:

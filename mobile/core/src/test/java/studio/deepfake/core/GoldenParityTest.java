@@ -46,6 +46,20 @@ public class GoldenParityTest {
         return out;
     }
 
+    /**
+     * The folders or files named by {@code property}; an empty list skips the test, unless
+     * {@code -Dparity.required=true} (the pytest driver sets it) makes that a failure.
+     */
+    private static List<File> required(String property) {
+        List<File> found = dirs(property);
+        String message = "set -D" + property + " to run this parity check";
+        if (Boolean.getBoolean("parity.required")) {
+            assertTrue(message, !found.isEmpty());
+        }
+        assumeTrue(message, !found.isEmpty());
+        return found;
+    }
+
     static RgbImage readPng(File file) throws IOException {
         BufferedImage image = ImageIO.read(file);
         if (image == null) {
@@ -58,8 +72,7 @@ public class GoldenParityTest {
 
     @Test
     public void goldenVectorsMatchPython() throws Exception {
-        List<File> bundles = dirs("bundle.dirs");
-        assumeTrue("set -Dbundle.dirs to bundle folders to run the parity check", !bundles.isEmpty());
+        List<File> bundles = required("bundle.dirs");
         List<String> failures = new ArrayList<>();
         StringBuilder report = new StringBuilder("{\"bundles\": [");
         for (int b = 0; b < bundles.size(); b++) {
@@ -86,22 +99,60 @@ public class GoldenParityTest {
         // covers preprocessing from the PNG and the decision rule (Node checks the model).
         GoldenCheck.Result result = GoldenCheck.run(dir, meta, GoldenParityTest::readPng,
                 (vector, input) -> vector.logits);
+        List<String> explanations = new ArrayList<>();
+        Decision decision = Decision.of(meta);
+        for (GoldenVectors.Vector v : GoldenVectors.read(new File(dir, meta.golden)).vectors) {
+            explanations.add(jsonString(decision.decide(v.logits).explanation));
+        }
         for (String failure : result.failures) {
             failures.add(dir.getName() + "/" + failure);
         }
         return String.format(Locale.ROOT,
                 "{\"dir\": \"%s\", \"mode\": \"%s\", \"vectors\": %d, \"max_input_diff\": %.9g,"
                         + " \"max_probs_diff\": %.9g, \"max_score_diff\": %.9g,"
-                        + " \"verdicts_equal\": %d, \"model_sha256_checked\": %b}",
+                        + " \"verdicts_equal\": %d, \"model_sha256_checked\": %b,"
+                        + " \"explanations\": [%s]}",
                 dir.getName().replace("\"", ""), meta.preprocess.resizeMode.jsonName,
                 result.vectors, result.maxInputDiff, result.maxProbsDiff, result.maxScoreDiff,
-                result.verdictsEqual, modelChecked);
+                result.verdictsEqual, modelChecked, String.join(", ", explanations));
+    }
+
+    private static String jsonString(String text) {
+        StringBuilder out = new StringBuilder("\"");
+        for (char c : text.toCharArray()) {
+            if (c == '"' || c == '\\') {
+                out.append('\\').append(c);
+            } else if (c < 0x20 || c > 0x7e) {
+                out.append(String.format("\\u%04x", (int) c));
+            } else {
+                out.append(c);
+            }
+        }
+        return out.append('"').toString();
+    }
+
+    @Test
+    public void zippedBundlesUnpackAndMatch() throws Exception {
+        List<File> zips = required("bundle.zips");
+        for (File zip : zips) {
+            File dest = java.nio.file.Files.createTempDirectory("bundle-zip").toFile();
+            try (InputStream in = new FileInputStream(zip)) {
+                BundleFiles.unzip(in, dest);
+            }
+            File root = BundleFiles.findBundleRoot(dest);
+            BundleMeta meta = BundleMeta.read(root);
+            try (InputStream in = new FileInputStream(new File(root, meta.model.file))) {
+                meta.verifyModel(in);
+            }
+            GoldenCheck.Result result = GoldenCheck.run(root, meta, GoldenParityTest::readPng,
+                    (vector, input) -> vector.logits);
+            assertTrue(zip.getName() + ": " + result.failures, result.ok() && result.vectors > 0);
+        }
     }
 
     @Test
     public void aRuntimeWithWrongLogitsIsCaught() throws Exception {
-        List<File> bundles = dirs("bundle.dirs");
-        assumeTrue("set -Dbundle.dirs to bundle folders to run the parity check", !bundles.isEmpty());
+        List<File> bundles = required("bundle.dirs");
         File dir = bundles.get(0);
         GoldenCheck.Result result = GoldenCheck.run(dir, BundleMeta.read(dir),
                 GoldenParityTest::readPng, (vector, input) -> {
@@ -116,8 +167,7 @@ public class GoldenParityTest {
 
     @Test
     public void heatmapsMatchPython() throws IOException {
-        List<File> dirs = dirs("heatmap.dir");
-        assumeTrue("set -Dheatmap.dir to a folder with heatmaps.json", !dirs.isEmpty());
+        List<File> dirs = required("heatmap.dir");
         File dir = dirs.get(0);
         Map<String, Object> body = Json.parseObject(new String(
                 Files.readAllBytes(new File(dir, "heatmaps.json").toPath()), StandardCharsets.UTF_8),
@@ -156,8 +206,7 @@ public class GoldenParityTest {
 
     @Test
     public void decodingMatchesPython() throws IOException {
-        List<File> dirs = dirs("decode.dir");
-        assumeTrue("set -Ddecode.dir to a folder of NAME.in.png / NAME.expected.png pairs", !dirs.isEmpty());
+        List<File> dirs = required("decode.dir");
         File[] inputs = dirs.get(0).listFiles((d, name) -> name.endsWith(".in.png"));
         assertTrue("no .in.png files in " + dirs.get(0), inputs != null && inputs.length > 0);
         for (File input : inputs) {
