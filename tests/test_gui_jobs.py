@@ -140,15 +140,17 @@ def test_progress_bar_moves_and_shows_speed_and_eta(qtbot, page):
     page.progress.valueChanged.connect(values.append)
     with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS):
         page.submit(fake_config(page, epochs=2, steps=5, delay=0.03))
-        qtbot.waitUntil(lambda: "images/s" in page.progress_label.text(), timeout=TIMEOUT_MS)
-        assert "epoch" in page.progress_label.text() and "ETA" in page.progress_label.text()
+        qtbot.waitUntil(
+            lambda: all(w in page.progress_label.text() for w in ("epoch", "images/s", "ETA")),
+            timeout=TIMEOUT_MS,
+        )
     # the bar spans both epochs: 10 steps, each a tenth
     assert values == [100 * i for i in range(1, 11)]
 
 
 def test_cancel_then_resume(qtbot, page, tmp_path):
     out = tmp_path / "run"
-    record = page.submit(fake_config(page, epochs=8, steps=3, delay=0.05, out=str(out)))
+    record = page.submit(fake_config(page, epochs=8, steps=3, delay=0.15, out=str(out)))
     qtbot.waitUntil(lambda: len(page.curve_data("val_acc")[0]) >= 1, timeout=TIMEOUT_MS)
     assert page.cancel_button.isEnabled() and not page.resume_button.isEnabled()
     with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS):
@@ -164,7 +166,11 @@ def test_cancel_then_resume(qtbot, page, tmp_path):
     assert resumed.id != record.id and resumed.status == "done"
     assert resumed.config["resume"] is True and resumed.config["out"] == str(out)
     assert f"resuming after epoch {done_before}" in page.log_view.toPlainText()
-    assert page.curve_data("val_acc")[0].tolist() == list(range(done_before + 1, 9))
+    # the resumed job shows the whole run: epochs from metrics.csv, then its own
+    assert page.curve_data("val_acc")[0].tolist() == list(range(1, 9))
+    np.testing.assert_allclose(
+        page.curve_data("val_acc")[1], 0.9 - 0.4 / np.arange(1, 9), atol=1e-4
+    )
 
 
 def test_crash_shows_the_stderr_tail(qtbot, page):

@@ -141,7 +141,7 @@ def test_cancelled_job_resumes_from_its_checkpoint(qtbot, tmp_path, fake_job_pro
     )
     out = tmp_path / "run"
     record = queue.submit(
-        {"kind": "finetune", "epochs": 6, "steps": 3, "delay": 0.05, "out": str(out)}
+        {"kind": "finetune", "epochs": 6, "steps": 3, "delay": 0.12, "out": str(out)}
     )
     qtbot.waitUntil(lambda: len(metric_epochs.get(record.id, [])) >= 2, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(queue.sig_job_finished, timeout=TIMEOUT_MS):

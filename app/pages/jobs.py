@@ -89,6 +89,8 @@ class JobsPage(QWidget):
         self._items: dict[str, QTreeWidgetItem] = {}
         self._metric_points = 0
         self._epoch_s: float | None = None
+        self._loaded_x: set[float] = set()
+        self._loaded_rows = 0
 
         from app.widgets.page_header import PageHeader
 
@@ -340,24 +342,28 @@ class JobsPage(QWidget):
         self.progress.setValue(0)
         self.progress_label.setText("")
         self.job_title.setText(self._describe(record))
+        self._load_metrics(record)
         if record.status == "running":
             self._log(f"started {record.kind} job {record.id}")
         else:
-            self._load_finished(record)
+            self._show_outcome(record)
         self._update_buttons()
 
-    def _load_finished(self, record: JobRecord) -> None:
-        if record.status == "done":
-            self.progress.setValue(PROGRESS_STEPS)
-        out = Path(record.out) if record.out else None
-        if out is not None:
-            columns = read_metrics(out / "metrics.csv")
-            x, _ = x_axis(columns)
-            for plot in self.plots.values():
-                for key in plot.curves:
-                    if key in columns and x:
-                        plot.set_series(key, x, columns[key])
-        self._show_outcome(record)
+    def _load_metrics(self, record: JobRecord) -> None:
+        """Curves recorded so far in the job's metrics.csv (a resumed or re-selected job)."""
+        self._loaded_x: set[float] = set()
+        self._loaded_rows = 0
+        if not record.out:
+            return
+        columns = read_metrics(Path(record.out) / "metrics.csv")
+        x, _ = x_axis(columns)
+        if not x:
+            return
+        self._loaded_x, self._loaded_rows = set(x), len(x)
+        for plot in self.plots.values():
+            for key in plot.curves:
+                if key in columns:
+                    plot.set_series(key, x, columns[key])
 
     def _show_outcome(self, record: JobRecord) -> None:
         self.job_title.setText(self._describe(record))
@@ -401,8 +407,13 @@ class JobsPage(QWidget):
 
     def _on_metric(self, event: Event) -> None:
         self._metric_points += 1
-        x = event.epoch if event.epoch is not None else event.step
-        x = self._metric_points if x is None else x
+        record = self._record()
+        if record is not None and record.kind in EPOCH_KINDS and event.epoch is not None:
+            x: float = event.epoch
+            if x in self._loaded_x:
+                return  # already drawn from metrics.csv
+        else:  # pruning: epochs restart at each step, so rows are numbered
+            x = self._loaded_rows + self._metric_points
         for key, value in event.data.items():
             if not isinstance(value, int | float):
                 continue

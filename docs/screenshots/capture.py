@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
+from PIL import Image  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "cifake"
@@ -72,14 +73,17 @@ def main() -> None:
     def grab(name: str) -> None:
         window.show_page(name)
         pump(app, 0.5)
-        window.grab().save(str(args.out / f"{name}.png"))
+        path = args.out / f"{name}.png"
+        window.grab().save(str(path))
+        small = Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+        small.save(path, optimize=True)
         print("saved", args.out / f"{name}.png", flush=True)
 
     jobs = window.show_page("jobs")
     runs = window.workspace.runs
     ft, pruned = runs / "cifake-resnet10t", runs / "cifake-resnet10t-pruned"
     bundle = window.workspace.bundles / "cifake-resnet10t-pruned-int8"
-    common = {"threads": 1, "batch_size": 32}
+    common = {"threads": 1, "batch_size": 32}  # one thread: the machine is shared
     form = jobs.new_job("finetune")
     form.set_values(
         {
@@ -87,6 +91,7 @@ def main() -> None:
             "arch": "resnet10t",
             "img_size": 32,
             "epochs": 8,
+            "batch_size": 32,
             "lr": 0.003,
             "out": str(ft),
         }
