@@ -110,6 +110,11 @@ def _paths(groups: Iterable[Iterable[FileFacts]]) -> list[list[str]]:
     return [[r.relpath for r in group] for group in groups]
 
 
+def _n(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _extra(groups: list[list[Any]]) -> int:
     return sum(len(g) - 1 for g in groups)
 
@@ -122,8 +127,8 @@ def _duplicate_findings(records: list[FileFacts]) -> list[Finding]:
             Finding(
                 "duplicates",
                 "warning",
-                f"{_extra(groups)} files are exact copies of another file "
-                f"({len(groups)} groups); copies inflate metrics when they straddle splits",
+                f"exact copies of another file: {_n(_extra(groups), 'file')} in "
+                f"{_n(len(groups), 'group')} (copies inflate metrics when they straddle splits)",
                 _paths(groups),
             )
         )
@@ -133,8 +138,8 @@ def _duplicate_findings(records: list[FileFacts]) -> list[Finding]:
             Finding(
                 "cross_class_duplicates",
                 "error",
-                f"{len(cross)} images appear in more than one class (identical files with "
-                "different labels)",
+                f"identical files in more than one class (conflicting labels): "
+                f"{_n(len(cross), 'group')}",
                 _paths(cross),
             )
         )
@@ -144,7 +149,7 @@ def _duplicate_findings(records: list[FileFacts]) -> list[Finding]:
             Finding(
                 "cross_split_duplicates",
                 "error",
-                f"{len(leaks)} images appear in more than one split (test leak)",
+                f"identical files in more than one split (test leak): {_n(len(leaks), 'group')}",
                 _paths(leaks),
             )
         )
@@ -407,7 +412,7 @@ def check(
             Finding(
                 "unreadable",
                 "error",
-                f"{len(bad)} files cannot be read as images and are left out of training",
+                f"unreadable files, left out of training: {_n(len(bad), 'file')}",
                 [[r.relpath for r in bad]],
                 {r.relpath: r.error or "" for r in bad},
             )
@@ -420,8 +425,8 @@ def check(
                 Finding(
                     "near_duplicates",
                     "info",
-                    f"{len(near)} groups of near-identical images (perceptual hash within "
-                    f"{near_threshold} bits): resized, re-encoded or slightly edited copies",
+                    f"near-identical images (perceptual hash within {near_threshold} bits: "
+                    f"resized, re-encoded or edited copies): {_n(len(near), 'group')}",
                     _paths(near),
                 )
             )

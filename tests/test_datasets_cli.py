@@ -55,7 +55,7 @@ def test_text_summary(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "unreadable: 3" in out and "empty.png: file is empty" in out
     assert "exact duplicates: 1 extra copies in 1 groups" in out
     assert "splits (seed 0, val 0.1, test 0.1): train" in out
-    assert "error: 3 files cannot be read" in out
+    assert "error: unreadable files, left out of training: 3 files" in out
 
 
 def test_against_reports_identical_files(

@@ -77,7 +77,7 @@ def test_indexing_shows_counts_chart_and_findings(page: DatasetsPage, qtbot, dat
     kinds = [f.kind for f in page.report.findings]
     assert "unreadable" in kinds and "duplicates" in kinds
     top = [page.findings.topLevelItem(i).text(0) for i in range(page.findings.topLevelItemCount())]
-    assert any(text.startswith("error: 3 files cannot be read") for text in top)
+    assert any(text == "error: unreadable files, left out of training: 3 files" for text in top)
     assert page.tabs.tabText(2) == f"Hygiene ({len(kinds)})"
     assert not page.progress.isVisible() and page.add_button.isEnabled()
     assert "Indexed" in page.status.text()
@@ -192,7 +192,7 @@ def test_clicking_a_finding_selects_its_files(page: DatasetsPage, qtbot, data: P
     [unreadable] = [
         page.findings.topLevelItem(i)
         for i in range(page.findings.topLevelItemCount())
-        if "cannot be read" in page.findings.topLevelItem(i).text(0)
+        if "unreadable files" in page.findings.topLevelItem(i).text(0)
     ]
     unreadable.setExpanded(True)
     child = unreadable.child(0)

@@ -52,7 +52,7 @@ def test_findings_on_a_messy_set(tmp_path: Path, workspace: Workspace) -> None:
 
     [dups] = report.of_kind("duplicates")
     assert dups.groups == [["fake/stolen_r01.png", "real/r01.png"], ["real/r00.png", "real/r00_copy.png"]]  # fmt: skip
-    assert dups.message.startswith("2 files are exact copies")
+    assert dups.message.startswith("exact copies of another file: 2 files in 2 groups")
     [cross] = report.of_kind("cross_class_duplicates")
     assert cross.groups == [["fake/stolen_r01.png", "real/r01.png"]] and cross.severity == "error"
 
