@@ -203,7 +203,9 @@ def test_iter_image_files_expands_sorts_and_filters(tmp_path: Path) -> None:
     assert [p.name for p in shallow] == ["c.webp"]
 
 
-def test_iter_image_files_is_fast_on_10000_files(tmp_path: Path) -> None:
+def test_a_folder_of_10000_files_lists_fast_and_streams_results(
+    tmp_path: Path, onnx_predictor: OnnxPredictor
+) -> None:
     import time
 
     png = tmp_path / "seed.png"
@@ -225,6 +227,13 @@ def test_iter_image_files_is_fast_on_10000_files(tmp_path: Path) -> None:
     assert files[0].name == "0000.png" and files[-1].parent.name == "f9"
     assert files == sorted(files)
     assert elapsed < 2.0
+    start = time.perf_counter()
+    stream = onnx_predictor.predict_paths(iter_image_files([tmp_path]), batch_size=32)
+    first = [next(stream) for _ in range(64)]
+    stream.close()
+    assert time.perf_counter() - start < 5.0  # results stream: no waiting for all 10,000
+    assert [r.verdict for r in first] == [first[0].verdict] * 64  # identical files
+    assert first[0].ok and first[0].image_size == (4, 4)
 
 
 def test_an_unexpected_decoder_failure_is_one_error_result(
