@@ -28,49 +28,40 @@ public class PreprocessorTest {
         return new RgbImage(width, height, rgb);
     }
 
+    private static void assertPlan(String expected, PreprocessSpec spec, int width, int height) {
+        assertEquals(expected, spec.plan(width, height).toString());
+    }
+
     @Test
     public void centreCropOffsetsFloorForOddMargins() {
         // crop mode, 45x33 image, input 32: no scaling; margins 13 and 1 floor to 6 and 0.
-        PreprocessSpec.Plan plan = spec(32, PreprocessSpec.ResizeMode.CROP, null).plan(45, 33);
-        assertEquals(45, plan.scaledWidth);
-        assertEquals(33, plan.scaledHeight);
-        assertEquals(6, plan.left);
-        assertEquals(0, plan.top);
+        assertPlan("Plan[45x33 crop 32 at top=0 left=6]",
+                spec(32, PreprocessSpec.ResizeMode.CROP, null), 45, 33);
         // resize_crop to 37 then 32: a 37x50 (w x h) portrait image is not scaled; top = 18/2 = 9.
-        plan = spec(32, PreprocessSpec.ResizeMode.RESIZE_CROP, 37).plan(37, 50);
-        assertEquals(37, plan.scaledWidth);
-        assertEquals(50, plan.scaledHeight);
-        assertEquals(2, plan.left);
-        assertEquals(9, plan.top);
+        assertPlan("Plan[37x50 crop 32 at top=9 left=2]",
+                spec(32, PreprocessSpec.ResizeMode.RESIZE_CROP, 37), 37, 50);
     }
 
     @Test
     public void scaledSideRoundsHalfToEvenLikePython() {
         // 18x16 -> shorter side 20: the long side is 22.5, which Python's round() makes 22.
-        PreprocessSpec.Plan plan = spec(20, PreprocessSpec.ResizeMode.RESIZE_CROP, null).plan(18, 16);
-        assertEquals(22, plan.scaledWidth);
-        assertEquals(20, plan.scaledHeight);
-        assertEquals(1, plan.left);
-        assertEquals(3, PreprocessSpec.roundHalfEven(3.5) - 1);
+        assertPlan("Plan[22x20 crop 20 at top=0 left=1]",
+                spec(20, PreprocessSpec.ResizeMode.RESIZE_CROP, null), 18, 16);
+        assertEquals(4, PreprocessSpec.roundHalfEven(3.5));
         assertEquals(2, PreprocessSpec.roundHalfEven(2.5));
     }
 
     @Test
     public void cropModeScalesSmallImagesUpFirst() {
         // A 20x10 image with input 16: shorter side 10 -> 16, long side 32.
-        PreprocessSpec.Plan plan = spec(16, PreprocessSpec.ResizeMode.CROP, null).plan(20, 10);
-        assertEquals(32, plan.scaledWidth);
-        assertEquals(16, plan.scaledHeight);
-        assertEquals(8, plan.left);
-        assertEquals(0, plan.top);
+        assertPlan("Plan[32x16 crop 16 at top=0 left=8]",
+                spec(16, PreprocessSpec.ResizeMode.CROP, null), 20, 10);
     }
 
     @Test
     public void resizeIgnoresAspect() {
-        PreprocessSpec.Plan plan = spec(24, PreprocessSpec.ResizeMode.RESIZE, null).plan(300, 17);
-        assertEquals(24, plan.scaledWidth);
-        assertEquals(24, plan.scaledHeight);
-        assertEquals(0, plan.left + plan.top);
+        assertPlan("Plan[24x24 crop 24 at top=0 left=0]",
+                spec(24, PreprocessSpec.ResizeMode.RESIZE, null), 300, 17);
     }
 
     @Test
