@@ -114,6 +114,31 @@ def trained_run(frozen_app: Path, workdir: Path) -> Path:
     return run_dir
 
 
+def test_index_with_worker_processes_frozen(frozen_app: Path, workdir: Path):
+    """2000 files: enough for core.datasets to use spawned worker processes, which in the
+    frozen app re-run the executable itself (multiprocessing.freeze_support)."""
+    from core.datasets import PROCESS_THRESHOLD
+
+    per_class = PROCESS_THRESHOLD // 2
+    data = make_image_set(
+        workdir / "index-data", {"real": per_class, "fake": per_class}, size=(8, 8)
+    )
+    result = run_app(
+        frozen_app,
+        "--workspace",
+        str(workdir / "ws"),
+        "index",
+        str(data),
+        "--workers",
+        "2",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "failed to start" not in result.stderr  # no silent fallback to threads
+    body = json.loads(result.stdout)
+    assert body["files"] == 2 * per_class and body["unreadable"] == 0
+
+
 def test_training_job_runs_frozen(trained_run: Path):
     metrics = (trained_run / "metrics.csv").read_text().splitlines()
     assert len(metrics) >= 2  # a header and one epoch
