@@ -225,3 +225,22 @@ def test_cli_refuses_bad_models(capsys, tampered_bundles, bad_dir, kind, message
     assert status == 2
     assert message in captured.err
     assert captured.out == ""
+
+
+def test_html_report_escapes_names_and_lists_errors(
+    capsys, tiny_bundle: Path, bad_dir: Path, tmp_path: Path
+) -> None:
+    hostile = tmp_path / "<img src=x onerror=alert(1)>.png"
+    Image.new("RGB", (30, 30), RED).save(hostile)
+    report = tmp_path / "report.html"
+    status = main(
+        ["check", str(bad_dir), str(hostile), "--model", str(tiny_bundle), "--report", str(report)]
+    )
+    capsys.readouterr()
+    assert status == 0
+    page = report.read_text(encoding="utf-8")
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;.png" in page
+    assert "фото ☃ 写真.jpg" in page
+    assert page.count("data:image/jpeg;base64,") == len(READABLE) + 1
+    assert "file is empty" in page and "4 error" in page
