@@ -851,6 +851,12 @@ class ExportPage(QWidget):
 
     # -- lifetime -------------------------------------------------------------------------------
 
+    def showEvent(self, event) -> None:
+        """New runs may have finished since the list was made: re-list them on the run step."""
+        super().showEvent(event)
+        if self.current_step() == RUN and self.refresh_button.isEnabled():
+            self.refresh_runs()
+
     def shutdown(self) -> None:
         """Stop a running export now (the window is closing)."""
         self.runner.shutdown()
