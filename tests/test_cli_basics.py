@@ -80,3 +80,19 @@ def test_workspace_flag_and_environment_are_honoured(
     from_flag = _index_into(["--workspace", str(flag_ws)], data, capsys)
     assert Path(from_flag["index"]).is_relative_to(flag_ws / "indexes")
     assert not (flag_ws / "indexes").samefile(env_ws / "indexes")
+
+
+def test_closed_stdout_pipe_exits_quietly(tmp_path: Path):
+    data = make_image_set(tmp_path / "data", {"real": 2, "fake": 2}, size=(16, 16))
+    command = [sys.executable, "-m", "app", "--workspace", str(tmp_path / "ws"), "index"]
+    process = subprocess.Popen(
+        [*command, str(data), "--workers", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # like `| head` exiting before the command prints
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
