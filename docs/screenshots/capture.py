@@ -3,7 +3,8 @@
 Run under a display (``xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python
 docs/screenshots/capture.py``). It builds a small CIFAKE subset (symlinks into ../shared/data),
 runs the jobs through the Jobs page like a user would (the fine-tune is captured while it runs),
-then captures every page into ``docs/screenshots/<page>.png``. Takes a few minutes on 2 CPUs.
+then captures the Models page (``--all-pages``: every page) into ``docs/screenshots/<page>.png``
+(palette PNGs). Takes a few minutes on 2 CPUs.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--per-class", type=int, default=400)
+    parser.add_argument(
+        "--all-pages",
+        action="store_true",
+        help="also capture the Datasets, Check and Export pages (their owners keep their own)",
+    )
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"needs the CIFAKE images at {SHARED}")
@@ -134,6 +140,9 @@ def main() -> None:
     wait_until(app, lambda: len(models.overlay_curves["val_acc"]) == 2, 60)
     grab("models")
 
+    if not args.all_pages:
+        window.close()
+        return
     datasets = window.show_page("datasets")
     if hasattr(datasets, "add_folder"):
         datasets.add_folder(data)
