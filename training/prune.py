@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from core.errors import UserError
 from core.events import EventWriter
@@ -28,7 +30,9 @@ from core.preprocess import AugmentSpec
 from core.pruning import (
     HISTORY_FILE,
     IMPORTANCES,
+    PruneStep,
     PruningRecord,
+    SearchResult,
     check_prunable,
     count_stats,
     load_history,
@@ -167,12 +171,12 @@ def taylor_gradients(model: torch.nn.Module, loader, batches: int) -> dict[str, 
     return grads
 
 
-def val_row(model, loader, description: ModelDescription, stage: str, step: int, cancel) -> dict:
+def val_row(model, loader, description: ModelDescription, stage: str, cancel) -> dict[str, Any]:
     """The metrics.csv row of a model right after pruning (``epoch`` 0, no training columns)."""
     report = validate(model, loader, description.class_names, description.real_class, cancel)
     row = epoch_row(0, {}, report, 0.0)
     row.pop("lr")
-    return {"stage": stage, **row, "step": step}
+    return {"stage": stage, **row}
 
 
 def start_record(parent: Path, description: ModelDescription, model) -> PruningRecord:
@@ -186,11 +190,112 @@ def start_record(parent: Path, description: ModelDescription, model) -> PruningR
     return PruningRecord(description.arch, description.preprocess.input_size, macs, params)
 
 
-def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = None) -> dict:
-    """Run a prune job; returns the summary also stored in run.json."""
-    config = validate_prune(config)
-    cancel = cancel or CancelToken()
-    set_threads(config["threads"])
+@dataclass
+class PruneSession:
+    """The state one prune job carries from step to step."""
+
+    config: dict[str, Any]
+    emit: EventWriter
+    cancel: CancelToken
+    run_dir: RunDir
+    description: ModelDescription
+    model: torch.nn.Module
+    train_loader: DataLoader
+    val_loader: DataLoader
+    record: PruningRecord
+    inherited: int
+    parent_macs: int
+    parent_params: int
+
+    def prune(self, k: int) -> PruneStep:
+        """Step ``k``'s pruning: replayed when a resumed job recorded it, else searched."""
+        size = self.description.preprocess.input_size
+        recorded = [s for s in self.record.steps[self.inherited :] if s.step == k]
+        if recorded:
+            replay_history(self.model, recorded[0].history, size)
+            self.emit.log(f"step{k}: replayed the recorded pruning ({recorded[0].macs:,} MACs)")
+            return recorded[0]
+        found = self.search(k)
+        self.model = found.model
+        self.record.steps.append(found.step)
+        save_history(self.record, self.run_dir.path / HISTORY_FILE)
+        return found.step
+
+    def search(self, k: int) -> SearchResult:
+        """Prune a copy of the model to step ``k``'s share of the parent's MACs (and params)."""
+        config, steps = self.config, self.config["steps"]
+        share = config["macs_ratio"] ** (k / steps)
+        params_share = config["params_ratio"] ** (k / steps) if config["params_ratio"] else None
+        gradients = None
+        if config["importance"] == "taylor":
+            gradients = taylor_gradients(self.model, self.train_loader, config["taylor_batches"])
+
+        def on_trial(ratio: float, macs: int, params: int) -> None:
+            self.emit.log(
+                f"step{k}: channel ratio {ratio:.3f} -> {macs / self.parent_macs:.3f} of the MACs"
+            )
+
+        found = prune_to_target(
+            self.model,
+            self.description.preprocess.input_size,
+            macs_target=share * self.parent_macs,
+            params_target=params_share * self.parent_params if params_share else None,
+            importance=config["importance"],
+            round_to=config["round_to"],
+            tolerance=config["tolerance"],
+            step=k,
+            gradients=gradients,
+            on_trial=on_trial,
+        )
+        if not found.reached:
+            self.emit.log(
+                f"step{k}: the target {share:.3f} of the MACs was not reached exactly; using "
+                f"{found.step.macs / self.parent_macs:.3f}",
+                "warning",
+            )
+        return found
+
+    def record_pruned(self, k: int, step: PruneStep) -> dict[str, Any]:
+        """Validate right after pruning; a metrics.csv row (``epoch`` 0) and a metric event."""
+        figures = {"step": k, "macs": step.macs, "params": step.params}
+        row = val_row(self.model, self.val_loader, self.description, f"step{k}", self.cancel)
+        row.update(figures, macs_ratio=step.macs / self.parent_macs)
+        self.run_dir.append_metrics(row)
+        self.emit("metric", row, epoch=0, step=k)
+        return row
+
+    def fine_tune(self, k: int, figures: dict[str, Any]) -> dict[str, Any]:
+        """``epochs`` epochs of the shared loop as stage ``step<k>``; keeps its best weights."""
+        stage = f"step{k}"
+        result = fit(
+            self.model,
+            self.run_dir,
+            self.train_loader,
+            self.val_loader,
+            settings_from_config(self.config),
+            class_names=self.description.class_names,
+            real_class=self.description.real_class or REAL_CLASS,
+            emit=self.emit,
+            cancel=self.cancel,
+            resume=self.config["resume"],
+            extra_metrics=lambda: dict(figures),
+            stage=stage,
+        )
+        if not result["cancelled"]:
+            best = read_safetensors(self.run_dir.path / f"best-{stage}.safetensors")
+            self.model.load_state_dict(best)
+        return result
+
+    def keep_as_is(self, k: int, row: dict[str, Any]) -> dict[str, Any]:
+        """With ``epochs`` 0: the pruned weights are step ``k``'s best and last."""
+        for name in ("best", "last"):
+            save_weights(self.model, self.run_dir.path / f"{name}-step{k}.safetensors")
+        best = {key: value for key, value in row.items() if key.startswith("val_")}
+        return {"cancelled": False, "best_epoch": 0, "epochs_run": 0, "best": best}
+
+
+def open_session(config: dict[str, Any], emit: EventWriter, cancel: CancelToken):
+    """Load and check the parent, create the child run; returns ``(session, test samples)``."""
     parent = require_run(config["run"], "source", config["weights"])
     model, parent_description = load_model(parent, config["weights"])
     size = parent_description.preprocess.input_size
@@ -206,143 +311,93 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     description = dataclasses.replace(parent_description, pruning_history=HISTORY_FILE)
     description.save(run_dir.path)
     seed_everything(config["seed"])
-    class_names = description.class_names
     train_samples = subset(splits["train"], config["max_train"], config["seed"])
+    spec, classes = description.preprocess, description.class_names
     train_loader, val_loader = make_loaders(
-        ImageDataset(
-            train_samples,
-            class_names,
-            description.preprocess,
-            parent_augment(parent),
-            seed=config["seed"],
-        ),
-        ImageDataset(splits["val"], class_names, description.preprocess),
+        ImageDataset(train_samples, classes, spec, parent_augment(parent), seed=config["seed"]),
+        ImageDataset(splits["val"], classes, spec),
         config,
     )
-    history_path = run_dir.path / HISTORY_FILE
     record = start_record(parent, parent_description, model)
     inherited = len(record.steps)
+    history_path = run_dir.path / HISTORY_FILE
     if config["resume"] and history_path.is_file():
         record = load_history(history_path)
-    parent_macs, parent_params = count_stats(model, size)
+    macs, params = count_stats(model, size)
     emit.log(
-        f"pruning {description.arch} ({parent_macs:,} MACs, {parent_params:,} params) to "
+        f"pruning {description.arch} ({macs:,} MACs, {params:,} params) to "
         f"{config['macs_ratio']:.0%} of its MACs in {config['steps']} step(s), "
         f"{config['epochs']} epoch(s) each, {len(train_samples)} training images"
     )
-    run_dir.append_metrics(
-        {
-            **val_row(model, val_loader, description, "step0", 0, cancel),
-            "macs": parent_macs,
-            "params": parent_params,
-        }
+    session = PruneSession(
+        config,
+        emit,
+        cancel,
+        run_dir,
+        description,
+        model,
+        train_loader,
+        val_loader,
+        record,
+        inherited,
+        macs,
+        params,
     )
-    settings = settings_from_config(config)
+    return session, splits["test"]
+
+
+def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = None) -> dict:
+    """Run a prune job; returns the summary also stored in run.json."""
+    config = validate_prune(config)
+    cancel = cancel or CancelToken()
+    set_threads(config["threads"])
+    session, test_samples = open_session(config, emit, cancel)
+    run_dir = session.run_dir
+    step0 = val_row(session.model, session.val_loader, session.description, "step0", cancel)
+    run_dir.append_metrics(
+        {**step0, "step": 0, "macs": session.parent_macs, "params": session.parent_params}
+    )
     result: dict[str, Any] = {"cancelled": False, "best_epoch": 0, "epochs_run": 0, "best": {}}
     for k in range(1, config["steps"] + 1):
-        stage = f"step{k}"
         if cancel.is_set():
-            emit.log(f"cancelled before {stage}; resume continues from there")
+            emit.log(f"cancelled before step{k}; resume continues from there")
             result = {**result, "cancelled": True}
             break
-        done = [s for s in record.steps[inherited:] if s.step == k]
-        if done:
-            replay_history(model, done[0].history, size)
-            step = done[0]
-            emit.log(f"{stage}: replayed the recorded pruning ({step.macs:,} MACs)")
-        else:
-            step = _prune_step(model, k, config, parent_macs, parent_params, train_loader, emit)
-            model = step.model
-            step = step.step
-            record.steps.append(step)
-            save_history(record, history_path)
-        figures = {"step": k, "macs": step.macs, "params": step.params}
-        row = {**val_row(model, val_loader, description, stage, k, cancel), **figures}
-        row["macs_ratio"] = step.macs / parent_macs
-        run_dir.append_metrics(row)
-        emit("metric", row, epoch=0, step=k)
+        step = session.prune(k)
+        row = session.record_pruned(k, step)
         if config["epochs"] == 0:
-            save_weights(model, run_dir.path / f"best-{stage}.safetensors")
-            save_weights(model, run_dir.path / f"last-{stage}.safetensors")
-            result = {**result, "best": {k: v for k, v in row.items() if k.startswith("val_")}}
+            result = session.keep_as_is(k, row)
             continue
-        result = fit(
-            model,
-            run_dir,
-            train_loader,
-            val_loader,
-            dataclasses.replace(settings, epochs=config["epochs"]),
-            class_names=class_names,
-            real_class=description.real_class or REAL_CLASS,
-            emit=emit,
-            cancel=cancel,
-            resume=config["resume"],
-            extra_metrics=lambda f=figures: dict(f),
-            stage=stage,
-        )
+        result = session.fine_tune(k, {"step": k, "macs": step.macs, "params": step.params})
         if result["cancelled"]:
             break
-        model.load_state_dict(read_safetensors(run_dir.path / f"best-{stage}.safetensors"))
     if not result["cancelled"]:
         last = f"step{config['steps']}"
         for name in ("best", "last"):
             shutil.copyfile(
                 run_dir.path / f"{name}-{last}.safetensors", run_dir.path / f"{name}.safetensors"
             )
-    summary = finish(run_dir, description, splits["test"], result, emit, cancel)
+    summary = finish(run_dir, session.description, test_samples, result, emit, cancel)
     if result["cancelled"]:
         return summary
-    extra = _lineage_summary(record, inherited, parent, parent_macs, parent_params, config)
+    extra = _lineage_summary(session, config)
     run_dir.update(summary=extra)
     return {**summary, **extra}
 
 
-def _prune_step(model, k, config, parent_macs, parent_params, train_loader, emit):
-    """Prune a copy of ``model`` to step ``k``'s share of the parent's MACs (and params)."""
-    share = config["macs_ratio"] ** (k / config["steps"])
-    params_share = (
-        config["params_ratio"] ** (k / config["steps"]) if config["params_ratio"] else None
-    )
-    gradients = None
-    if config["importance"] == "taylor":
-        gradients = taylor_gradients(model, train_loader, config["taylor_batches"])
-    size = train_loader.dataset.spec.input_size
-
-    def on_trial(ratio: float, macs: int, params: int) -> None:
-        emit.log(f"step{k}: channel ratio {ratio:.3f} -> {macs / parent_macs:.3f} of the MACs")
-
-    found = prune_to_target(
-        model,
-        size,
-        macs_target=share * parent_macs,
-        params_target=params_share * parent_params if params_share else None,
-        importance=config["importance"],
-        round_to=config["round_to"],
-        tolerance=config["tolerance"],
-        step=k,
-        gradients=gradients,
-        on_trial=on_trial,
-    )
-    if not found.reached:
-        emit.log(
-            f"step{k}: the target {share:.3f} of the MACs was not reached exactly; using "
-            f"{found.step.macs / parent_macs:.3f}",
-            "warning",
-        )
-    return found
-
-
-def _lineage_summary(record, inherited, parent, parent_macs, parent_params, config) -> dict:
+def _lineage_summary(session: PruneSession, config: dict[str, Any]) -> dict[str, Any]:
     """Figures of the whole pruning for run.json: per step, and relative to the parent."""
-    steps = record.steps[inherited:]
+    steps = session.record.steps[session.inherited :]
     final = steps[-1]
-    run_json = parent / "run.json"
-    parent_summary = RunDir(parent).info().get("summary", {}) if run_json.is_file() else {}
+    parent = Path(session.run_dir.info()["parent"])
+    parent_summary = (
+        RunDir(parent).info().get("summary", {}) if (parent / "run.json").is_file() else {}
+    )
     out = {
-        "parent_macs": parent_macs,
-        "parent_params": parent_params,
-        "macs_ratio": final.macs / parent_macs,
-        "params_ratio": final.params / parent_params,
+        "parent_macs": session.parent_macs,
+        "parent_params": session.parent_params,
+        "macs_ratio": final.macs / session.parent_macs,
+        "params_ratio": final.params / session.parent_params,
         "target_macs_ratio": config["macs_ratio"],
         "importance": config["importance"],
         "steps": [
