@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_datasets_support import add_bad_files, copy_file, make_dataset, make_image
@@ -307,3 +309,37 @@ def test_killed_build_resumes(tmp_path: Path) -> None:
     assert resumed.is_complete() and resumed.last_build.analysed == 40 - survived
     fresh = DatasetIndex.build(root, db_path=tmp_path / "fresh.sqlite")
     assert resumed.records() == fresh.records()
+
+
+def test_large_jpegs_take_the_reduced_decode_and_stay_comparable(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    """A 1200x900 JPEG decodes at reduced scale: same facts, near-identical hash, damage found."""
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 256, (9, 12, 3), dtype=np.uint8))
+    photo = small.resize((1200, 900), Image.Resampling.BICUBIC)
+    root = tmp_path / "d"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    photo.save(root / "a" / "photo.jpg", quality=90)
+    photo.save(root / "b" / "photo.png")
+    data = (root / "a" / "photo.jpg").read_bytes()
+    (root / "a" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    index = DatasetIndex.build(root, workspace)
+    facts = {r.relpath: r for r in index.records()}
+    jpeg, png = facts["a/photo.jpg"], facts["b/photo.png"]
+    assert (jpeg.width, jpeg.height, jpeg.format, jpeg.jpeg_quality) == (1200, 900, "JPEG", 90)
+    assert (png.width, png.height, png.format) == (1200, 900, "PNG")
+    assert bin(int(jpeg.phash, 16) ^ int(png.phash, 16)).count("1") <= 4
+    assert "truncated" in facts["a/cut.jpg"].error
+
+
+def test_an_index_of_an_older_analysis_is_redone(tmp_path: Path, workspace: Workspace) -> None:
+    root = make_dataset(tmp_path / "d", {"a": 3, "b": 3})
+    index = DatasetIndex.build(root, workspace)
+    index.make_splits()
+    with sqlite3.connect(index.db_path) as conn:
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    again = DatasetIndex.build(root, workspace)
+    assert again.last_build.analysed == 6 and not again.has_splits()
+    assert DatasetIndex.build(root, workspace).last_build.analysed == 0
