@@ -9,7 +9,6 @@ report), so choosing both FP32 and INT8 plans two jobs, ``<name>-fp32`` and ``<n
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -18,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
-from core.runs import RunInfo, scan_runs
+from core.runs import (
+    RunInfo,
+    _number,  # a finite float or None (shared with the Models page)
+    scan_runs,
+)
 
 REQUIRED_RUN_FILES = ("model.json", "best.safetensors")
 VERIFICATION_FILE = "verification.json"
@@ -228,14 +231,6 @@ class VariantRow:
     parity: str = ""
     bundle: Path | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def variant_rows(bundles: list[ExportedBundle]) -> list[VariantRow]:
