@@ -120,10 +120,9 @@ def test_rows_are_paged_lazily(page: DatasetsPage, qtbot, tmp_path: Path) -> Non
     assert paths == sorted(paths) and len(set(paths)) == PAGE_ROWS + 20
 
 
-def test_cancel_keeps_progress_and_reindex_resumes(
-    page: DatasetsPage, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root = make_dataset(tmp_path / "d", {"real": 30, "fake": 30})
+@pytest.fixture
+def slow_analysis(monkeypatch: pytest.MonkeyPatch):
+    """Batches of 4 files, 10 ms each, so a build can be stopped half-way; call it to undo."""
     analyse = datasets.analyse_file
 
     def slow(*args):
@@ -132,20 +131,25 @@ def test_cancel_keeps_progress_and_reindex_resumes(
 
     monkeypatch.setattr(datasets, "BATCH", 4)
     monkeypatch.setattr(datasets, "analyse_file", slow)
-    progress: list[tuple[int, int]] = []
-    page._start(str(root), build=True)
-    page._worker.sig_progress_changed.connect(lambda d, t: progress.append((d, t)))
+    return lambda: monkeypatch.setattr(datasets, "analyse_file", analyse)
+
+
+def test_cancel_keeps_progress_and_reindex_resumes(
+    page: DatasetsPage, qtbot, tmp_path: Path, slow_analysis
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 30, "fake": 30})
+    page.add_folder(root)
     assert page.is_busy() and page.cancel_button.isVisible() and not page.add_button.isEnabled()
-    qtbot.waitUntil(lambda: any(d > 0 for d, _ in progress), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=WAIT_MS)
+    assert page.progress.maximum() == 60
     with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
         page.cancel_indexing()
     view = blocker.args[0]
     assert view.cancelled and 0 < view.files < 60
     assert "cancelled" in page.status.text()
-    qtbot.waitUntil(lambda: not page.is_busy(), timeout=WAIT_MS)
-    assert not page.cancel_button.isVisible()
+    assert not page.is_busy() and not page.cancel_button.isVisible()
 
-    monkeypatch.setattr(datasets, "analyse_file", analyse)
+    slow_analysis()
     with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS) as blocker:
         page.reindex_button.click()
     resumed = blocker.args[0]
@@ -154,18 +158,9 @@ def test_cancel_keeps_progress_and_reindex_resumes(
 
 
 def test_shutdown_while_indexing_leaves_nothing_running(
-    page: DatasetsPage, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    page: DatasetsPage, qtbot, tmp_path: Path, slow_analysis
 ) -> None:
-    root = make_dataset(tmp_path / "d", {"real": 30, "fake": 30})
-    analyse = datasets.analyse_file
-
-    def slow(*args):
-        time.sleep(0.01)
-        return analyse(*args)
-
-    monkeypatch.setattr(datasets, "BATCH", 4)
-    monkeypatch.setattr(datasets, "analyse_file", slow)
-    page.add_folder(root)
+    page.add_folder(make_dataset(tmp_path / "d", {"real": 30, "fake": 30}))
     qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=WAIT_MS)
     page.shutdown()
     assert not page.is_busy()
