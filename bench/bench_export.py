@@ -67,7 +67,10 @@ def main() -> int:
         int8 = export(args.run, Path(tmp) / "int8", True, args)
         latency = {
             (name, threads): latency_ms(
-                OnnxModel(Path(tmp) / name / "model.onnx", threads), image, args.repeats, 20
+                OnnxModel(Path(tmp) / name / "model.onnx", threads, spinning=True),
+                image,
+                args.repeats,
+                20,
             )
             for name in ("fp32", "int8")
             for threads in args.threads
@@ -136,7 +139,8 @@ def latency_at_sizes(args: argparse.Namespace) -> dict[int, tuple[float, float]]
             quantize_int8(fp32, int8, ImageReader(samples, spec), work)
             image = np.random.default_rng(0).normal(size=(1, 3, size, size)).astype(np.float32)
             figures[size] = tuple(
-                latency_ms(OnnxModel(path, 1), image, args.repeats, 20) for path in (fp32, int8)
+                latency_ms(OnnxModel(path, 1, spinning=True), image, args.repeats, 20)
+                for path in (fp32, int8)
             )
     return figures
 

@@ -318,4 +318,19 @@ def exported_bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
+@pytest.fixture(scope="session")
+def exported_int8_bundle(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``trained_run`` exported with ``int8`` (static U8S8 QDQ, calibrated on 24 training
+    images): ``model.onnx`` is the INT8 model; the job's events are in ``<bundle>.events.json``."""
+    import json
+
+    out = tmp_path_factory.mktemp("export-int8") / "tiny-int8"
+    events: list[dict] = []
+    run_export_job(
+        {"run": str(trained_run), "out": str(out), "int8": True, "calib_images": 24}, events
+    )
+    out.with_name(out.name + ".events.json").write_text(json.dumps(events), encoding="utf-8")
+    return out
+
+
 # ---- end of export fixtures ------------------------------------------------------------------

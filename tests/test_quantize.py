@@ -15,15 +15,11 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def int8_export(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    """``trained_run`` exported with ``int8``; returns the bundle folder and the job's events."""
-    events: list[dict] = []
-    out = tmp_path_factory.mktemp("int8") / "tiny-int8"
-    run_export_job(
-        {"run": str(trained_run), "out": str(out), "int8": True, "calib_images": 24}, events
-    )
-    return out, events
+@pytest.fixture
+def int8_export(exported_int8_bundle: Path) -> tuple[Path, list]:
+    """conftest's INT8 bundle of ``trained_run`` and the events its export job emitted."""
+    events = exported_int8_bundle.with_name(exported_int8_bundle.name + ".events.json")
+    return exported_int8_bundle, json.loads(events.read_text())
 
 
 def test_int8_bundle_is_qdq_per_channel_and_four_times_smaller(

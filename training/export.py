@@ -96,7 +96,7 @@ def validate_export(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "target_risk", 0.0, 0.99)
     check_range(config, "calib_images", 1, 100_000)
     check_range(config, "opset", *OPSET_RANGE)
-    check_range(config, "golden", 1, 16)
+    check_range(config, "golden", 4, 8)
     check_range(config, "tolerance", 1e-9, 1.0)
     check_range(config, "max_int8_drop", 0.0, 1.0)
     check_range(config, "verify_images", 0, 10_000_000)
@@ -381,7 +381,13 @@ def _verify(model, description, variants, samples, golden, config, emit, cancel)
     from core.bundle import GoldenVector
     from core.inference import TorchPredictor
     from core.preprocess import load_image
-    from training.verify import OnnxModel, build_report, latency_ms, max_abs_diff, run_variants
+    from training.verify import (
+        OnnxModel,
+        build_report,
+        max_abs_diff,
+        onnx_latency_ms,
+        run_variants,
+    )
 
     forwards = {"torch": TorchPredictor(model, description).predict_batch}
     networks = {name: OnnxModel(path, config["threads"]) for name, path in variants.items()}
@@ -398,7 +404,7 @@ def _verify(model, description, variants, samples, golden, config, emit, cancel)
         on_batch=lambda done: _progress(emit, cancel, "verify", done, len(samples)),
     )
     latency = {
-        name: latency_ms(network, golden_inputs[:1], config["latency_repeats"])
+        name: onnx_latency_ms(network, golden_inputs[:1], config["latency_repeats"])
         for name, network in networks.items()
     }
     shipped = "int8" if "int8" in networks else "fp32"

@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.02,
         help="max INT8 test-accuracy loss vs FP32, as a fraction (0.02 = 2 points)",
     )
-    p.add_argument("--golden", type=int, default=6, metavar="N", help="golden vectors to store")
+    p.add_argument(
+        "--golden", type=int, default=6, metavar="N", help="golden vectors to store (4-8)"
+    )
     p.add_argument(
         "--verify-images",
         type=int,
