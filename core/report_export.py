@@ -1,8 +1,9 @@
 """Batch check reports (CSV, JSON, self-contained HTML), shared by the CLI and the GUI.
 
 :func:`write_report` picks the format from the file suffix. The HTML report needs no other file:
-thumbnails are small JPEG data URIs (at most :data:`MAX_THUMBNAILS` of them, so a report on
-100,000 images stays a few megabytes) and verdict counts head the page.
+thumbnails (and heatmap overlays, for results that kept their ``cam``) are small JPEG data URIs,
+for the first :data:`MAX_THUMBNAILS` images only, so a report on 100,000 images stays a few
+megabytes; verdict counts head the page.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from core.errors import UserError
+from core.explain import class_map, heatmap_for_image, overlay
 from core.inference import CheckResult
-from core.preprocess import to_rgb
+from core.preprocess import PreprocessSpec, to_rgb
 
 REPORT_FORMAT = "deepfake-studio/check-report"
 REPORT_SUFFIXES = (".csv", ".json", ".html")
@@ -56,13 +59,24 @@ def check_report_path(path: str | os.PathLike) -> Path:
 
 
 def write_report(
-    results: Sequence[CheckResult], path: str | os.PathLike, *, model: str = ""
+    results: Sequence[CheckResult],
+    path: str | os.PathLike,
+    *,
+    model: str = "",
+    preprocess: PreprocessSpec | None = None,
 ) -> Path:
-    """Write ``results`` as CSV, JSON or HTML according to ``path``'s suffix."""
+    """Write ``results`` as CSV, JSON or HTML according to ``path``'s suffix.
+
+    With ``preprocess`` (the model's contract), the HTML report shows a heatmap thumbnail beside
+    each image whose result kept its ``cam``.
+    """
     path = check_report_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = {".csv": write_csv, ".json": write_json, ".html": write_html}[path.suffix.lower()]
-    writer(results, path, model=model)
+    suffix = path.suffix.lower()
+    if suffix == ".html":
+        write_html(results, path, model=model, preprocess=preprocess)
+    else:
+        {".csv": write_csv, ".json": write_json}[suffix](results, path, model=model)
     return path
 
 
@@ -110,8 +124,8 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def thumbnail_data_uri(path: str | os.PathLike, side: int = THUMBNAIL_SIDE) -> str | None:
-    """A ``data:image/jpeg;base64`` thumbnail (longest side ``side``), or None if unreadable."""
+def load_thumbnail(path: str | os.PathLike, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
+    """A small RGB thumbnail (longest side ``side``), or None if the file is unreadable."""
     try:
         with Image.open(path) as image:
             image.draft("RGB", (side * 2, side * 2))
@@ -119,12 +133,36 @@ def thumbnail_data_uri(path: str | os.PathLike, side: int = THUMBNAIL_SIDE) -> s
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
     thumb.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return np.asarray(thumb)
+
+
+def data_uri(rgb: np.ndarray) -> str:
+    """A ``data:image/jpeg;base64`` URI of a small RGB image."""
     buffer = io.BytesIO()
-    thumb.save(buffer, "JPEG", quality=70)
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=70)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def write_html(results: Sequence[CheckResult], path: Path, *, model: str = "") -> None:
+def thumbnails(result: CheckResult, preprocess: PreprocessSpec | None) -> list[str]:
+    """Data URIs for a result: its thumbnail, then the heatmap overlay when there is a map."""
+    rgb = load_thumbnail(result.path) if result.ok else None
+    if rgb is None:
+        return []
+    uris = [data_uri(rgb)]
+    if result.cam is not None and preprocess is not None and result.label in result.probs:
+        index = list(result.probs).index(result.label)
+        heat = heatmap_for_image(class_map(result.cam, index), rgb.shape[:2], preprocess)
+        uris.append(data_uri(overlay(rgb, heat)))
+    return uris
+
+
+def write_html(
+    results: Sequence[CheckResult],
+    path: Path,
+    *,
+    model: str = "",
+    preprocess: PreprocessSpec | None = None,
+) -> None:
     """A self-contained page: verdict counts, then one table row per image."""
     counts = verdict_counts(results)
     badges = " ".join(
@@ -133,8 +171,8 @@ def write_html(results: Sequence[CheckResult], path: Path, *, model: str = "") -
     )
     rows = []
     for index, result in enumerate(results):
-        uri = thumbnail_data_uri(result.path) if result.ok and index < MAX_THUMBNAILS else None
-        thumb = f'<img src="{uri}" alt="">' if uri else ""
+        uris = thumbnails(result, preprocess) if index < MAX_THUMBNAILS else []
+        thumb = "".join(f'<img src="{uri}" alt="">' for uri in uris)
         colour = VERDICT_COLOURS.get(result.verdict, "#000")
         confidence = "" if result.confidence is None else f"{result.confidence:.1%}"
         detail = result.explanation if result.ok else (result.message or "")
@@ -164,7 +202,7 @@ body {{ font-family: sans-serif; margin: 1.5em; }}
 .badge {{ color: white; padding: 0.2em 0.6em; border-radius: 0.8em; margin-right: 0.4em; }}
 table {{ border-collapse: collapse; margin-top: 1em; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; }}
-img {{ max-width: 96px; max-height: 96px; }}
+img {{ max-width: 96px; max-height: 96px; margin-right: 4px; }}
 </style></head>
 <body>
 <h1>{title}</h1>

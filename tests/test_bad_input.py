@@ -242,5 +242,5 @@ def test_html_report_escapes_names_and_lists_errors(
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;.png" in page
     assert "фото ☃ 写真.jpg" in page
-    assert page.count("data:image/jpeg;base64,") == len(READABLE) + 1
+    assert page.count("data:image/jpeg;base64,") == 2 * (len(READABLE) + 1)  # + heatmaps
     assert "file is empty" in page and "4 error" in page

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from app.__main__ import main
 from core import bundle as bundle_module
@@ -73,9 +77,9 @@ def test_reports_in_three_formats(capsys, tiny_bundle: Path, tiny_image_dir: Pat
     assert sum(body["counts"].values()) == 12
     assert [r["path"] for r in body["results"]] == [r["path"] for r in rows]
     page = results["html"].read_text()
-    assert page.count("data:image/jpeg;base64,") == 12
+    assert page.count("data:image/jpeg;base64,") == 2 * 12  # thumbnail + heatmap overlay
     assert f"{body['counts']['real']} real" in page
-    assert results["html"].stat().st_size < 12 * 8000
+    assert results["html"].stat().st_size < 24 * 6000  # at most ~6 KB per noise thumbnail
 
 
 def test_nothing_readable_exits_2(capsys, tiny_bundle: Path, tmp_path: Path) -> None:
@@ -129,3 +133,30 @@ def test_real_entry_point_in_a_subprocess(tiny_bundle_zip: Path, tiny_image_dir:
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(lines) == 4 and all(line["path"].endswith((".jpg", ".png")) for line in lines)
     assert (tmp_path / "cache" / "bundles").is_dir()
+
+
+def test_html_heatmap_thumbnails_show_the_model_s_map(tiny_bundle: Path, tmp_path: Path):
+    from core.bundle import load_bundle
+    from core.explain import class_map, heatmap_for_image, overlay
+    from core.inference import OnnxPredictor
+    from core.report_export import load_thumbnail, thumbnails
+
+    predictor = OnnxPredictor(load_bundle(tiny_bundle))
+    path = tmp_path / "smooth.png"  # smooth, so JPEG thumbnails are close to exact
+    ramp = np.linspace(60, 200, 80).astype(np.uint8)
+    Image.fromarray(np.tile(ramp[None, :, None], (80, 1, 3))).save(path)
+    result = predictor.predict_path(path)
+    plain, heat_uri = thumbnails(result, predictor.preprocess)
+    assert thumbnails(result, None) == [plain]
+
+    def decode(uri: str) -> np.ndarray:
+        data = base64.b64decode(uri.split(",", 1)[1])
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+
+    rgb = load_thumbnail(path)
+    index = predictor.class_names.index(result.label)
+    expected = overlay(
+        rgb, heatmap_for_image(class_map(result.cam, index), rgb.shape[:2], predictor.preprocess)
+    )
+    assert np.abs(decode(heat_uri) - expected).mean() < 4  # JPEG noise only
+    assert np.abs(decode(heat_uri) - decode(plain)).mean() > 10  # the map is visible

@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     info = sys.stderr if args.json else sys.stdout
     print(f"model: {predictor.description}; {predictor.calibration.summary()}", file=info)
     results = []
+    keep_maps = report is not None and report.suffix.lower() == ".html"
     for result in predictor.predict_paths(files, batch_size=args.batch_size):
-        result.cam = None
+        if not keep_maps:
+            result.cam = None
         results.append(result)
         if args.json:
             print_json(result.to_dict())
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             print(table_line(result), flush=True)
     print(summary_line(results), file=info)
     if report is not None:
-        write_report(results, report, model=predictor.description)
+        write_report(results, report, model=predictor.description, preprocess=predictor.preprocess)
         print(f"report written to {report}", file=info)
     if not any(result.ok for result in results):
         raise UserError(f"none of the {len(results)} file(s) could be read as an image")
