@@ -212,7 +212,9 @@ def check_qt() -> str:
     app = QGuiApplication.instance() or QGuiApplication(
         ["deepfake-studio", "-platform", "offscreen"]
     )
-    icon = Path(__file__).resolve().parents[1] / "resources" / "app.svg"
+    from app.style import resource
+
+    icon = resource("app.svg")
     renderer = QSvgRenderer(str(icon))
     if not renderer.isValid():
         raise RuntimeError(f"cannot render {icon}")
