@@ -24,8 +24,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -44,6 +44,8 @@ from core.workspace import Workspace
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "studio.json"
+FIRST_PAGE_FALLBACK_MS = 300
+"""Build the first page this long after ``show`` if no paint event came first."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class MainWindow(QMainWindow):
         self.bundle: str | None = None
         self.pages: dict[str, QWidget] = {}
         self.page_errors: dict[str, str] = {}
+        self._build_after_paint = False
         self.setWindowTitle("Deepfake Studio")
         self.setWindowIcon(style.icon("app"))
         self.resize(1320, 860)
@@ -130,7 +133,12 @@ class MainWindow(QMainWindow):
         for spec in PAGES:
             self.sidebar.addItem(QListWidgetItem(style.icon(spec.icon), spec.title))
             slot = QWidget()
-            QVBoxLayout(slot).setContentsMargins(0, 0, 0, 0)
+            slot_layout = QVBoxLayout(slot)
+            slot_layout.setContentsMargins(0, 0, 0, 0)
+            loading = QLabel(f"Loading {spec.title}…")
+            loading.setObjectName("muted")
+            loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            slot_layout.addWidget(loading)
             self.stack.addWidget(slot)
         row.addWidget(side)
         row.addWidget(self.stack, 1)
@@ -143,7 +151,11 @@ class MainWindow(QMainWindow):
         self._build_menu()
         self.sidebar.currentRowChanged.connect(self._on_sidebar_row_changed)
         self._restore_bundle()
+        # select the first page without building it: it is built right after the window's first
+        # paint (showEvent), so the window appears before the page's imports run
+        self.sidebar.blockSignals(True)
         self.sidebar.setCurrentRow(0)
+        self.sidebar.blockSignals(False)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -191,6 +203,9 @@ class MainWindow(QMainWindow):
         page = self._construct(spec)
         self.pages[spec.name] = page
         slot = self.stack.widget(index)
+        loading = slot.layout().takeAt(0)
+        if loading is not None and loading.widget() is not None:
+            loading.widget().deleteLater()
         slot.layout().addWidget(page)
         self._connect_page(page)
         self.sig_page_built.emit(spec.name)
@@ -285,6 +300,22 @@ class MainWindow(QMainWindow):
             self._settings_path().write_text(json.dumps({"bundle": self.bundle}), "utf-8")
         except OSError as exc:
             log.warning("could not save %s: %s", self._settings_path(), exc)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if PAGES[self.stack.currentIndex()].name not in self.pages:
+            self._build_after_paint = True
+            QTimer.singleShot(FIRST_PAGE_FALLBACK_MS, self._build_current_page)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._build_after_paint:
+            self._build_after_paint = False
+            QTimer.singleShot(0, self._build_current_page)
+
+    @Slot()
+    def _build_current_page(self) -> None:
+        self._ensure_page(self.stack.currentIndex())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         for page in self.pages.values():

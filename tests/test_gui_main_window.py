@@ -79,6 +79,8 @@ def window(qtbot, studio_workspace) -> MainWindow:
 
 def test_pages_are_built_lazily_on_first_show(qtbot, window):
     assert window.current_page_name() == "check"
+    # the first page is built right after the window's first paint, the others on first show
+    qtbot.waitUntil(lambda: "check" in window.pages, timeout=TIMEOUT_MS)
     assert set(window.pages) == {"check"}
     with qtbot.waitSignal(window.sig_page_built) as blocker:
         window.sidebar.setCurrentRow(3)
