@@ -1,7 +1,7 @@
 """FP32 vs INT8 export of a run: size, onnxruntime latency and test-split accuracy.
 
-Usage: ``python bench/bench_export.py RUN [--calib-images 200] [--repeats 200] [--threads 1 2]
-[--sizes 64 128]``
+Usage: ``python -m bench.bench_export [RUN] [--calib-images 200] [--repeats 200] [--threads 1 2]
+[--sizes 64 128]`` (default RUN: the newest CIFAKE run, as in ``bench.bench_compression``).
 
 Exports ``RUN`` twice with the export job (FP32, then INT8 with its INT8 accuracy limit lifted so
 the figures always print), times each ``model.onnx`` with onnxruntime at batch 1 (median of
@@ -47,13 +47,20 @@ def export(run: Path, out: Path, int8: bool, args: argparse.Namespace) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a training run folder")
+    parser.add_argument("run", nargs="?", type=Path, help="a run folder (default: newest found)")
     parser.add_argument("--calib-images", type=int, default=200)
     parser.add_argument("--verify-images", type=int, default=0, help="0 = whole test split")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sizes", type=int, nargs="*", default=[], help="extra input sizes")
     args = parser.parse_args()
+    if args.run is None:
+        from bench.bench_compression import find_run
+
+        args.run = find_run()
+        if args.run is None:
+            print("skipped: no trained CIFAKE run found; pass RUN (a training run folder)")
+            return 0
 
     import numpy as np
 

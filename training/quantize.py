@@ -6,8 +6,9 @@ Nothing here hand-writes quantisation: :func:`quantize_int8` runs onnxruntime's
 (U8S8), per-channel weight scales where the operator supports them, and MinMax calibration over
 real images. U8S8 rather than onnxruntime's S8S8 default because it is the fast path of its x86
 CPU kernels: on a resnet18 (32 px, AVX512-VNNI CPU, batch 1) S8S8 QDQ ran 3x *slower* than FP32
-while U8S8 ran 1.2x faster, at the same accuracy. :class:`ImageReader` feeds those images, decoded and preprocessed by
-the model's own contract (:meth:`core.preprocess.PreprocessSpec.from_file`), a batch at a time.
+while U8S8 ran 1.2x faster, at the same accuracy. :class:`ImageReader` feeds those images,
+decoded and preprocessed by the model's own contract
+(:meth:`core.preprocess.PreprocessSpec.from_file`), a batch at a time.
 """
 
 from __future__ import annotations

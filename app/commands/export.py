@@ -11,9 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export",
         help="export a training run to a model bundle (ONNX FP32 or INT8) for the app and phones",
-        description="Export a run folder to ONNX, calibrate the unknown threshold on its val split, "
-        "optionally quantise to INT8, and verify against the torch model on its test split "
-        "(parity, accuracy, size, latency). Refuses (exit 2, no bundle) when FP32 differs from "
+        description="Export a run folder to ONNX, calibrate the unknown threshold on its val "
+        "split, optionally quantise to INT8, and verify against the torch model on its test "
+        "split (parity, accuracy, size, latency). Refuses (exit 2, no bundle) when FP32 differs from "
         "torch by more than --tolerance or INT8 loses more than --max-int8-drop accuracy.",
     )
     p.add_argument("run_dir", nargs="?", metavar="RUN", help="the run folder (same as --run)")
