@@ -9,8 +9,8 @@ test split it measures:
 * **prune**: the prune job (``--macs-ratio`` in ``--steps`` steps, ``--prune-epochs`` fine-tune
   epochs after each on ``--max-train`` training images). Goal: at least 2x fewer MACs at no more
   than 1 accuracy point below the parent.
-* **distill**: a student with at most 1/4 of the teacher's parameters (default a resnet10t at a
-  quarter width), trained ``--distill-epochs`` epochs on the same ``--max-train`` images twice:
+* **distill**: a student with at most 1/4 of the teacher's parameters (default a resnet18 with
+  stage widths 16/32/64/112: 0.21 of the lead's resnet18 at 32/64/128/256), trained ``--distill-epochs`` epochs on the same ``--max-train`` images twice:
   with the teacher (``alpha``, ``T``) and alone (the same job with ``alpha = 0``: plain
   cross-entropy, identical split, subset, augmentation, schedule, seed and epochs).
 
@@ -62,11 +62,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--prune-epochs", type=int, default=1, help="fine-tune epochs per step")
     p.add_argument("--prune-lr", type=float, default=1e-3)
     p.add_argument("--importance", default="magnitude")
-    p.add_argument("--student", default="resnet10t", help="student timm architecture")
+    p.add_argument("--student", default="resnet18", help="student timm architecture")
     p.add_argument(
         "--student-kwargs",
         type=json.loads,
-        default={"channels": [16, 32, 64, 128]},
+        default={"channels": [16, 32, 64, 112]},
         help="JSON model kwargs of the student",
     )
     p.add_argument("--distill-epochs", type=int, default=3)

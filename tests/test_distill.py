@@ -195,6 +195,43 @@ def test_distill_into_a_student_run_at_another_size(trained_run: Path, tmp_path:
     assert second["params"] == first["params"]
 
 
+def test_distill_into_a_pruned_student_keeps_its_pruned_architecture(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """prune -> distill: the student run carries the pruning history and reloads from it."""
+    from core.models import count_params, load_model
+
+    pruned, _ = run_job(
+        "prune",
+        {
+            "run": str(trained_run),
+            "out": str(tmp_path / "pruned"),
+            "macs_ratio": 0.4,
+            "steps": 1,
+            "epochs": 0,
+            "threads": 1,
+        },
+    )
+    summary, _ = run_job(
+        "distill",
+        {
+            "teacher": str(trained_run),
+            "student": str(tmp_path / "pruned"),
+            "data": str(trained_run.parent / "data"),
+            "out": str(tmp_path / "kd"),
+            "epochs": 1,
+            "batch_size": 32,
+            "threads": 1,
+            "workspace": str(tmp_path / "ws"),
+        },
+    )
+    assert (tmp_path / "kd" / "pruning.json").is_file()
+    model, description = load_model(tmp_path / "kd")
+    assert description.pruning_history == "pruning.json"
+    assert count_params(model) == pruned["params"] == summary["params"]
+    assert summary["macs_vs_teacher"] == pytest.approx(0.4, abs=0.03)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
