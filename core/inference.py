@@ -252,7 +252,8 @@ class TorchPredictor(BasePredictor):
     """An in-memory torch model (eval mode, CPU), for evaluation during training.
 
     Maps come from the in-graph CAM when the head allows it (see :mod:`core.explain`), else from
-    Grad-CAM when ``gradcam`` is set, else none.
+    Grad-CAM when ``gradcam`` is set, else none. Without ``calibration`` the temperature is 1 and
+    the threshold 0: nothing is ``unknown`` (a run is calibrated when it is exported).
     """
 
     def __init__(
