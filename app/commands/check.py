@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check",
         help="tell whether images are real photos or AI-generated",
-        description="Check images with a model bundle: real, fake (with the generator) or "
-        "unknown when the model is not confident enough.",
+        description="Check images: real, fake (naming the generator) or unknown when the\n"
+        "model is not confident enough.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
