@@ -277,3 +277,22 @@ def test_a_head_without_cam_exports_logits_only(tmp_path: Path) -> None:
     (logits,) = ort.InferenceSession(str(path)).run(None, {"image": x})
     with torch.no_grad():
         np.testing.assert_allclose(logits, model(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+def test_run_without_test_split_verifies_on_val_and_replaces_an_older_bundle(
+    exported_bundle: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("c*")))
+    split = json.loads((run / "split.json").read_text())
+    split["splits"]["test"] = []
+    (run / "split.json").write_text(json.dumps(split))
+    out = Path(shutil.copytree(exported_bundle, tmp_path / "bundles" / "b"))
+    events: list[dict] = []
+    summary = run_export_job({"run": str(run), "out": str(out)}, events)
+    report = json.loads((out / "verification.json").read_text())
+    assert report["split"] == "val" and report["n"] == len(split["splits"]["val"])
+    assert summary["verification"]["split"] == "val"
+    assert json.loads((out / "bundle.json").read_text())["parent_run"] == str(run)
+    assert [p.name for p in (tmp_path / "bundles").iterdir()] == ["b"]
+    warnings = [e["data"]["message"] for e in events if e["data"].get("level") == "warning"]
+    assert warnings == ["the run has no test split: verifying on the val split instead"]
