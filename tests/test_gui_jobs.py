@@ -227,3 +227,36 @@ def test_job_progress_spans_epochs_and_adds_remaining_epochs_to_the_eta():
         "progress", "j", epoch=3, data={"phase": "train", "done": 10, "total": 10, "eta_s": 0.0}
     )
     assert job_progress(last, epochs=4, epoch_s=50.0) == (pytest.approx(0.75), 50.0)
+
+
+GUI_DEFAULTS = {"int8"}
+"""Fields where the GUI deliberately proposes another default (INT8 bundles for phones)."""
+
+
+@pytest.mark.parametrize(
+    ("kind", "module", "name"),
+    [
+        ("finetune", "training.config", "FINETUNE_DEFAULTS"),
+        ("prune", "training.prune", "PRUNE_DEFAULTS"),
+        ("distill", "training.distill", "DISTILL_DEFAULTS"),
+        ("export", "training.export", "EXPORT_DEFAULTS"),
+    ],
+)
+def test_every_form_key_is_an_option_of_the_training_job(
+    qtbot, studio_workspace, kind, module, name
+):
+    """The jobs refuse unknown options, so a form must not send one (training imports torch)."""
+    import importlib
+
+    from app.pages.job_forms import JobForm
+
+    defaults = getattr(importlib.import_module(module), name)
+    form = JobForm(kind, studio_workspace)
+    qtbot.addWidget(form)
+    assert set(form.config()) <= set(defaults), set(form.config()) - set(defaults)
+    for field in JOB_KINDS[kind][1]:
+        default = defaults[field.key]
+        if field.key in GUI_DEFAULTS or default is None:
+            continue
+        if field.kind in ("int", "float", "bool", "choice"):
+            assert form.value(field.key) == default, field.key  # the form starts from the job's

@@ -82,6 +82,8 @@ ARCH = Field(
     help="any timm model name",
 )
 EPOCHS = Field("epochs", "Epochs", "int", 10, 1, 1000)
+BATCH_SIZE = Field("batch_size", "Batch size", "int", 64, 1, 4096)
+LEARNING_RATE = Field("lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals=6, step=0.0005)
 SOURCE_RUN = Field("run", "Source run", "run", help="a finished run folder")
 
 
@@ -117,8 +119,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             ),
             Field("img_size", "Image size", "int", 64, 16, 1024, step=16),
             EPOCHS,
-            Field("batch_size", "Batch size", "int", 64, 1, 4096),
-            Field("lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals=6, step=0.0005),
+            BATCH_SIZE,
+            LEARNING_RATE,
             Field(
                 "early_stop",
                 "Early stop",
@@ -188,6 +190,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 editable=True,
             ),
             EPOCHS,
+            BATCH_SIZE,
+            LEARNING_RATE,
             Field("temperature", "Temperature", "float", 4.0, 1.0, 20.0, decimals=1, step=0.5),
             Field(
                 "alpha",
