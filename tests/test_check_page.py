@@ -327,6 +327,8 @@ def test_checking_1000_images_keeps_the_gui_responsive_and_cancel_stops_midway(
         timer.stop()
     assert summary["checked"] == 1000 and summary["errors"] == 0
     assert page.model.rowCount() == 1000
+    shown = [Path(r.path).name for r in page.visible_results()]
+    assert shown == [f"{i:04d}.png" for i in range(1000)]  # arrival (= folder) order
     assert len(gaps) > 10
     worst = max(gaps[1:])
     print(f"1000 images in {elapsed:.1f} s; worst GUI timer gap {worst * 1000:.0f} ms")
