@@ -348,14 +348,16 @@ def _copy_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path) ->
 
 
 def zip_bundle(directory: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
-    """Zip a bundle folder's contents (members relative to it, no links) to ``zip_path``."""
+    """Zip a bundle folder's contents (relative members; no links, no hidden files)."""
     directory, zip_path = Path(directory), Path(zip_path)
     read_bundle_dir(directory)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = zip_path.with_name(zip_path.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for file in sorted(directory.rglob("*")):
-            if file.is_file() and not file.is_symlink():
+            hidden = any(part.startswith(".") for part in file.relative_to(directory).parts)
+            itself = file.resolve() in (tmp.resolve(), zip_path.resolve())
+            if file.is_file() and not file.is_symlink() and not hidden and not itself:
                 archive.write(file, file.relative_to(directory).as_posix())
     tmp.replace(zip_path)
     return zip_path

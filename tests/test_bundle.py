@@ -268,3 +268,12 @@ def test_the_zip_cache_keeps_the_most_recently_used(
     third = load_bundle(zips[2], cache_dir=tmp_path / "cache").root
     assert roots[0].is_dir() and third.is_dir()
     assert not roots[1].exists()
+
+
+def test_zip_bundle_skips_hidden_files_and_itself(bundle_copy: Path) -> None:
+    (bundle_copy / ".complete").write_text("cache marker")
+    zip_path = zip_bundle(bundle_copy, bundle_copy / "self.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+    assert ".complete" not in names
+    assert not any(name.endswith((".zip", ".tmp")) for name in names)
