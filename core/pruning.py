@@ -277,7 +277,8 @@ def prune_to_target(
     """
     low, high = 0.0, MAX_STEP_RATIO
     trials: list[tuple[float, float, Trial]] = []  # (objective, ratio, trial)
-    ratio = _next_ratio(0.0, _objective(model, input_size, macs_target, params_target), low, high)
+    start = _objective(*count_stats(model, input_size), macs_target, params_target)
+    ratio = _next_ratio(0.0, start, low, high)
     for _ in range(max_trials):
         trial = _pruned_copy(model, input_size, importance, ratio, round_to, gradients)
         if trial is None:  # a layer lost all its channels: too much
@@ -286,9 +287,7 @@ def prune_to_target(
             continue
         if on_trial:
             on_trial(ratio, trial.macs, trial.params)
-        objective = trial.macs / macs_target
-        if params_target:
-            objective = max(objective, trial.params / params_target)
+        objective = _objective(trial.macs, trial.params, macs_target, params_target)
         trials.append((objective, ratio, trial))
         if abs(objective - 1.0) <= tolerance:
             break
@@ -320,8 +319,8 @@ class Trial:
     history: list[HistoryEntry]
 
 
-def _objective(model, input_size: int, macs_target: float, params_target: float | None) -> float:
-    macs, params = count_stats(model, input_size)
+def _objective(macs: int, params: int, macs_target: float, params_target: float | None) -> float:
+    """How far above its targets a model is (1 = on target, the larger ratio of the two)."""
     objective = macs / macs_target
     return max(objective, params / params_target) if params_target else objective
 
