@@ -260,3 +260,20 @@ def test_every_form_key_is_an_option_of_the_training_job(
             continue
         if field.kind in ("int", "float", "bool", "choice"):
             assert form.value(field.key) == default, field.key  # the form starts from the job's
+
+
+def test_headline_keeps_the_numbers_worth_a_line():
+    from app.pages.jobs import headline
+
+    summary = {
+        "run_dir": "/r",
+        "cancelled": False,
+        "test_acc": 0.8125,
+        "test_n": 80,
+        "val_precision_fake": 0.5,
+        "val_acc": 0.84,
+        "params": 2467938,
+        "best_epoch": 2,
+    }
+    assert headline(summary) == "test_acc 0.8125, val_acc 0.84, best_epoch 2, params 2.468e+06"
+    assert headline({"cancelled": True}) == ""

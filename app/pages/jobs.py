@@ -370,9 +370,9 @@ class JobsPage(QWidget):
         summary = record.summary
         if record.status == "done":
             self.progress.setValue(PROGRESS_STEPS)
-            best = {k: v for k, v in summary.items() if isinstance(v, int | float)}
-            details = ", ".join(f"{k} {v:.4g}" for k, v in best.items() if k != "cancelled")
-            self._log(f"finished{': ' + details if details else ''}")
+            self._log(f"finished{': ' + headline(summary) if headline(summary) else ''}")
+            if summary.get("run_dir"):
+                self._log(f"run folder: {summary['run_dir']}")
         elif record.status in ("cancelled", "interrupted"):
             hint = " Press Resume to continue from its last checkpoint." if record.resumable else ""
             self._log(f"{record.status}: {summary.get('message', 'stopped by the user')}.{hint}")
@@ -454,6 +454,19 @@ class JobsPage(QWidget):
     def _log(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.log_view.appendPlainText(f"{stamp}  {text}")
+
+
+def headline(summary: Mapping[str, Any]) -> str:
+    """The few numbers of a job's final summary worth a log line (test metrics, size, best)."""
+    keys = [k for k in summary if k.startswith("test_") and k != "test_n"]
+    keys += [
+        k for k in (*LOG_METRICS, "best_val_acc", "best_epoch", "params", "macs") if k in summary
+    ]
+    return ", ".join(
+        f"{k} {summary[k]:.4g}"
+        for k in dict.fromkeys(keys)
+        if isinstance(summary[k], int | float) and not isinstance(summary[k], bool)
+    )
 
 
 def epoch_seconds(event: Event) -> float | None:

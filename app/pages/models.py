@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QDesktopServices
+from PySide6.QtGui import QBrush, QColor, QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -65,6 +66,8 @@ OVERLAYS: tuple[tuple[str, str], ...] = (
     ("val_loss", "Validation loss"),
 )
 MAX_OVERLAY = len(PLOT_COLOURS)
+STALE_AFTER_S = 5.0
+"""Showing the page re-scans when the last scan is older than this."""
 
 
 def cells(run: RunInfo) -> list[str]:
@@ -114,6 +117,7 @@ class ModelsPage(QWidget):
         self.overlay_curves: dict[str, dict[str, Any]] = {key: {} for key, _ in OVERLAYS}
         self._scanning = False
         self._rescan = False
+        self._last_scan = time.monotonic()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 12)
@@ -201,9 +205,15 @@ class ModelsPage(QWidget):
 
     # -- public API ---------------------------------------------------------------------------
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if time.monotonic() - self._last_scan > STALE_AFTER_S:
+            self.refresh()  # runs made elsewhere (the CLI, another window) appear
+
     @Slot()
     def refresh(self) -> None:
         """Re-scan the workspace's runs and bundles on a worker thread."""
+        self._last_scan = time.monotonic()
         if self._scanning:
             self._rescan = True
             return
