@@ -46,7 +46,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -57,6 +57,14 @@ from core.rejection import Calibration
 from training.config import check_range, read_split, resolve
 from training.control import Cancelled, CancelToken
 from training.verify import MAX_INT8_DROP, PARITY_TOLERANCE
+
+if TYPE_CHECKING:
+    import torch
+
+    from core.models import ModelDescription
+
+Splits = dict[str, list[Sample]]
+"""The run's recorded ``train`` / ``val`` / ``test`` samples."""
 
 SCORE_CHOICES = ("auto", "max_softmax", "energy")
 OPSET_RANGE = (13, 20)
@@ -233,7 +241,15 @@ def _check_cancel(cancel: CancelToken) -> None:
 
 
 # -- phase 1: ONNX ----------------------------------------------------------------------------
-def _make_models(model, description, splits, work, config, emit, cancel):
+def _make_models(
+    model: torch.nn.Module,
+    description: ModelDescription,
+    splits: Splits,
+    work: Path,
+    config: dict[str, Any],
+    emit: EventWriter,
+    cancel: CancelToken,
+) -> tuple[dict[str, Path], dict[str, Any] | None]:
     """Phases 1 and 2: ``({"fp32": path[, "int8": path]}, quantisation settings or None)``."""
     _phase(emit, "export", 0)
     fp32_path = work / "model.fp32.onnx"
@@ -246,7 +262,7 @@ def _make_models(model, description, splits, work, config, emit, cancel):
     return {"fp32": fp32_path, "int8": int8_path}, quantization
 
 
-def export_onnx(model, input_size: int, path: Path, opset: int = 17) -> list[str]:
+def export_onnx(model: torch.nn.Module, input_size: int, path: Path, opset: int = 17) -> list[str]:
     """Write ``model`` as ONNX (see the module docstring); returns the output names."""
     import onnx
     import torch
@@ -279,7 +295,15 @@ def export_onnx(model, input_size: int, path: Path, opset: int = 17) -> list[str
 
 
 # -- phase 2: INT8 ----------------------------------------------------------------------------
-def _quantize(fp32_path, work, splits, description, config, emit, cancel) -> tuple[Path, dict]:
+def _quantize(
+    fp32_path: Path,
+    work: Path,
+    splits: Splits,
+    description: ModelDescription,
+    config: dict[str, Any],
+    emit: EventWriter,
+    cancel: CancelToken,
+) -> tuple[Path, dict[str, Any]]:
     from training.quantize import ImageReader, pick_calibration_samples, quantize_int8
 
     samples = pick_calibration_samples(splits["train"], config["calib_images"], config["seed"])
@@ -298,7 +322,15 @@ def _quantize(fp32_path, work, splits, description, config, emit, cancel) -> tup
 
 
 # -- phase 3: calibration ---------------------------------------------------------------------
-def _calibrate(model_path, samples, description, run_dir, config, emit, cancel):
+def _calibrate(
+    model_path: Path,
+    samples: list[Sample],
+    description: ModelDescription,
+    run_dir: Path,
+    config: dict[str, Any],
+    emit: EventWriter,
+    cancel: CancelToken,
+) -> tuple[Calibration, dict[str, Any]]:
     from training.verify import OnnxModel, run_variants
 
     network = OnnxModel(model_path, config["threads"])
@@ -377,7 +409,16 @@ class Checked(NamedTuple):
     shipped_logits: np.ndarray
 
 
-def _verify(model, description, variants, samples, golden, config, emit, cancel):
+def _verify(
+    model: torch.nn.Module,
+    description: ModelDescription,
+    variants: dict[str, Path],
+    samples: list[Sample],
+    golden: list[Sample],
+    config: dict[str, Any],
+    emit: EventWriter,
+    cancel: CancelToken,
+) -> Checked:
     from core.bundle import GoldenVector
     from core.inference import TorchPredictor
     from core.preprocess import load_image
@@ -473,7 +514,9 @@ def _fail_if_broken(report: dict[str, Any], out: Path) -> None:
 
 
 # -- data -------------------------------------------------------------------------------------
-def _batches(samples: Sequence[Sample], description, batch_size: int) -> Iterator[tuple]:
+def _batches(
+    samples: Sequence[Sample], description: ModelDescription, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(images, labels)`` NumPy batches of ``samples`` preprocessed by the run's contract."""
     from training.data import ImageDataset, make_loader
 
@@ -555,7 +598,14 @@ def export_info(config: dict[str, Any], quantization: dict[str, Any] | None) -> 
     }
 
 
-def _finish(out, config, report, calibration, choice, emit) -> dict[str, Any]:
+def _finish(
+    out: Path,
+    config: dict[str, Any],
+    report: dict[str, Any],
+    calibration: Calibration,
+    choice: dict[str, Any],
+    emit: EventWriter,
+) -> dict[str, Any]:
     checks = [check["message"] for check in report["checks"]] + [report["golden"]["summary"]]
     emit.log("verified: " + "; ".join(checks))
     emit("artifact", {"kind": "report", "path": str(out / VERIFICATION_FILE)})
