@@ -120,6 +120,8 @@ def grad_cam(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.nd
         raise ValueError(f"{type(model).__name__} has no forward_features/forward_head")
     with torch.enable_grad():
         features = model.forward_features(x.detach())
+        if features.ndim != 4:
+            raise ValueError(f"{type(model).__name__} has no [N, C, h, w] feature map")
         logits = model.forward_head(features)
         maps = []
         for c in range(logits.shape[1]):

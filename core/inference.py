@@ -273,7 +273,7 @@ class TorchPredictor(BasePredictor):
         self.description = f"{description.arch} (torch)"
         size = description.preprocess.input_size
         self.cam_model = CamModel(model, size) if supports_cam(model, size) else None
-        self.gradcam = gradcam
+        self.gradcam = gradcam and self.cam_model is None and _grad_cam_works(model, size)
 
     def predict_batch(self, tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
@@ -288,6 +288,19 @@ class TorchPredictor(BasePredictor):
                 logits, cam = self.cam_model(x)
                 return logits.float().numpy(), cam.float().numpy()
             return self.model(x).float().numpy(), None
+
+
+def _grad_cam_works(model: torch.nn.Module, input_size: int) -> bool:
+    """Whether :func:`core.explain.grad_cam` applies (a spatial feature map, e.g. not a ViT)."""
+    import torch
+
+    from core.explain import grad_cam
+
+    try:
+        grad_cam(model, torch.zeros(1, 3, input_size, input_size))
+    except (ValueError, AttributeError):
+        return False
+    return True
 
 
 def open_predictor(path: str | os.PathLike, weights: str = "best") -> BasePredictor:

@@ -188,6 +188,9 @@ def test_torch_predictor_falls_back_to_grad_cam(tiny_model) -> None:
     logits, cam = TorchPredictor(model, desc, gradcam=True).predict_batch(x)
     np.testing.assert_allclose(logits, plain.predict_batch(x)[0], atol=1e-5)
     assert cam.shape == (2, 3, 2, 2) and (cam >= 0).all()
+    vit = create_model("test_vit", 3, img_size=64).eval()
+    no_maps = TorchPredictor(vit, desc, gradcam=True)
+    assert not no_maps.gradcam and no_maps.predict_batch(x)[1] is None
 
 
 def test_iter_image_files_expands_sorts_and_filters(tmp_path: Path) -> None:
