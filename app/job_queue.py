@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ class JobQueue(QObject):
     Args:
         jobs_dir: where job configs and ``history.jsonl`` live (``workspace.jobs``).
         program: the job program for :class:`JobRunner` (tests inject ``tests/fake_job.py``).
+        grace_ms: see :class:`JobRunner`.
+        env: extra environment variables for the jobs (see :class:`JobRunner`).
         parent: Qt parent.
     """
 
@@ -95,13 +97,14 @@ class JobQueue(QObject):
         *,
         program: Sequence[str] | None = None,
         grace_ms: int = 5000,
+        env: Mapping[str, str] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.jobs_dir = Path(jobs_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.history_path = self.jobs_dir / HISTORY_FILE
-        self.runner = JobRunner(program, grace_ms=grace_ms, parent=self)
+        self.runner = JobRunner(program, grace_ms=grace_ms, env=env, parent=self)
         self.runner.sig_event_received.connect(self._on_runner_event)
         self.runner.sig_job_finished.connect(self._on_runner_finished)
         self.records: dict[str, JobRecord] = self._load_history()

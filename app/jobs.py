@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class JobRunner(QObject):
             this app's own CLI (:func:`app.frozen.app_command`).
         grace_ms: after ``cancel``, how long the child may take to stop on its own before it is
             terminated, and again before it is killed.
+        env: extra environment variables for the child (the GUI passes its workspace).
         parent: Qt parent.
     """
 
@@ -55,10 +56,12 @@ class JobRunner(QObject):
         program: Sequence[str] | None = None,
         *,
         grace_ms: int = 5000,
+        env: Mapping[str, str] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.program = list(program) if program is not None else app_command()
+        self.env = dict(env or {})
         self.grace_ms = grace_ms
         self.job_id: str | None = None
         self._process: QProcess | None = None
@@ -95,6 +98,8 @@ class JobRunner(QObject):
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")
         env.insert("PYTHONIOENCODING", "utf-8")
+        for key, value in self.env.items():
+            env.insert(key, value)
         process.setProcessEnvironment(env)
         process.readyReadStandardOutput.connect(self._on_process_stdout)
         process.readyReadStandardError.connect(self._on_process_stderr)

@@ -18,6 +18,7 @@ The line ``cancel`` on stdin ends the job after the current step with ``done`` +
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -72,6 +73,7 @@ def main(argv: list[str]) -> int:
     cancel = threading.Event()
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
     emit.log(f"fake job: {epochs} epochs x {steps} steps")
+    emit.log(f"workspace: {os.environ.get('DEEPFAKE_STUDIO_HOME', '')}")
     for epoch in range(start + 1, epochs + 1):
         if config.get("crash_at_epoch") == epoch:
             sys.stderr.write("Traceback (most recent call last):\n  File fake_job.py\n")

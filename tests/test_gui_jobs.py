@@ -129,6 +129,7 @@ def test_start_button_runs_the_job_and_curves_get_the_data(qtbot, page, data_dir
 
     assert page.progress.value() == PROGRESS_STEPS
     log = page.log_view.toPlainText()
+    assert f"workspace: {page.workspace.root}" in log  # the child gets this window's workspace
     assert "epoch 4: train_loss 0.25" in log
     assert "this line is not JSON" in log
     item = page.job_list.topLevelItem(0)

@@ -40,6 +40,7 @@ from app.widgets import formatting
 from app.widgets.live_plot import LivePlot, Series
 from core.events import Event
 from core.runs import read_metrics, x_axis
+from core.workspace import ENV_VAR as WORKSPACE_ENV
 from core.workspace import Workspace
 
 PLOTS: tuple[tuple[str, str, tuple[Series, ...]], ...] = (
@@ -84,7 +85,13 @@ class JobsPage(QWidget):
         super().__init__(parent)
         self.setObjectName("page")
         self.workspace = workspace
-        self.queue = JobQueue(workspace.jobs, program=program, grace_ms=grace_ms, parent=self)
+        self.queue = JobQueue(
+            workspace.jobs,
+            program=program,
+            grace_ms=grace_ms,
+            env={WORKSPACE_ENV: str(workspace.root)},  # jobs use this window's workspace
+            parent=self,
+        )
         self.shown_job: str | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
         self._metric_points = 0
