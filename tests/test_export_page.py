@@ -162,7 +162,7 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
         assert config["run"] == str((page.workspace.runs / "20261123-0900-finetune").resolve())
     assert page.progress.value() == page.progress.maximum()
 
-    table = page.variant_table
+    table = page.summary.variant_table
     rows = {table.item(r, 0).text(): [table.item(r, c).text() for c in range(6)] for r in range(3)}
     assert list(rows) == ["PyTorch (reference)", "ONNX FP32", "ONNX INT8"]
     assert rows["ONNX FP32"][1:] == [
@@ -176,23 +176,23 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
     assert rows["ONNX INT8"][4] == "agrees with FP32 on 97.5% · max logit |Δ| 0.031"
     assert rows["ONNX INT8"][5] == "tiny-int8"
     assert rows["PyTorch (reference)"][5] == "not shipped"
-    checks = page.checks_label.text()
+    checks = page.summary.checks_label.text()
     assert "✕" not in checks
     # FP32 parity is measured by both exports and listed once; the rest per bundle
     assert checks.count("✓") == 4
     assert checks.count("torch vs ONNX FP32 max |diff| 2.40e-06") == 1
     assert "FP32: golden vectors OK" in checks and "INT8: golden vectors OK" in checks
     assert "INT8: INT8 accuracy 90.00% vs FP32 91.25%" in checks
-    words = page.threshold_label.text()
+    words = page.summary.threshold_label.text()
     assert "Threshold <b>0.80</b>" in words
     assert "at most 5% errors" in words and "answered 89% of the images" in words
-    assert page.measured_label.text() == "Measured on 80 image(s) of the run's test split"
-    assert "tiny-fp32.zip" in page.bundle_paths.text()
+    assert page.summary.measured_label.text() == "Measured on 80 image(s) of the run's test split"
+    assert "tiny-fp32.zip" in page.summary.bundle_paths.text()
 
     with qtbot.waitSignal(page.sig_bundle_selected) as chosen:
         page.use_button.click()
     assert chosen.args == [str(fp32)]
-    page.variant_table.selectRow(2)
+    page.summary.variant_table.selectRow(2)
     opened = []
     from PySide6.QtGui import QDesktopServices
 
@@ -282,11 +282,11 @@ def test_a_real_export_through_the_job_runner(qtbot, studio_workspace, trained_r
     assert bundle.meta["model"]["precision"] == "fp32"
     report = json.loads((tmp_path / "real-fp32" / "verification.json").read_text("utf-8"))
     rows = {
-        page.variant_table.item(r, 0).text(): page.variant_table.item(r, 1).text()
-        for r in range(page.variant_table.rowCount())
+        page.summary.variant_table.item(r, 0).text(): page.summary.variant_table.item(r, 1).text()
+        for r in range(page.summary.variant_table.rowCount())
     }
     assert rows["ONNX FP32"] == f"{report['variants']['fp32']['accuracy']:.1%}"
-    assert f"{bundle.calibration.threshold:.2f}" in page.threshold_label.text()
+    assert f"{bundle.calibration.threshold:.2f}" in page.summary.threshold_label.text()
     assert not (tmp_path / "real-fp32.zip").exists()
     page.shutdown()
 

@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -42,8 +41,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -52,23 +49,19 @@ from PySide6.QtWidgets import (
 
 from app import style
 from app.jobs import JobRunner
-from app.pages.check_model import describe_threshold
 from app.pages.export_plan import (
     TARGETS,
     ExportChoices,
     ExportedBundle,
     check_choices,
     check_run,
-    checks,
     exportable_runs,
-    held_out_words,
     job_configs,
     overall_progress,
     read_exported,
     replaced_bundles,
-    variant_rows,
-    verified_on,
 )
+from app.pages.export_summary import ExportSummary, card
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
@@ -112,18 +105,6 @@ def _field_error() -> QLabel:
 def _show_error(label: QLabel, message: str | None) -> None:
     label.setText(message or "")
     label.setVisible(bool(message))
-
-
-def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
-    frame = QFrame()
-    frame.setObjectName("card")
-    layout = QVBoxLayout(frame)
-    layout.setContentsMargins(14, 12, 14, 12)
-    layout.setSpacing(8)
-    heading = QLabel(title)
-    heading.setObjectName("cardTitle")
-    layout.addWidget(heading)
-    return frame, layout
 
 
 class ExportPage(QWidget):
@@ -182,7 +163,8 @@ class ExportPage(QWidget):
         self.stack.addWidget(self._build_run_step())
         self.stack.addWidget(self._build_options_step())
         self.stack.addWidget(self._build_running_step())
-        self.stack.addWidget(self._build_summary_step())
+        self.summary = ExportSummary()
+        self.stack.addWidget(self.summary)
         layout.addWidget(self.stack, 1)
         layout.addLayout(self._build_nav())
         self.go_to(RUN)
@@ -207,7 +189,7 @@ class ExportPage(QWidget):
         return row
 
     def _build_run_step(self) -> QWidget:
-        frame, layout = _card("Which run should be exported?")
+        frame, layout = card("Which run should be exported?")
         hint = QLabel(
             "Finished training, pruning or distillation runs of this workspace that have a "
             "model description and best weights. Newest first."
@@ -256,7 +238,7 @@ class ExportPage(QWidget):
         left = QVBoxLayout()
         left.setSpacing(12)
 
-        frame, layout = _card("Precision")
+        frame, layout = card("Precision")
         self.fp32_check = QCheckBox("FP32: exact copy of the trained network (the reference)")
         self.int8_check = QCheckBox("INT8: about 4× smaller and faster on phones")
         self.int8_check.setToolTip(
@@ -278,7 +260,7 @@ class ExportPage(QWidget):
         layout.addWidget(self.precision_error)
         left.addWidget(frame)
 
-        frame, layout = _card("Target and threshold")
+        frame, layout = card("Target and threshold")
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.target_combo = QComboBox()
@@ -309,7 +291,7 @@ class ExportPage(QWidget):
         left.addStretch(1)
 
         right = QVBoxLayout()
-        frame, layout = _card("Where to save")
+        frame, layout = card("Where to save")
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         folder_row = QHBoxLayout()
@@ -354,7 +336,7 @@ class ExportPage(QWidget):
         return page
 
     def _build_running_step(self) -> QWidget:
-        frame, layout = _card("Exporting")
+        frame, layout = card("Exporting")
         self.running_title = QLabel()
         self.running_title.setWordWrap(True)
         layout.addWidget(self.running_title)
@@ -375,51 +357,6 @@ class ExportPage(QWidget):
         self.log.setMaximumBlockCount(LOG_LINES)
         layout.addWidget(self.log, 1)
         return frame
-
-    def _build_summary_step(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(12)
-        frame, card = _card("Result")
-        self.headline = QLabel()
-        self.headline.setObjectName("headline")
-        card.addWidget(self.headline)
-        self.bundle_paths = QLabel()
-        self.bundle_paths.setObjectName("muted")
-        self.bundle_paths.setWordWrap(True)
-        self.bundle_paths.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        card.addWidget(self.bundle_paths)
-        self.variant_table = QTableWidget(0, 6)
-        self.variant_table.setHorizontalHeaderLabels(
-            ["Variant", "Accuracy", "Model size", "Latency", "Parity", "Bundle"]
-        )
-        self.variant_table.verticalHeader().hide()
-        self.variant_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.variant_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.variant_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.variant_table.setShowGrid(False)
-        self.variant_table.setAlternatingRowColors(True)
-        header = self.variant_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        card.addWidget(self.variant_table)
-        self.measured_label = QLabel()
-        self.measured_label.setObjectName("muted")
-        card.addWidget(self.measured_label)
-        self.checks_label = QLabel()
-        self.checks_label.setWordWrap(True)
-        self.checks_label.setTextFormat(Qt.TextFormat.RichText)
-        card.addWidget(self.checks_label)
-        layout.addWidget(frame)
-        frame, card = _card("The “unsure” threshold")
-        self.threshold_label = QLabel()
-        self.threshold_label.setObjectName("explain")
-        self.threshold_label.setWordWrap(True)
-        card.addWidget(self.threshold_label)
-        layout.addWidget(frame)
-        layout.addStretch(1)
-        return page
 
     def _build_nav(self) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -646,6 +583,7 @@ class ExportPage(QWidget):
         self._job_index = 0
         self._finished_jobs = []
         self.exported = []
+        self.summary.show_bundles([])
         self.log.clear()
         self.run_message.hide()
         self.progress.setValue(0)
@@ -759,93 +697,19 @@ class ExportPage(QWidget):
 
     def _on_reports_loaded(self, bundles: list[ExportedBundle]) -> None:
         self.exported = list(bundles)
-        self._show_summary()
+        self.summary.show_bundles(self.exported)
         self.go_to(SUMMARY)
         self.sig_export_finished.emit("done", {"bundles": [str(b.path) for b in bundles]})
 
-    def _show_summary(self) -> None:
-        bundles = self.exported
-        results = checks(bundles)
-        ok = all(passed for passed, _ in results)
-        colour, glyph = ("#15803d", "✓") if ok else (style.ERROR, "✕")
-        precisions = " and ".join(b.precision.upper() for b in bundles)
-        self.headline.setText(
-            f"<span style='color:{colour}'>{glyph}</span> {precisions} bundle"
-            f"{'s' if len(bundles) > 1 else ''} exported and verified"
-        )
-        lines = []
-        for bundle in bundles:
-            where = str(bundle.path) + (f"  ·  zip: {bundle.zip}" if bundle.zip else "")
-            lines.append(f"{bundle.precision.upper()}: {where}")
-        self.bundle_paths.setText("\n".join(lines))
-        rows = variant_rows(bundles)
-        self.variant_table.setRowCount(len(rows))
-        for index, row in enumerate(rows):
-            cells = [
-                row.title,
-                "" if row.accuracy is None else f"{row.accuracy:.1%}",
-                formatting.size(row.bytes),
-                "" if row.latency_ms is None else f"{row.latency_ms:.2f} ms/image",
-                row.parity,
-                row.bundle.name if row.bundle else "not shipped",
-            ]
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if column in (1, 2, 3):
-                    item.setTextAlignment(
-                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    )
-                item.setData(Qt.ItemDataRole.UserRole, str(row.bundle) if row.bundle else "")
-                self.variant_table.setItem(index, column, item)
-        self.variant_table.resizeColumnsToContents()
-        self.variant_table.resizeRowsToContents()
-        height = self.variant_table.horizontalHeader().height() + 4
-        height += sum(self.variant_table.rowHeight(r) for r in range(len(rows)))
-        self.variant_table.setFixedHeight(height)
-        shipped = [i for i, row in enumerate(rows) if row.bundle is not None]
-        if shipped:
-            self.variant_table.selectRow(shipped[0])
-        self.measured_label.setText(verified_on(bundles[0]).capitalize() if bundles else "")
-        self.checks_label.setText(
-            "<br>".join(
-                f"<span style='color:{'#15803d' if passed else style.ERROR}'>"
-                f"{'✓' if passed else '✕'}</span> {message}"
-                for passed, message in results
-            )
-        )
-        words = []
-        for bundle in bundles:
-            prefix = f"<b>{bundle.precision.upper()}</b>: " if len(bundles) > 1 else ""
-            calibration = bundle.calibration
-            text = (
-                f"{prefix}Threshold <b>{float(calibration.get('threshold', 0.0)):.2f}</b> "
-                f"(temperature {float(calibration.get('temperature', 1.0)):.2f}). The model "
-                + describe_threshold(calibration)
-            )
-            held_out = held_out_words(bundle)
-            if held_out:
-                text += " " + held_out
-            words.append(text)
-        self.threshold_label.setText("<br><br>".join(words))
-
-    def selected_bundle(self) -> Path | None:
-        """The bundle of the selected summary row (the first shipped one by default)."""
-        rows = self.variant_table.selectionModel().selectedRows() if self.exported else []
-        for index in rows:
-            path = self.variant_table.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)
-            if path:
-                return Path(path)
-        return self.exported[0].path if self.exported else None
-
     @Slot()
     def _on_open_folder_clicked(self) -> None:
-        bundle = self.selected_bundle()
+        bundle = self.summary.selected_bundle()
         if bundle is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(bundle)))
 
     @Slot()
     def _on_use_clicked(self) -> None:
-        bundle = self.selected_bundle()
+        bundle = self.summary.selected_bundle()
         if bundle is not None:
             self.sig_bundle_selected.emit(str(bundle))
 
