@@ -153,7 +153,7 @@ class JobQueue(QObject):
         return self.jobs_dir / f"{job_id}.json"
 
     def shutdown(self) -> None:
-        """Kill a running job (the app closes); it is recorded as interrupted."""
+        """Stop a running job (the app closes); it is recorded as interrupted (resumable)."""
         if self.current is not None:
             record = self.current
             self.runner.sig_job_finished.disconnect(self._on_runner_finished)

@@ -119,14 +119,20 @@ class JobRunner(QObject):
         self._process.write(b"cancel\n")
         self._escalation.start(self.grace_ms)
 
-    def shutdown(self, timeout_ms: int = 2000) -> None:
-        """Stop a running child now (the app is closing): kill it and wait briefly."""
+    def shutdown(self, timeout_ms: int = 3000) -> None:
+        """Stop a running child now (the app is closing), blocking at most ~``timeout_ms``.
+
+        The child gets ``cancel`` first, so it can save a checkpoint; it is killed if it is
+        still running after ``timeout_ms``.
+        """
         process = self._process
         if process is None:
             return
         self._cancel_requested = True
-        process.kill()
-        process.waitForFinished(timeout_ms)
+        process.write(b"cancel\n")
+        if not process.waitForFinished(timeout_ms):
+            process.kill()
+            process.waitForFinished(1000)
 
     def _release_last_process(self) -> None:
         last, self._last_process = self._last_process, None
