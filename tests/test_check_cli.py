@@ -160,3 +160,18 @@ def test_html_heatmap_thumbnails_show_the_model_s_map(tiny_bundle: Path, tmp_pat
     )
     assert np.abs(decode(heat_uri) - expected).mean() < 4  # JPEG noise only
     assert np.abs(decode(heat_uri) - decode(plain)).mean() > 10  # the map is visible
+
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (SHARED / "scenes").is_dir(), reason="../shared/data/scenes is absent")
+def test_real_photos_from_every_class_are_checked(capsys, tiny_bundle: Path) -> None:
+    folders = sorted(p for p in (SHARED / "scenes").iterdir() if p.is_dir())
+    picks = [str(sorted(folder.iterdir())[0]) for folder in folders]
+    status, out, _ = run_check(capsys, *picks, "--model", tiny_bundle, "--json")
+    assert status == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["path"] for line in lines] == picks
+    assert all(line["verdict"] in {"real", "fake", "unknown"} for line in lines)
