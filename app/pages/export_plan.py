@@ -298,8 +298,8 @@ def checks(bundles: list[ExportedBundle]) -> list[tuple[bool, str]]:
                 if line not in result:
                     result.append(line)
             else:
-                prefix = f"{precision}: " if len(per_bundle) > 1 else ""
-                result.append((line[0], prefix + line[1]))
+                named = len(per_bundle) == 1 or line[1].startswith(precision)
+                result.append((line[0], line[1] if named else f"{precision}: {line[1]}"))
     return result
 
 

@@ -73,6 +73,7 @@ class ExportSummary(QWidget):
         self.variant_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.variant_table.setShowGrid(False)
         self.variant_table.setAlternatingRowColors(True)
+        self.variant_table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         header = self.variant_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
