@@ -14,7 +14,7 @@ from core.events import EventWriter
 from core.models import ModelDescription, count_macs, count_params
 from core.preprocess import PreprocessSpec
 from core.workspace import Workspace
-from training.control import CancelToken
+from training.control import Cancelled, CancelToken
 from training.data import ImageDataset, make_loader
 from training.loop import validate
 
@@ -52,6 +52,8 @@ def prepare_splits(
         emit("progress", {"phase": "index", "done": done, "total": total})
 
     index = DatasetIndex.build(root, workspace, progress=progress, cancel=cancel)
+    if index.last_build is not None and index.last_build.cancelled:
+        raise Cancelled
     bad = index.errors()
     if bad:
         emit.log(f"{len(bad)} unreadable file(s) skipped, e.g. {bad[0][0]}: {bad[0][1]}", "warning")

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.events import EventWriter
-from training.control import CancelToken
+from training.control import Cancelled, CancelToken
 
 JOB_MODULES = {
     "finetune": "training.finetune",
@@ -46,6 +46,9 @@ def execute(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> i
     """Run a job and always end the event stream; returns the process exit status."""
     try:
         summary = run_job(config, emit, cancel)
+    except Cancelled:
+        emit("done", {"cancelled": True, "message": "cancelled before any training started"})
+        return 0
     except UserError as exc:
         emit("error", {"message": str(exc)})
         return 2
