@@ -278,3 +278,13 @@ def test_headline_keeps_the_numbers_worth_a_line():
     }
     assert headline(summary) == "test_acc 0.8125, val_acc 0.84, best_epoch 2, params 2.468e+06"
     assert headline({"cancelled": True}) == ""
+
+
+def test_failed_job_row_explains_itself(qtbot, page):
+    with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS):
+        page.submit(fake_config(page, epochs=2, error_at_epoch=1))
+    row = page.job_list.topLevelItem(0)
+    assert row.text(0) == "failed"
+    assert row.toolTip(0) == "the data set has only one class"
+    assert page.resume_button.isEnabled()  # a failed training run can go on from its checkpoint
+    assert "FAILED: the data set has only one class" in page.log_view.toPlainText()

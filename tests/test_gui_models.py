@@ -217,3 +217,13 @@ def test_empty_workspace_says_what_to_do(qtbot, tmp_path):
     widget.show()
     assert blocker.args == [0]
     assert widget.empty_label.isVisible() and "No runs yet" in widget.empty_label.text()
+
+
+def test_open_folder_opens_the_run_in_the_file_manager(qtbot, page, runs, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    page.select_paths([runs["pruned"]])
+    qtbot.mouseClick(page.open_button, Qt.MouseButton.LeftButton)
+    assert opened == [str(runs["pruned"])]

@@ -446,6 +446,7 @@ class JobsPage(QWidget):
         item.setForeground(0, QBrush(QColor(STATUSES.get(record.status, ("#6b7280", ""))[0])))
         item.setText(1, f"{JOB_KINDS.get(record.kind, (record.kind,))[0]}")
         item.setToolTip(1, f"{record.id}\n{record.out or ''}")
+        item.setToolTip(0, str(record.summary.get("message") or record.status))
         started = record.started or record.submitted
         item.setText(2, QDateTime.fromSecsSinceEpoch(int(started)).toString("dd MMM HH:mm"))
         end, start = record.finished, record.started
