@@ -227,15 +227,30 @@ def test_calibrate_picks_the_better_score_and_says_how() -> None:
     assert calibration.threshold == pytest.approx(np.exp(5) / (np.exp(5) + 2))
 
 
-def test_golden_picks_take_classes_in_turn(tmp_path: Path) -> None:
+def test_golden_picks_take_classes_in_turn_small_images_first(tmp_path: Path) -> None:
+    from PIL import Image
+
     from core.datasets import Sample
     from training.export import pick_golden
 
-    samples = [Sample(tmp_path / f"{c}{i}.png", c) for c in ("real", "fake") for i in range(5)]
+    samples = []
+    for label, n_small in (("real", 3), ("fake", 1)):
+        for i in range(4):
+            size = (40, 30) if i < n_small else (1100, 1000)  # 1.1 megapixels: large
+            path = tmp_path / f"{label}{i}.png"
+            Image.new("RGB", size).save(path)
+            samples.append(Sample(path, label))
     picked = pick_golden(samples, ["fake", "real"], 6, seed=1)
     assert [s.label for s in picked] == ["fake", "real"] * 3
-    assert len({s.path for s in picked}) == 6
+    assert picked[0].path.name == "fake0.png"  # the only small fake image comes first
+    assert {s.path.name for s in picked if s.label == "real"} == {
+        "real0.png",
+        "real1.png",
+        "real2.png",
+    }
     assert pick_golden(samples, ["fake", "real"], 6, seed=1) == picked
+    with pytest.raises(UserError, match="no images to make golden vectors"):
+        pick_golden([], ["fake", "real"], 6, seed=1)
 
 
 def test_pruned_run_exports_with_its_pruned_architecture(trained_run: Path, tmp_path: Path) -> None:

@@ -533,20 +533,19 @@ def _progress(emit: EventWriter, cancel: CancelToken, phase: str, done: int, tot
 def pick_golden(
     samples: Sequence[Sample], class_names: Sequence[str], count: int, seed: int
 ) -> list[Sample]:
-    """Up to ``count`` samples taking classes in turn (seeded order), small images first."""
-    from PIL import Image
+    """Up to ``count`` samples taking classes in turn (seeded order), small images first.
 
-    def small(sample: Sample) -> bool:
-        try:
-            with Image.open(sample.path) as image:
-                return image.width * image.height <= GOLDEN_MAX_PIXELS
-        except OSError:
-            return False
-
+    Images over :data:`GOLDEN_MAX_PIXELS` (their PNG ships in the bundle) are used only when a
+    class has too few small ones; headers are read only until each class has enough.
+    """
     order = list(samples)
     random.Random(seed).shuffle(order)
-    order.sort(key=lambda s: not small(s))
-    queues = {name: [s for s in order if s.label == name] for name in class_names}
+    small: dict[str, list[Sample]] = {name: [] for name in class_names}
+    large: dict[str, list[Sample]] = {name: [] for name in class_names}
+    for sample in order:
+        if sample.label in small and len(small[sample.label]) < count:
+            (small if _is_small(sample.path) else large)[sample.label].append(sample)
+    queues = {name: small[name] + large[name] for name in class_names}
     chosen: list[Sample] = []
     while len(chosen) < count and any(queues.values()):
         for name in class_names:
@@ -555,6 +554,16 @@ def pick_golden(
     if not chosen:
         raise UserError("no images to make golden vectors from (the test and val splits are empty)")
     return chosen
+
+
+def _is_small(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height <= GOLDEN_MAX_PIXELS
+    except OSError:
+        return False
 
 
 # -- the bundle folder ------------------------------------------------------------------------
