@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSpinBox
 
 from app.pages.job_forms import JOB_KINDS, validate_config
 from app.pages.jobs import PROGRESS_STEPS, JobsPage, job_progress
@@ -54,8 +55,14 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
     form.set_value("data", str(data_dir))
     assert form.validate()
     assert form.error_text("data") == ""
+    # advanced options stay folded away until asked for, but are part of the config
+    seed = form.findChild(QSpinBox, "field_seed")
+    assert not seed.isVisibleTo(form)
+    form.advanced_toggle.click()
+    assert seed.isVisibleTo(form)
     config = form.config()
     assert config["kind"] == "finetune" and config["resume"] is False
+    assert config["seed"] == 0 and config["jpeg_prob"] == 0.0
     assert Path(config["out"]).parent == page.workspace.runs
     assert set(config) == {"kind", "resume", *(f.key for f in JOB_KINDS["finetune"][1])}
 
