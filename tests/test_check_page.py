@@ -253,10 +253,13 @@ def test_dropping_a_bundle_switches_the_model(
     broken.mkdir()
     (broken / "bundle.json").write_text("{not json", encoding="utf-8")
     current = page.predictor
+    announced = []
+    page.sig_bundle_selected.connect(announced.append)
     drop(page, [broken])
     qtbot.waitUntil(lambda: "could not be used" in page.message.text(), timeout=10000)
     assert page.predictor is current  # the working model stays
     assert "damaged" in page.message.text()
+    assert announced == []  # a broken bundle never becomes the main window's model
 
 
 def test_without_a_bundle_the_page_says_how_to_get_one_and_checks_later(

@@ -63,7 +63,7 @@ from app.pages.check_model import (
 )
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
-from core.bundle import default_bundle_path
+from core.bundle import BUNDLE_FILE, default_bundle_path
 from core.inference import IMAGE_EXTENSIONS, CheckResult
 from core.report_export import write_report
 from core.workspace import Workspace
@@ -118,7 +118,8 @@ class CheckPage(QWidget):
     """Check images with the active model bundle; see the module docstring."""
 
     sig_bundle_selected = Signal(str)
-    """A bundle the user dropped or chose here (the main window makes it the active one)."""
+    """A bundle the user dropped or chose here, once it loaded (the main window makes it the
+    active one)."""
     sig_model_changed = Signal(str)
     """The model in use changed: its one-line description ('' when none could be loaded)."""
     sig_check_finished = Signal(dict)
@@ -146,6 +147,8 @@ class CheckPage(QWidget):
         self._run_meta: tuple[list[str], Any] = ([], None)
         self._load_token = 0
         self._model_requested = False
+        self._announce: str | None = None
+        """A bundle the user dropped here: announced once it has loaded."""
 
         self.runner = CheckRunner(self, chunk_ms=chunk_ms)
         self.runner.sig_run_started.connect(self._on_runner_run_started)
@@ -364,6 +367,9 @@ class CheckPage(QWidget):
                 f"press Check again to re-check the last {count} item(s) with it.",
                 "info",
             )
+        if self._announce is not None and self._announce == self.bundle_path:
+            self.sig_bundle_selected.emit(self._announce)  # only bundles that work are kept
+        self._announce = None
         self.sig_model_changed.emit(predictor.description)
         self._update_controls()
         self._start_pending()
@@ -374,11 +380,14 @@ class CheckPage(QWidget):
         self.model_loading = False
         if self.predictor is not None:
             # keep the model that works; say why the new one was refused
+            self._announce = None
             self.show_message(f"That model bundle could not be used: {message}", "error")
             self.bundle_path = str(self.predictor.bundle.source or self.predictor.bundle.root)
             self._update_controls()
             return
-        missing = self.bundle_path is None
+        self._announce = None
+        default_file = default_bundle_path() / BUNDLE_FILE
+        missing = self.bundle_path is None and not default_file.is_file()
         _restyle(self.model_bar, "state", "missing" if missing else "error")
         if missing:
             self.model_name.setText("No model bundle yet")
@@ -629,8 +638,8 @@ class CheckPage(QWidget):
         bundles = [p for p in paths if is_bundle(p)]
         if len(paths) == 1 and bundles:
             self.show_message(f"Switching the model to {Path(bundles[0]).name}…", "info")
+            self._announce = bundles[0]
             self.set_bundle(bundles[0])
-            self.sig_bundle_selected.emit(bundles[0])
             return
         if bundles:
             names = ", ".join(Path(p).name for p in bundles)
