@@ -15,8 +15,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.pages.export import OPTIONS, RUN, RUNNING, SUMMARY, ExportPage
+from app.pages.export_plan import read_exported
 from app.widgets import formatting
-from tests.fake_export_job import FP32_BYTES, INT8_BYTES
+from tests.fake_export_job import FP32_BYTES, INT8_BYTES, bundle_meta, report
 from tests.run_factory import make_bundle, make_run
 
 FAKE_PROGRAM = [sys.executable, str(Path(__file__).resolve().parent / "fake_export_job.py")]
@@ -256,9 +257,21 @@ def test_use_for_checking_makes_the_bundle_the_main_windows(qtbot, workspace, tm
     qtbot.addWidget(window)
     page = window.page("export")
     assert isinstance(page, ExportPage)
-    bundle = make_bundle(tmp_path, "b-fp32", None, 0.9)
-    page.sig_bundle_selected.emit(str(bundle))
+    window.show_page("export")
+    config = {"run": "r", "target_risk": 0.05, "int8": False}
+    bundle = tmp_path / "b-fp32"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text(json.dumps(bundle_meta(config, False)), "utf-8")
+    (bundle / "verification.json").write_text(json.dumps(report(False)), "utf-8")
+    page.summary.show_bundles([read_exported(bundle)])
+    page.exported = page.summary.bundles
+    page.go_to(SUMMARY)
+    page.use_button.click()
     assert window.bundle == str(bundle)
+    assert window.current_page_name() == "check"
+    check = window.page("check")
+    qtbot.waitUntil(lambda: "could not be loaded" in check.model_name.text(), timeout=10000)
+    assert "lacks a required field" in check.model_detail.text()  # a fake bundle: no model
     window.close()
 
 

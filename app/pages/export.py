@@ -710,8 +710,12 @@ class ExportPage(QWidget):
     @Slot()
     def _on_use_clicked(self) -> None:
         bundle = self.summary.selected_bundle()
-        if bundle is not None:
-            self.sig_bundle_selected.emit(str(bundle))
+        if bundle is None:
+            return
+        self.sig_bundle_selected.emit(str(bundle))
+        window = self.window()
+        if hasattr(window, "show_page"):  # the main window: go where the bundle is used
+            window.show_page("check")
 
     # -- lifetime -------------------------------------------------------------------------------
 
