@@ -405,3 +405,31 @@ def test_a_model_without_spatial_detail_explains_why_there_is_no_heatmap(
     page.detail.show_result(result, page.predictor.class_names, spec)
     assert "no heatmap output" in page.detail.heatmap_note.text()
     qtbot.waitUntil(lambda: page.detail.image_pixmap is not None, timeout=10000)
+
+
+def test_items_dropped_during_a_run_are_checked_after_it_and_text_drops_are_refused(
+    qtbot, page, tiny_image_dir
+):
+    from PySide6.QtGui import QDragEnterEvent
+
+    finished = []
+    page.sig_check_finished.connect(finished.append)
+    page.check_paths([tiny_image_dir])
+    assert page.is_running()
+    page.check_paths([tiny_image_dir / "real"])  # queued behind the running check
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=30000)
+    assert [s["checked"] for s in finished] == [12, 4]
+    assert page.model.rowCount() == 16
+    assert page.last_paths == [str(tiny_image_dir), str(tiny_image_dir / "real")]
+
+    mime = QMimeData()
+    mime.setText("just some text")
+    enter = QDragEnterEvent(
+        QPoint(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(page, enter)
+    assert not enter.isAccepted()
