@@ -304,6 +304,18 @@ def test_a_real_export_through_the_job_runner(qtbot, studio_workspace, trained_r
     page.shutdown()
 
 
+def test_the_bundle_name_follows_the_run_unless_the_user_typed_one(page):
+    to_options(page)
+    assert page.name_edit.text() == "20261123-0900-finetune"
+    page.back_button.click()
+    to_options(page, "20261123-1000-prune")
+    assert page.name_edit.text() == "20261123-1000-prune"
+    page.name_edit.setText("my-detector")
+    page.back_button.click()
+    to_options(page)
+    assert page.name_edit.text() == "my-detector"
+
+
 def test_wizard_steps_show_progress_marks(page):
     to_options(page)
     assert page.step_labels[RUN].text().startswith("✓")

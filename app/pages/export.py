@@ -143,6 +143,7 @@ class ExportPage(QWidget):
         self._job_index = 0
         self._finished_jobs: list[dict[str, Any]] = []
         self._started = 0.0
+        self._auto_name = ""
         self.runner = JobRunner(program, grace_ms=grace_ms, parent=self)
         self.runner.sig_event_received.connect(self._on_runner_event_received)
         self.runner.sig_stderr_received.connect(self._on_runner_stderr_received)
@@ -509,11 +510,12 @@ class ExportPage(QWidget):
     # -- step 2 ---------------------------------------------------------------------------------
 
     def _prefill_options(self) -> None:
+        """Name the bundle after the run, unless the user typed a name of their own."""
         run = self.selected_run()
-        if (run is not None and not self.name_edit.text().strip()) or (
-            run is not None and self.choices is not None and self.choices.run != run
-        ):
+        name = self.name_edit.text().strip()
+        if run is not None and (not name or name == self._auto_name):
             self.name_edit.setText(run.name)
+            self._auto_name = run.name
         self._on_output_edited()
 
     def read_choices(self) -> ExportChoices:
