@@ -535,8 +535,8 @@ class ExportPage(QWidget):
     def _on_target_changed(self) -> None:
         if self.target_combo.currentData() == "android":
             self.target_hint.setText(
-                "Phones: INT8 is the usual choice. Copy the .zip to the phone and open it in "
-                "the Deepfake Studio app; it checks the golden vectors before first use."
+                "Phones: INT8 is the usual choice. Copy the .zip to the phone and load it in "
+                "the Deepfake Studio app, which re-checks the golden vectors when it loads it."
             )
         else:
             self.target_hint.setText(
