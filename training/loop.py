@@ -134,7 +134,7 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over ``loader``; raises :class:`Cancelled` between batches when asked."""
     model.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, correct, seen, lr_sum = 0.0, 0, 0, 0.0
     started = time.perf_counter()
     steps = len(loader)
     for step, (images, targets) in enumerate(loader, start=1):
@@ -145,6 +145,7 @@ def train_one_epoch(
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        lr_sum += optimizer.param_groups[0]["lr"]
         optimizer.step()
         scheduler.step()
         batch = len(targets)
@@ -173,6 +174,7 @@ def train_one_epoch(
         "train_acc": correct / max(1, seen),
         "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
         "epoch_s": elapsed,
+        "lr": lr_sum / max(1, steps),
     }
 
 
@@ -184,9 +186,9 @@ def _is_better(score: float | None, best: float | None, mode: str) -> bool:
     return score > best if mode == "max" else score < best
 
 
-def epoch_row(epoch: int, train: dict[str, float], val: dict[str, Any], lr: float) -> dict:
-    """The flat metrics.csv / ``metric`` event row of one epoch."""
-    row: dict[str, Any] = {"epoch": epoch, **train, "lr": lr}
+def epoch_row(epoch: int, train: dict[str, float], val: dict[str, Any]) -> dict:
+    """The flat metrics.csv / ``metric`` event row of one epoch (``lr``: the epoch's mean)."""
+    row: dict[str, Any] = {"epoch": epoch, **train}
     row.update(
         {
             "val_loss": val["loss"],
@@ -252,7 +254,6 @@ def fit(
     stopped_early = False
     for epoch in range(start_epoch, settings.epochs + 1):
         set_epoch(train_loader, epoch)
-        lr = optimizer.param_groups[0]["lr"]
         try:
             train = train_one_epoch(
                 model,
@@ -270,7 +271,7 @@ def fit(
         except Cancelled:
             emit.log(f"cancelled during epoch {epoch}; resume continues from epoch {epoch}")
             return {**_summary(state, epoch - 1), "cancelled": True, "stopped_early": False}
-        row = epoch_row(epoch, train, val, lr)
+        row = epoch_row(epoch, train, val)
         if stage is not None:
             row = {"stage": stage, **row}
         if extra_metrics:

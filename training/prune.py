@@ -174,7 +174,7 @@ def taylor_gradients(model: torch.nn.Module, loader, batches: int) -> dict[str, 
 def val_row(model, loader, description: ModelDescription, stage: str, cancel) -> dict[str, Any]:
     """The metrics.csv row of a model right after pruning (``epoch`` 0, no training columns)."""
     report = validate(model, loader, description.class_names, description.real_class, cancel)
-    row = epoch_row(0, {}, report, 0.0)
+    row = epoch_row(0, {"lr": 0.0}, report)
     row.pop("lr")
     return {"stage": stage, **row}
 
