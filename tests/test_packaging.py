@@ -175,6 +175,41 @@ def test_check_frozen(frozen_app: Path, exported_bundle: Path, workdir: Path):
     assert Path(row["path"]).name == image.name
 
 
+def shipped_bundles(frozen_app: Path) -> list[Path]:
+    return sorted(
+        p.parent for p in frozen_app.parent.glob("_internal/assets/bundles/*/bundle.json")
+    )
+
+
+def test_shipped_bundles_verify_frozen(frozen_app: Path, workdir: Path):
+    bundles = shipped_bundles(frozen_app)
+    if not bundles:
+        pytest.skip("this build ships no bundle (assets/bundles was empty)")
+    for bundle in bundles:
+        result = run_app(
+            frozen_app, "--workspace", str(workdir / "ws"), "selftest", "--model", str(bundle)
+        )
+        assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+        assert "golden vectors OK" in result.stdout
+
+
+def test_cifake_bundle_on_real_cifake_images_frozen(frozen_app: Path):
+    bundle = frozen_app.parent / "_internal" / "assets" / "bundles" / "cifake"
+    data = REPO.parent / "shared" / "data" / "cifake" / "test"
+    if not (bundle / "bundle.json").is_file() or not data.is_dir():
+        pytest.skip("needs the shipped cifake bundle and ../shared/data/cifake")
+    images = [p for name in ("real", "fake") for p in sorted((data / name).iterdir())[:50]]
+    result = run_app(frozen_app, "check", *map(str, images), "--model", str(bundle), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    decided = [r for r in rows if r["verdict"] in ("real", "fake")]
+    right = sum(r["verdict"] == Path(r["path"]).parent.name for r in decided)
+    print(
+        f"[frozen] cifake bundle: {right}/{len(decided)} right, {len(rows) - len(decided)} unknown"
+    )
+    assert len(rows) == 100 and len(decided) >= 50 and right >= 0.85 * len(decided)
+
+
 def test_check_with_the_default_bundle(frozen_app: Path, workdir: Path):
     bundled = frozen_app.parent / "_internal" / "assets" / "bundles" / "default" / "bundle.json"
     if not bundled.is_file():
