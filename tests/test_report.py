@@ -124,3 +124,17 @@ def test_evaluate_several_models_gives_one_comparison_table(left_out_run) -> Non
     assert lines[0].split() == ["model", "params", "MACs", "bytes", "ms/img", "acc", "F1", "AUC",
                                 "ECE", "n"]  # fmt: skip
     assert lines[1].split()[0] == run_dir.name
+
+
+def test_leave_out_on_the_runs_own_test_split_adds_every_unseen_image(left_out_run) -> None:
+    from training.evaluate import run
+
+    data, run_dir = left_out_run
+    report = run(
+        {"models": [str(run_dir)], "data": str(data), "split": "test", "leave_out": "gan_b",
+         "latency": False},
+        EventWriter("t", []),
+    )  # fmt: skip
+    test_split = json.loads((run_dir / "split.json").read_text())["splits"]["test"]
+    assert report["n"] == len(test_split)
+    assert report["leave_out"]["n"] == 12  # all of gan_b: none of it was seen in training

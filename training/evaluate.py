@@ -98,6 +98,12 @@ def open_model(path: str | Path) -> ModelUnderTest:
 
 
 def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> list[Sample]:
+    """The images to evaluate: the run's recorded split when ``data`` is the run's data set,
+    else the data set's own seeded split (or every image without ``split``).
+
+    A ``leave_out`` class never appears in a run's recorded split (it was left out of training),
+    so all of its images are added: none of them was ever seen.
+    """
     root = Path(config["data"]).expanduser().resolve()
     split = config["split"]
     if split and model.run_split is not None:
@@ -105,20 +111,29 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
 
         recorded_root = json.loads(model.run_split.read_text(encoding="utf-8"))["root"]
         if Path(recorded_root).resolve() == root:
-            return read_split(model.run_split, split)
-
-    def progress(done: int, total: int) -> None:
-        emit("progress", {"phase": "index", "done": done, "total": total})
-
-    index = DatasetIndex.build(
-        root, Workspace.resolve(config.get("workspace")), progress=progress, cancel=cancel
-    )
+            samples = read_split(model.run_split, split)
+            leave_out = config.get("leave_out")
+            if leave_out and not any(s.label == leave_out for s in samples):
+                samples += [
+                    s for s in _index(root, config, emit, cancel).samples() if s.label == leave_out
+                ]
+            return samples
+    index = _index(root, config, emit, cancel)
     if split:
         index.make_splits(seed=config["seed"], val=config["val"], test=config["test"])
     samples = index.samples(split)
     if not samples:
         raise UserError(f"no readable images in {root}" + (f" ({split} split)" if split else ""))
     return samples
+
+
+def _index(root: Path, config: dict[str, Any], emit, cancel) -> DatasetIndex:
+    def progress(done: int, total: int) -> None:
+        emit("progress", {"phase": "index", "done": done, "total": total})
+
+    return DatasetIndex.build(
+        root, Workspace.resolve(config.get("workspace")), progress=progress, cancel=cancel
+    )
 
 
 def compute_logits(
