@@ -45,12 +45,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="none",
         help="'none', 'hub' (download, needs the internet) or a local .safetensors file",
     )
+    p.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="extra timm.create_model arguments, e.g. '{\"channels\": [32, 64, 128, 256]}'",
+    )
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: workspace/runs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.set_defaults(func=run)
+
+
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object such as '{\"drop_rate\": 0.2}'")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "resume": args.resume,
         "threads": args.threads,
         "workers": args.workers,
+        "model_kwargs": args.model_kwargs,
         "workspace": args.workspace,
     }
     summary = run_job_in_process(config, workspace_of(args), out=args.out)
