@@ -161,7 +161,9 @@ def test_cancelled_job_resumes_from_its_checkpoint(qtbot, tmp_path, fake_job_pro
 def test_interrupted_jobs_come_back_as_interrupted(qtbot, tmp_path, fake_job_program):
     jobs_dir = tmp_path / "jobs"
     queue = JobQueue(jobs_dir, program=fake_job_program)
-    running = queue.submit({"kind": "finetune", "epochs": 100, "delay": 0.05, "out": "x"})
+    running = queue.submit(
+        {"kind": "finetune", "epochs": 100, "delay": 0.05, "out": str(tmp_path / "x")}
+    )
     waiting = queue.submit({"kind": "export", "run": "x"})
     queued_cancel = queue.submit({"kind": "export", "run": "y"})
     queue.cancel(queued_cancel.id)
