@@ -220,12 +220,18 @@ def main(argv: list[str]) -> int:
     emit = emitter(args.quiet)
     print(f"run {run}; outputs in {out}", flush=True)
     teacher = teacher_figures(run)
+    print(row("parent (teacher)", teacher, teacher), flush=True)
+    jobs = {
+        "pruned": lambda: bench_prune(run, out, args, emit),
+        "distilled": lambda: bench_distill(run, out, args.alpha, args, emit),
+        "alone": lambda: bench_distill(run, out, 0.0, args, emit),
+    }
+    skipped = {"pruned": "prune", "distilled": "distill", "alone": "distill"}
     results: dict[str, dict] = {}
-    if "prune" not in args.skip:
-        results["pruned"] = bench_prune(run, out, args, emit)
-    if "distill" not in args.skip:
-        results["distilled"] = bench_distill(run, out, args.alpha, args, emit)
-        results["alone"] = bench_distill(run, out, 0.0, args, emit)
+    for name, job in jobs.items():
+        if skipped[name] not in args.skip:
+            results[name] = job()
+            print(row(name, results[name], teacher), flush=True)  # as soon as it is known
     lines = report(teacher, results, args)
     print("\n".join(lines), flush=True)
     if args.json_out:
