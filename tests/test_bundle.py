@@ -277,3 +277,14 @@ def test_zip_bundle_skips_hidden_files_and_itself(bundle_copy: Path) -> None:
         names = set(archive.namelist())
     assert ".complete" not in names
     assert not any(name.endswith((".zip", ".tmp")) for name in names)
+
+
+@pytest.mark.skipif(
+    not (bundle_module.default_bundle_path() / "bundle.json").is_file(),
+    reason="no default bundle in assets/bundles/default yet",
+)
+def test_the_shipped_default_bundle_is_intact_and_reproduces_its_golden_vectors() -> None:
+    bundle = bundle_module.load_default_bundle()
+    assert bundle.real_class in bundle.class_names
+    check = verify_golden(bundle, OnnxPredictor(bundle))
+    assert check.ok, check.summary()
