@@ -94,12 +94,16 @@ def open_model(path: str | Path) -> ModelUnderTest:
         "macs": bundle.meta.get("stats", {}).get("macs"),
         "precision": bundle.meta.get("model", {}).get("precision"),
     }
-    return ModelUnderTest(path, "bundle", predictor, stats)
+    parent_split = Path(str(bundle.meta.get("parent_run") or "")) / "split.json"
+    return ModelUnderTest(
+        path, "bundle", predictor, stats, parent_split if parent_split.is_file() else None
+    )
 
 
 def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> list[Sample]:
-    """The images to evaluate: the run's recorded split when ``data`` is the run's data set,
-    else the data set's own seeded split (or every image without ``split``).
+    """The images to evaluate: the run's recorded split when ``data`` is the run's data set
+    (for a bundle: its parent run's, when that folder is here), else the data set's own seeded
+    split (or every image without ``split``).
 
     A ``leave_out`` class never appears in a run's recorded split (it was left out of training),
     so all of its images are added: none of them was ever seen.
