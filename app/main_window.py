@@ -278,9 +278,16 @@ class MainWindow(QMainWindow):
         )
 
     def _update_bundle_label(self) -> None:
-        name = Path(self.bundle).name if self.bundle else "none"
+        from core.bundle import default_bundle_path
+
+        if self.bundle:
+            name, tip = Path(self.bundle).name, self.bundle
+        elif (default_bundle_path() / "bundle.json").is_file():
+            name, tip = "default (built in)", str(default_bundle_path())
+        else:
+            name, tip = "none", "No model bundle: export one from the Export page"
         self.bundle_label.setText(f"Model: {name}")
-        self.bundle_label.setToolTip(self.bundle or "No model bundle selected for checking")
+        self.bundle_label.setToolTip(tip)
 
     def _settings_path(self) -> Path:
         return self.workspace.root / SETTINGS_FILE
