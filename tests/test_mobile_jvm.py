@@ -128,9 +128,12 @@ def shared_or_generated(
         return load_image(path), relative
     rng = np.random.default_rng(seed)
     height, width = shape
-    ramp = np.linspace(0, 255, width)[None, :, None] * np.array([1.0, 0.4, 0.1])
-    noise = rng.normal(0, 40, (height, width, 3))
-    return (ramp + noise + 30).clip(0, 255).astype(np.uint8), f"generated {width}x{height}"
+    # A grey image with a seed-dependent tint: the colour model scores the generated images
+    # apart (a threshold can fall between them, the classes differ) as it does the shared ones.
+    tint = np.roll(np.array([1.0, 0.0, 0.0]), seed) * (1.0 - 0.3 * seed)
+    ramp = 100.0 + 20.0 * tint + np.linspace(-30, 30, width)[None, :, None]
+    noise = rng.normal(0, 30, (height, width, 3))
+    return (ramp + noise).clip(0, 255).astype(np.uint8), f"generated {width}x{height}"
 
 
 GEOMETRIES = {
