@@ -126,3 +126,50 @@ def headline(report: dict[str, Any], prefix: str) -> dict[str, Any]:
         f"{prefix}_ece": report["ece"],
         f"{prefix}_n": report["n"],
     }
+
+
+RUN_FILES = ("model.json", "split.json")
+"""What a source run needs besides its weights (prune, distill, export)."""
+
+
+def require_run(
+    path: str | Path, role: str, weights: str = "best", files: tuple[str, ...] = RUN_FILES
+) -> Path:
+    """The resolved run folder ``path``; a :class:`UserError` naming every missing file.
+
+    Args:
+        role: how the message names the run (``source``, ``teacher``, ``student``).
+        files: the files besides ``<weights>.safetensors`` the job needs.
+    """
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise UserError(f"{role} run {folder} does not exist or is not a folder")
+    needed = (*files, f"{weights}.safetensors")
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise UserError(
+            f"{role} run {folder} is incomplete: {', '.join(missing)} missing "
+            "(is the run finished? was it copied completely?)"
+        )
+    return folder
+
+
+def subset(samples: list, limit: int | None, seed: int) -> list:
+    """At most ``limit`` samples, a seeded random choice (all of them when ``limit`` is None)."""
+    if limit is None or len(samples) <= limit:
+        return samples
+    order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))
+    return [samples[i] for i in sorted(order[:limit].tolist())]
+
+
+def make_loaders(train_set: ImageDataset, val_set: ImageDataset, config: dict[str, Any]):
+    """``(train_loader, val_loader)`` with the job's batch size, seed, sampling and workers."""
+    train = make_loader(
+        train_set,
+        batch_size=config["batch_size"],
+        train=True,
+        seed=config["seed"],
+        balanced=config.get("balanced", False),
+        workers=config["workers"],
+    )
+    return train, make_loader(val_set, batch_size=2 * config["batch_size"], train=False)

@@ -34,17 +34,19 @@ from core.preprocess import PreprocessSpec
 from training.common import (
     evaluate_samples,
     headline,
+    make_loaders,
     model_summary,
     prepare_splits,
+    require_run,
     seed_everything,
     set_threads,
+    subset,
 )
 from training.config import FINETUNE_DEFAULTS, check_range, read_split, resolve, write_split
 from training.control import CancelToken
 from training.data import ImageDataset
 from training.finetune import augment_from_config, finish
 from training.loop import ComputeLoss, fit, settings_from_config
-from training.prune import make_loaders, require_run, subset
 from training.rundir import RunDir
 
 SHARED_WITH_FINETUNE = (

@@ -122,7 +122,7 @@ def validate_export(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_run_folder(run_dir: Path, weights: str) -> None:
     """A clear UserError unless ``run_dir`` is a finished run with weights and splits."""
-    from training.prune import require_run
+    from training.common import require_run
 
     if (run_dir / "bundle.json").is_file():
         raise UserError(f"{run_dir} is already a bundle; export takes a training run folder")
@@ -164,7 +164,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
 
 def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> dict[str, Any]:
     from core.models import load_model
-    from training.prune import subset
+    from training.common import subset
 
     run_dir, out = Path(config["run"]), Path(config["out"])
     model, description = load_model(run_dir, config["weights"])

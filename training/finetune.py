@@ -16,6 +16,7 @@ from training.common import (
     REAL_CLASS,
     evaluate_samples,
     headline,
+    make_loaders,
     model_summary,
     prepare_splits,
     preprocess_from_config,
@@ -24,7 +25,7 @@ from training.common import (
 )
 from training.config import validate_finetune, write_split
 from training.control import CancelToken
-from training.data import ImageDataset, make_loader
+from training.data import ImageDataset
 from training.loop import fit, settings_from_config
 from training.rundir import RunDir
 
@@ -72,15 +73,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     result = fit(
         model,
         run_dir,
-        make_loader(
-            train_set,
-            batch_size=config["batch_size"],
-            train=True,
-            seed=config["seed"],
-            balanced=config["balanced"],
-            workers=config["workers"],
-        ),
-        make_loader(val_set, batch_size=2 * config["batch_size"], train=False),
+        *make_loaders(train_set, val_set, config),
         settings_from_config(config),
         class_names=class_names,
         real_class=REAL_CLASS,

@@ -40,10 +40,17 @@ from core.pruning import (
     replay_history,
     save_history,
 )
-from training.common import REAL_CLASS, seed_everything, set_threads
+from training.common import (
+    REAL_CLASS,
+    make_loaders,
+    require_run,
+    seed_everything,
+    set_threads,
+    subset,
+)
 from training.config import check_range, read_split, resolve
 from training.control import CancelToken
-from training.data import ImageDataset, make_loader
+from training.data import ImageDataset
 from training.finetune import augment_from_config, finish
 from training.loop import epoch_row, fit, settings_from_config, validate
 from training.rundir import RunDir
@@ -76,29 +83,6 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "resume": False,
     "workspace": None,
 }
-RUN_FILES = ("model.json", "split.json")
-
-
-def require_run(
-    path: str | Path, role: str, weights: str = "best", files: tuple[str, ...] = RUN_FILES
-) -> Path:
-    """The resolved run folder ``path``; a :class:`UserError` naming every missing file.
-
-    Args:
-        role: how the message names the run (``source``, ``teacher``, ``student``).
-        files: the files besides ``<weights>.safetensors`` the job needs.
-    """
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
-        raise UserError(f"{role} run {folder} does not exist or is not a folder")
-    needed = (*files, f"{weights}.safetensors")
-    missing = [name for name in needed if not (folder / name).is_file()]
-    if missing:
-        raise UserError(
-            f"{role} run {folder} is incomplete: {', '.join(missing)} missing "
-            "(is the run finished? was it copied completely?)"
-        )
-    return folder
 
 
 def validate_prune(config: dict[str, Any]) -> dict[str, Any]:
@@ -126,27 +110,6 @@ def validate_prune(config: dict[str, Any]) -> dict[str, Any]:
         check_range(config, "max_train", 1, 10**9)
     require_run(config["run"], "source", config["weights"])
     return config
-
-
-def subset(samples: list, limit: int | None, seed: int) -> list:
-    """At most ``limit`` samples, a seeded random choice (all of them when ``limit`` is None)."""
-    if limit is None or len(samples) <= limit:
-        return samples
-    order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))
-    return [samples[i] for i in sorted(order[:limit].tolist())]
-
-
-def make_loaders(train_set: ImageDataset, val_set: ImageDataset, config: dict[str, Any]):
-    """``(train_loader, val_loader)`` with the job's batch size, seed, sampling and workers."""
-    train = make_loader(
-        train_set,
-        batch_size=config["batch_size"],
-        train=True,
-        seed=config["seed"],
-        balanced=config.get("balanced", False),
-        workers=config["workers"],
-    )
-    return train, make_loader(val_set, batch_size=2 * config["batch_size"], train=False)
 
 
 def parent_augment(parent: Path) -> AugmentSpec:
