@@ -91,7 +91,7 @@ def _mapping(body: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -103,7 +103,7 @@ def _lookup(sources: Iterable[Mapping[str, Any]], names: tuple[str, ...]) -> flo
     """The first finite number stored under any of ``names`` in the first source that has one."""
     for source in sources:
         for name in names:
-            number = _number(source.get(name))
+            number = finite_number(source.get(name))
             if number is not None:
                 return number
     return None
@@ -123,7 +123,7 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
                 columns.setdefault(key, [])
     for row in rows:
         for key, values in columns.items():
-            number = _number(row.get(key))
+            number = finite_number(row.get(key))
             values.append(math.nan if number is None else number)
     return columns
 
@@ -201,7 +201,7 @@ def read_run(directory: Path) -> RunInfo | None:
 
     epochs = pick("epochs")
     if epochs is None:
-        epochs = _number(config.get("epochs"))
+        epochs = finite_number(config.get("epochs"))
     return RunInfo(
         path=directory,
         name=str(run.get("id") or directory.name),
@@ -243,7 +243,7 @@ def read_bundle(directory: Path) -> RunInfo | None:
         parent=meta.get("parent_run"),
         created=str(meta.get("created") or ""),
         arch=meta.get("arch"),
-        file_bytes=_int(_number(model.get("bytes"))),
+        file_bytes=_int(finite_number(model.get("bytes"))),
         accuracy=_lookup([metrics], METRIC_ALIASES["accuracy"]),
         f1=_lookup([metrics], METRIC_ALIASES["f1"]),
         auc=_lookup([metrics], METRIC_ALIASES["auc"]),

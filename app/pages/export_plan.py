@@ -19,7 +19,7 @@ from typing import Any
 from core.errors import UserError
 from core.runs import (
     RunInfo,
-    _number,  # a finite float or None (shared with the Models page)
+    finite_number,  # a finite float or None (shared with the Models page)
     scan_runs,
 )
 
@@ -245,9 +245,9 @@ def variant_rows(bundles: list[ExportedBundle]) -> list[VariantRow]:
             row = VariantRow(
                 variant=name,
                 title=VARIANT_TITLES.get(name, name),
-                accuracy=_number(figures.get("accuracy")),
-                bytes=int(figures["bytes"]) if _number(figures.get("bytes")) else None,
-                latency_ms=_number(figures.get("latency_ms")),
+                accuracy=finite_number(figures.get("accuracy")),
+                bytes=int(figures["bytes"]) if finite_number(figures.get("bytes")) else None,
+                latency_ms=finite_number(figures.get("latency_ms")),
                 parity=_parity_text(name, figures),
                 bundle=shipping[name].path if name in shipping else None,
             )
@@ -260,10 +260,10 @@ def _parity_text(name: str, figures: Mapping[str, Any]) -> str:
     if name == "torch":
         return "reference"
     if name == "fp32":
-        diff = _number(figures.get("max_abs_diff_vs_torch"))
+        diff = finite_number(figures.get("max_abs_diff_vs_torch"))
         return "" if diff is None else f"max logit |Δ| vs PyTorch {diff:.1e}"
-    diff = _number(figures.get("max_abs_diff_vs_fp32"))
-    agreement = _number(figures.get("agreement_with_fp32"))
+    diff = finite_number(figures.get("max_abs_diff_vs_fp32"))
+    agreement = finite_number(figures.get("agreement_with_fp32"))
     parts = []
     if agreement is not None:
         parts.append(f"agrees with FP32 on {agreement:.1%}")
@@ -311,8 +311,8 @@ def verified_on(bundle: ExportedBundle) -> str:
 
 def held_out_words(bundle: ExportedBundle) -> str:
     """What the threshold did on the verification split, from ``bundle.json`` metrics."""
-    coverage = _number(bundle.metrics.get("coverage"))
-    risk = _number(bundle.metrics.get("selective_risk"))
+    coverage = finite_number(bundle.metrics.get("coverage"))
+    risk = finite_number(bundle.metrics.get("selective_risk"))
     if coverage is None:
         return ""
     text = f"On the {bundle.report.get('split', 'test')} split it answered {coverage:.0%} of the images"
