@@ -152,6 +152,42 @@ def test_unknown_option_and_out_of_range_values_are_refused(toy_data: Path) -> N
         finetune({"data": str(toy_data), "out": "x", "epoch": 3})
     with pytest.raises(UserError, match="epochs must be between"):
         finetune({"data": str(toy_data), "out": "x", "epochs": 0})
+    with pytest.raises(UserError, match="precision must be one of"):
+        finetune({"data": str(toy_data), "out": "x", "precision": "fp16"})
+
+
+def test_channels_last_computes_the_same_logits_as_nchw() -> None:
+    from core.models import create_model
+    from training.loop import Compute
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", 3, channels=[8, 16, 32, 64]).eval()
+    images = torch.rand(4, 3, 48, 48)
+    with torch.no_grad():
+        reference = model(images)
+        fast = Compute(channels_last=True)
+        nhwc = fast.prepare(model)(fast.batch(images))
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) or nhwc.dim() == 2
+    assert torch.allclose(reference, nhwc, atol=1e-4), (reference - nhwc).abs().max()
+
+
+def test_bf16_training_learns_and_keeps_fp32_weights(toy_data: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    out = tmp_path / "bf16"
+    summary, _ = finetune(
+        {
+            "data": str(toy_data),
+            "out": str(out),
+            "epochs": 3,
+            "workspace": str(tmp_path),
+            **TINY,
+            "precision": "bf16",
+        }
+    )
+    assert summary["val_acc"] >= 0.8, summary
+    weights = load_file(str(out / "best.safetensors"))
+    assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.float32}
 
 
 def cli(*args: str, env_home: Path) -> subprocess.CompletedProcess:

@@ -33,6 +33,8 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "downscale_prob": 0.0,
     "early_stop": 0,
     "monitor": "val_acc",
+    "channels_last": True,
+    "precision": "fp32",
     "seed": 0,
     "val": 0.1,
     "test": 0.1,
@@ -67,6 +69,13 @@ def check_range(config: dict[str, Any], key: str, low: float, high: float) -> No
         raise UserError(f"{key} must be between {low} and {high}, not {value!r}")
 
 
+def check_precision(config: dict[str, Any]) -> None:
+    from training.loop import PRECISIONS
+
+    if config["precision"] not in PRECISIONS:
+        raise UserError(f"precision must be one of {PRECISIONS}, not {config['precision']!r}")
+
+
 def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     config = resolve(config, FINETUNE_DEFAULTS)
     check_range(config, "epochs", 1, 10_000)
@@ -78,6 +87,7 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "test", 0.0, 0.5)
     for key in ("jpeg_prob", "downscale_prob", "crop_prob"):
         check_range(config, key, 0, 1)
+    check_precision(config)
     data = Path(config["data"]).expanduser()
     if not data.exists():
         raise UserError(f"data folder {data} does not exist")

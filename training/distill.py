@@ -42,7 +42,14 @@ from training.common import (
     set_threads,
     subset,
 )
-from training.config import FINETUNE_DEFAULTS, check_range, read_split, resolve, write_split
+from training.config import (
+    FINETUNE_DEFAULTS,
+    check_precision,
+    check_range,
+    read_split,
+    resolve,
+    write_split,
+)
 from training.control import CancelToken
 from training.data import ImageDataset
 from training.finetune import augment_from_config, finish
@@ -52,8 +59,8 @@ from training.rundir import RunDir
 SHARED_WITH_FINETUNE = (
     "pretrained", "model_kwargs", "batch_size", "lr", "weight_decay", "schedule",
     "warmup_epochs", "label_smoothing", "early_stop", "monitor", "balanced", "hflip",
-    "crop_prob", "jpeg_prob", "downscale_prob", "seed", "val", "test", "workers", "threads",
-    "resume", "workspace",
+    "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "seed", "val",
+    "test", "workers", "threads", "resume", "workspace",
 )  # fmt: skip
 DISTILL_DEFAULTS: dict[str, Any] = {
     "kind": "distill",
@@ -151,6 +158,7 @@ def validate_distill(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "lr", 1e-7, 10)
     check_range(config, "val", 0.01, 0.5)
     check_range(config, "test", 0.0, 0.5)
+    check_precision(config)
     if config["img_size"] is not None:
         check_range(config, "img_size", 8, 4096)
         if config["student"]:

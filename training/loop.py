@@ -9,9 +9,10 @@ cancel. Jobs customise the loss through ``compute_loss`` (distillation) and add 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ ComputeLoss = Callable[
 """``(model, images, targets) -> (loss, logits)``."""
 
 SCHEDULES = ("cosine", "onecycle", "constant")
+PRECISIONS = ("fp32", "bf16")
 MONITORS = {"val_acc": "max", "val_auc": "max", "val_loss": "min", "val_macro_f1": "max"}
 
 
@@ -51,11 +53,18 @@ class FitSettings:
     """Stop after this many epochs without a better ``monitor``; 0 disables."""
     monitor: str = "val_acc"
     grad_clip: float = 5.0
+    channels_last: bool = True
+    """NHWC activations: the same fp32 arithmetic, about 2x faster convolutions on x86 CPUs."""
+    precision: str = "fp32"
+    """``bf16`` runs forward passes under bfloat16 autocast (about 1.8x faster again on CPUs
+    with AVX512-BF16/AMX; weights and optimizer state stay fp32)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {sorted(MONITORS)}, not {self.monitor!r}")
 
@@ -72,6 +81,31 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+@dataclass(frozen=True)
+class Compute:
+    """How batches are computed: memory format and autocast precision (CPU)."""
+
+    channels_last: bool = False
+    precision: str = "fp32"
+
+    @classmethod
+    def of(cls, settings: FitSettings) -> Compute:
+        return cls(settings.channels_last, settings.precision)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def batch(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and images.dim() == 4:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            yield
+
+
 def cross_entropy_loss(label_smoothing: float = 0.0) -> ComputeLoss:
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
         logits = model(images)
@@ -82,7 +116,10 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> ComputeLoss:
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, loader: DataLoader, cancel: CancelToken | None = None
+    model: torch.nn.Module,
+    loader: DataLoader,
+    cancel: CancelToken | None = None,
+    compute: Compute = Compute(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of every sample of ``loader`` (model in eval mode)."""
     model.eval()
@@ -90,7 +127,9 @@ def predict(
     for images, labels in loader:
         if cancel is not None and cancel.is_set():
             raise Cancelled
-        all_logits.append(model(images).float().numpy())
+        with compute.autocast():
+            logits = model(compute.batch(images))
+        all_logits.append(logits.float().numpy())
         all_labels.append(labels.numpy())
     if not all_logits:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -110,9 +149,10 @@ def validate(
     class_names: list[str],
     real_class: str,
     cancel: CancelToken | None = None,
+    compute: Compute = Compute(),
 ) -> dict[str, Any]:
     """The full metric report of ``model`` on ``loader``, plus ``loss``."""
-    logits, labels = predict(model, loader, cancel)
+    logits, labels = predict(model, loader, cancel, compute)
     report = classification_report(labels, softmax(logits), class_names, real_class)
     report["loss"] = float(
         F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
@@ -131,6 +171,7 @@ def train_one_epoch(
     emit: EventWriter,
     cancel: CancelToken,
     grad_clip: float = 0.0,
+    compute: Compute = Compute(),
 ) -> dict[str, float]:
     """One pass over ``loader``; raises :class:`Cancelled` between batches when asked."""
     model.train()
@@ -140,7 +181,8 @@ def train_one_epoch(
     for step, (images, targets) in enumerate(loader, start=1):
         if cancel.is_set():
             raise Cancelled
-        loss, logits = compute_loss(model, images, targets)
+        with compute.autocast():
+            loss, logits = compute_loss(model, compute.batch(images), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -230,6 +272,9 @@ def fit(
         ``{"best_epoch", "best": {metric: value}, "epochs_run", "cancelled", "stopped_early"}``.
     """
     compute_loss = compute_loss or cross_entropy_loss(settings.label_smoothing)
+    compute = Compute.of(settings)
+    evaluation = Compute(settings.channels_last, "fp32")
+    compute.prepare(model)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -265,9 +310,10 @@ def fit(
                 emit=emit,
                 cancel=cancel,
                 grad_clip=settings.grad_clip,
+                compute=compute,
             )
             emit("progress", {"phase": "validate", "done": 0, "total": 1}, epoch=epoch)
-            val = validate(model, val_loader, class_names, real_class, cancel)
+            val = validate(model, val_loader, class_names, real_class, cancel, evaluation)
         except Cancelled:
             emit.log(f"cancelled during epoch {epoch}; resume continues from epoch {epoch}")
             return {**_summary(state, epoch - 1), "cancelled": True, "stopped_early": False}

@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: workspace/runs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: bfloat16 autocast, about 1.8x faster on CPUs with AVX512-BF16",
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "pretrained": args.pretrained,
         "resume": args.resume,
         "threads": args.threads,
+        "precision": args.precision,
         "workers": args.workers,
         "model_kwargs": args.model_kwargs,
         "workspace": args.workspace,
