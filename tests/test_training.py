@@ -171,6 +171,37 @@ def test_channels_last_computes_the_same_logits_as_nchw() -> None:
     assert torch.allclose(reference, nhwc, atol=1e-4), (reference - nhwc).abs().max()
 
 
+def test_mixing_loss_uses_soft_targets_and_leaves_odd_batches_unmixed() -> None:
+    from training.loop import FitSettings, default_loss
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+    images, targets = torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1])
+    settings = FitSettings(mixup=1.0, cutmix=1.0)
+    mixed_loss, _ = default_loss(settings, 2)(model, images.clone(), targets)
+    plain = torch.nn.functional.cross_entropy(model(images), targets)
+    assert not torch.isclose(mixed_loss, plain)  # mixed images and soft targets
+    odd_loss, _ = default_loss(settings, 2)(model, images[:5], targets[:5])
+    plain_odd = torch.nn.functional.cross_entropy(model(images[:5]), targets[:5])
+    assert torch.isclose(odd_loss, plain_odd)
+    assert default_loss(FitSettings(), 2).__qualname__.startswith("cross_entropy_loss")
+
+
+def test_mixup_training_learns(toy_data: Path, tmp_path: Path) -> None:
+    summary, _ = finetune(
+        {
+            "data": str(toy_data),
+            "out": str(tmp_path / "mix"),
+            "epochs": 4,
+            "workspace": str(tmp_path),
+            **TINY,
+            "mixup": 0.2,
+            "cutmix": 1.0,
+        }
+    )
+    assert summary["val_acc"] >= 0.8, summary
+
+
 def test_bf16_training_learns_and_keeps_fp32_weights(toy_data: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 

@@ -26,6 +26,9 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "schedule": "cosine",
     "warmup_epochs": 0.5,
     "label_smoothing": 0.0,
+    "mixup": 0.0,
+    "cutmix": 0.0,
+    "mix_prob": 1.0,
     "balanced": False,
     "hflip": True,
     "crop_prob": 0.5,
@@ -83,6 +86,9 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "lr", 1e-7, 10)
     check_range(config, "img_size", 8, 4096)
     check_range(config, "label_smoothing", 0, 0.5)
+    check_range(config, "mixup", 0, 10)
+    check_range(config, "cutmix", 0, 10)
+    check_range(config, "mix_prob", 0, 1)
     check_range(config, "val", 0.01, 0.5)
     check_range(config, "test", 0.0, 0.5)
     for key in ("jpeg_prob", "downscale_prob", "crop_prob"):

@@ -53,6 +53,13 @@ class FitSettings:
     """Stop after this many epochs without a better ``monitor``; 0 disables."""
     monitor: str = "val_acc"
     grad_clip: float = 5.0
+    mixup: float = 0.0
+    """Beta(alpha, alpha) of MixUp (whole images blended); 0 disables."""
+    cutmix: float = 0.0
+    """Beta(alpha, alpha) of CutMix (a box pasted from another image); 0 disables. With both on,
+    each batch uses one of the two at random."""
+    mix_prob: float = 1.0
+    """Share of batches that are mixed when ``mixup`` or ``cutmix`` is on."""
     channels_last: bool = True
     """NHWC activations: the same fp32 arithmetic, about 2x faster convolutions on x86 CPUs."""
     precision: str = "fp32"
@@ -112,6 +119,40 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> ComputeLoss:
         return F.cross_entropy(logits, targets, label_smoothing=label_smoothing), logits
 
     return compute
+
+
+def mixing_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
+    """Cross-entropy on MixUp/CutMix batches with soft (label-smoothed) targets.
+
+    Odd-sized batches (the last of an epoch) are not mixed: pairing flips the batch.
+    """
+    from timm.data import Mixup
+
+    mix = Mixup(
+        mixup_alpha=settings.mixup,
+        cutmix_alpha=settings.cutmix,
+        prob=settings.mix_prob,
+        label_smoothing=settings.label_smoothing,
+        num_classes=num_classes,
+    )
+    plain = cross_entropy_loss(settings.label_smoothing)
+
+    def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
+        if len(targets) % 2:
+            return plain(model, images, targets)
+        mixed, soft = mix(images.clone(), targets)
+        logits = model(mixed)
+        loss = torch.sum(-soft * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        return loss, logits
+
+    return compute
+
+
+def default_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
+    """Plain cross-entropy, or its MixUp/CutMix version when the settings ask for mixing."""
+    if settings.mixup or settings.cutmix:
+        return mixing_loss(settings, num_classes)
+    return cross_entropy_loss(settings.label_smoothing)
 
 
 @torch.no_grad()
@@ -271,7 +312,7 @@ def fit(
     Returns:
         ``{"best_epoch", "best": {metric: value}, "epochs_run", "cancelled", "stopped_early"}``.
     """
-    compute_loss = compute_loss or cross_entropy_loss(settings.label_smoothing)
+    compute_loss = compute_loss or default_loss(settings, len(class_names))
     compute = Compute.of(settings)
     evaluation = Compute(settings.channels_last, "fp32")
     compute.prepare(model)

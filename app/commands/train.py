@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--schedule", choices=("cosine", "onecycle", "constant"), default="cosine")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0 = off)")
+    p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (0 = off)")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
     p.add_argument("--jpeg-prob", type=float, default=0.0, help="chance of JPEG re-compression")
     p.add_argument("--downscale-prob", type=float, default=0.0, help="chance of down-scaling")
@@ -93,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         "weight_decay": args.weight_decay,
         "schedule": args.schedule,
         "label_smoothing": args.label_smoothing,
+        "mixup": args.mixup,
+        "cutmix": args.cutmix,
         "balanced": args.balanced,
         "jpeg_prob": args.jpeg_prob,
         "downscale_prob": args.downscale_prob,

@@ -103,6 +103,22 @@ def _probability(key: str, label: str) -> Field:
     )
 
 
+def _alpha(key: str, label: str) -> Field:
+    """An advanced batch-mixing Beta(alpha, alpha) parameter, off (0) by default."""
+    return Field(
+        key,
+        label,
+        "float",
+        0.0,
+        0.0,
+        10.0,
+        decimals=2,
+        step=0.1,
+        help="0 = off; 0.2-1.0 regularises long runs that over-fit",
+        advanced=True,
+    )
+
+
 JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
     "finetune": (
         "Fine-tune",
@@ -142,6 +158,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 step=0.05,
                 advanced=True,
             ),
+            _alpha("mixup", "MixUp alpha"),
+            _alpha("cutmix", "CutMix alpha"),
             Field("balanced", "Balanced sampling", "bool", False, advanced=True),
             Field(
                 "precision",
