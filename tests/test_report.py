@@ -79,7 +79,7 @@ def test_report_writes_html_and_json_with_every_panel(left_out_run, tmp_path: Pa
     )
     html = out.read_text()
     for heading in ("Per class", "Confusion matrix", "ROC", "Reliability", "Coverage vs risk",
-                    "Robustness", "Unseen generator"):  # fmt: skip
+                    "Robustness", "Unseen generator", "Leave-one-generator-out matrix"):  # fmt: skip
         assert heading in html, heading
     assert html.count("<svg") == 3
     body = json.loads(out.with_suffix(".json").read_text())
@@ -93,6 +93,9 @@ def test_report_writes_html_and_json_with_every_panel(left_out_run, tmp_path: Pa
     assert cov["coverage"][-1] == pytest.approx(1.0)
     assert np.all(np.diff(cov["coverage"]) > 0)
     assert summary["models"][0]["leave_out"]["class"] == "gan_b"
+    (row,) = body["leave_out_matrix"]
+    assert row["class"] == "gan_b" and row["model"] == run_dir.name and row["n"] == 12
+    assert row == {"model": run_dir.name, **section["leave_out"]}
 
 
 def test_perturbations_change_the_image_as_named() -> None:

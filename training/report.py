@@ -202,6 +202,37 @@ def model_section(
     }
 
 
+def leave_out_matrix(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run trained without a generator: who it was, detection and rejection."""
+    return [
+        {"model": Path(s["model"]).name, **s["leave_out"]} for s in sections if s.get("leave_out")
+    ]
+
+
+def render_leave_out_matrix(rows: list[dict[str, Any]]) -> str:
+    """The leave-one-generator-out table over every leave-out run of the report."""
+    if not rows:
+        return ""
+    scores = list(dict.fromkeys(k for row in rows for k in row["auroc"]))
+    headers = ["left out (G)", "model", "n", "called fake", *(f"AUROC {k}" for k in scores)]
+    cells = [
+        [
+            r["class"],
+            r["model"],
+            r["n"],
+            r["detected_as_fake"],
+            *(r["auroc"].get(k) for k in scores),
+        ]
+        for r in rows
+    ]
+    return (
+        "<h2>Leave-one-generator-out matrix</h2><p class='note'>Each row is a model trained "
+        "without generator G: the share of G's images it still calls fake, and how well each "
+        "rejection score tells G from the classes it knows (AUROC, 0.5 = chance).</p>"
+        + table(headers, cells)
+    )
+
+
 def render_section(section: dict[str, Any]) -> str:
     """The HTML half of one model's section."""
     m = section["metrics"]
@@ -331,7 +362,8 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         model = open_model(path)
         emit.log(f"report: {model.path.name} on {config['data']}")
         sections.append(model_section(model, config, emit, cancel))
-    body = "".join(render_section(s) for s in sections)
+    matrix = leave_out_matrix(sections)
+    body = render_leave_out_matrix(matrix) + "".join(render_section(s) for s in sections)
     note = (
         f"<p class='note'>Data: {config['data']} ({config['split'] or 'all images'}). "
         "Train a leave-one-generator-out model with <code>deepfake-studio train --leave-out G</code> "
@@ -341,10 +373,16 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     out.write_text(page("Deepfake Studio quality report", note + body), encoding="utf-8")
     json_path = out.with_suffix(".json")
     json_path.write_text(
-        json.dumps({"config": config, "models": sections}, indent=2), encoding="utf-8"
+        json.dumps({"config": config, "models": sections, "leave_out_matrix": matrix}, indent=2),
+        encoding="utf-8",
     )
     emit("artifact", {"kind": "report", "path": str(out)})
-    return {"report": str(out), "json": str(json_path), "models": [_headline(s) for s in sections]}
+    return {
+        "report": str(out),
+        "json": str(json_path),
+        "models": [_headline(s) for s in sections],
+        "leave_out_matrix": matrix,
+    }
 
 
 def _headline(section: dict[str, Any]) -> dict[str, Any]:
