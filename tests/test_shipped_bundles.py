@@ -41,5 +41,5 @@ def test_cifake_bundle_keeps_its_accuracy_on_the_cifake_test_folder() -> None:
         EventWriter("t", []),
     )  # fmt: skip
     assert report["n"] == 4000
-    assert report["accuracy"] >= 0.96, report["accuracy"]  # measured 0.9660 (README)
+    assert report["accuracy"] >= 0.965, report["accuracy"]  # measured 0.9708 (README)
     assert report["auc"] >= 0.99

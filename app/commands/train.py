@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0 = off)")
     p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (0 = off)")
+    p.add_argument("--mix-prob", type=float, default=1.0, help="share of batches mixed")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
     p.add_argument("--jpeg-prob", type=float, default=0.0, help="chance of JPEG re-compression")
     p.add_argument("--downscale-prob", type=float, default=0.0, help="chance of down-scaling")
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         "label_smoothing": args.label_smoothing,
         "mixup": args.mixup,
         "cutmix": args.cutmix,
+        "mix_prob": args.mix_prob,
         "balanced": args.balanced,
         "jpeg_prob": args.jpeg_prob,
         "downscale_prob": args.downscale_prob,
