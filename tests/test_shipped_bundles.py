@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,8 @@ def test_cifake_bundle_keeps_its_accuracy_on_the_cifake_test_folder() -> None:
     assert report["n"] == 4000
     assert report["accuracy"] >= 0.965, report["accuracy"]  # measured 0.9708 (README)
     assert report["auc"] >= 0.99
+    calibration = json.loads((ROOT / "assets/bundles/cifake/bundle.json").read_text())[
+        "calibration"
+    ]
+    assert report["temperature"] == pytest.approx(calibration["temperature"])  # what the app shows
+    assert report["ece"] <= 0.05, report["ece"]  # measured 0.0084 with the bundle's temperature

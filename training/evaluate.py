@@ -68,6 +68,13 @@ class ModelUnderTest:
     def preprocess(self) -> PreprocessSpec:
         return self.predictor.preprocess
 
+    @property
+    def temperature(self) -> float:
+        """The bundle's calibrated temperature (what the app shows); 1 for a raw run."""
+        if self.kind == "bundle":
+            return float(self.predictor.bundle.calibration.temperature)
+        return 1.0
+
     def logits(self, batch: np.ndarray) -> np.ndarray:
         return self.predictor.predict_batch(batch)[0]
 
@@ -196,7 +203,7 @@ def evaluate_model(
     if leave_out and not heldout:
         raise UserError(f"--leave-out {leave_out!r}: the data has no images of that class")
     logits = compute_logits(model, known, config["batch_size"], emit, cancel)
-    probs = softmax(logits)
+    probs = softmax(logits / model.temperature)
     if binary:
         real_index = model.class_names.index(model.real_class)
         p_real = probs[:, real_index]
@@ -214,6 +221,7 @@ def evaluate_model(
             "data": str(Path(config["data"]).expanduser().resolve()),
             "split": config["split"] or "all",
             "binary": binary,
+            "temperature": model.temperature,
             **model.stats,
         }
     )
