@@ -160,6 +160,18 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             ),
             _alpha("mixup", "MixUp alpha"),
             _alpha("cutmix", "CutMix alpha"),
+            Field(
+                "mix_prob",
+                "Mixed batches",
+                "float",
+                1.0,
+                0.0,
+                1.0,
+                decimals=2,
+                step=0.1,
+                help="share of batches mixed when MixUp or CutMix is on",
+                advanced=True,
+            ),
             Field("balanced", "Balanced sampling", "bool", False, advanced=True),
             Field(
                 "precision",
