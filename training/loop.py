@@ -9,10 +9,9 @@ cancel. Jobs customise the loss through ``compute_loss`` (distillation) and add 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -107,10 +106,8 @@ class Compute:
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            yield
+    def autocast(self) -> torch.autocast:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
 
 def cross_entropy_loss(label_smoothing: float = 0.0) -> ComputeLoss:

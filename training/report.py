@@ -209,27 +209,33 @@ def leave_out_matrix(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def render_leave_out_matrix(rows: list[dict[str, Any]]) -> str:
-    """The leave-one-generator-out table over every leave-out run of the report."""
-    if not rows:
-        return ""
+def leave_out_table(rows: list[dict[str, Any]], with_model: bool) -> str:
+    """The unseen-generator rows as a table: class, (model,) n, called fake, AUROC per score."""
     scores = list(dict.fromkeys(k for row in rows for k in row["auroc"]))
-    headers = ["left out (G)", "model", "n", "called fake", *(f"AUROC {k}" for k in scores)]
+    model = ["model"] if with_model else []
+    headers = ["left out (G)", *model, "n", "called fake", *(f"AUROC {k}" for k in scores)]
     cells = [
         [
             r["class"],
-            r["model"],
+            *([r["model"]] if with_model else []),
             r["n"],
             r["detected_as_fake"],
             *(r["auroc"].get(k) for k in scores),
         ]
         for r in rows
     ]
+    return table(headers, cells)
+
+
+def render_leave_out_matrix(rows: list[dict[str, Any]]) -> str:
+    """The leave-one-generator-out table over every leave-out run of the report."""
+    if not rows:
+        return ""
     return (
         "<h2>Leave-one-generator-out matrix</h2><p class='note'>Each row is a model trained "
         "without generator G: the share of G's images it still calls fake, and how well each "
         "rejection score tells G from the classes it knows (AUROC, 0.5 = chance).</p>"
-        + table(headers, cells)
+        + leave_out_table(rows, with_model=True)
     )
 
 
@@ -326,14 +332,8 @@ def render_section(section: dict[str, Any]) -> str:
         )
     )
     if section["leave_out"]:
-        lo = section["leave_out"]
         parts.append("<h3>Unseen generator (left out of training)</h3>")
-        parts.append(
-            table(
-                ["class", "n", "called fake", *(f"AUROC {k}" for k in lo["auroc"])],
-                [[lo["class"], lo["n"], lo["detected_as_fake"], *lo["auroc"].values()]],
-            )
-        )
+        parts.append(leave_out_table([section["leave_out"]], with_model=False))
     if section["misclassified"]:
         parts.append("<h3>Misclassified examples</h3><div class='thumbs'>")
         for item in section["misclassified"]:

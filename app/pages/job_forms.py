@@ -87,35 +87,22 @@ LEARNING_RATE = Field("lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals
 SOURCE_RUN = Field("run", "Source run", "run", help="a finished run folder")
 
 
+def _advanced_float(key: str, label: str, default: float, high: float, help: str) -> Field:
+    """An advanced two-decimal option between 0 and ``high``."""
+    return Field(
+        key, label, "float", default, 0.0, high, decimals=2, step=0.1, help=help, advanced=True
+    )
+
+
 def _probability(key: str, label: str) -> Field:
     """An advanced augmentation probability in [0, 1], off by default."""
-    return Field(
-        key,
-        label,
-        "float",
-        0.0,
-        0.0,
-        1.0,
-        decimals=2,
-        step=0.1,
-        help="probability per training image",
-        advanced=True,
-    )
+    return _advanced_float(key, label, 0.0, 1.0, "probability per training image")
 
 
 def _alpha(key: str, label: str) -> Field:
     """An advanced batch-mixing Beta(alpha, alpha) parameter, off (0) by default."""
-    return Field(
-        key,
-        label,
-        "float",
-        0.0,
-        0.0,
-        10.0,
-        decimals=2,
-        step=0.1,
-        help="0 = off; 0.2-1.0 regularises long runs that over-fit",
-        advanced=True,
+    return _advanced_float(
+        key, label, 0.0, 10.0, "0 = off; 0.2-1.0 regularises long runs that over-fit"
     )
 
 
@@ -160,17 +147,12 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             ),
             _alpha("mixup", "MixUp alpha"),
             _alpha("cutmix", "CutMix alpha"),
-            Field(
+            _advanced_float(
                 "mix_prob",
                 "Mixed batches",
-                "float",
                 1.0,
-                0.0,
                 1.0,
-                decimals=2,
-                step=0.1,
-                help="share of batches mixed when MixUp or CutMix is on",
-                advanced=True,
+                "share of batches mixed when MixUp or CutMix is on",
             ),
             Field("balanced", "Balanced sampling", "bool", False, advanced=True),
             Field(
