@@ -84,6 +84,40 @@ def test_onnx_model_matches_torch_on_a_dynamic_batch(
     np.testing.assert_allclose(onnx_cam.mean(axis=(2, 3)), onnx_logits, atol=1e-4)
 
 
+def test_flip_averaged_bundle_answers_the_same_for_an_image_and_its_mirror(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from core.bundle import load_bundle
+    from core.inference import OnnxPredictor
+    from core.models import load_model
+
+    summary = run_export_job(
+        {"run": str(trained_run), "out": str(tmp_path / "flip"), "flip_average": True}
+    )
+    assert summary["verification"]["ok"]
+    assert summary["verification"]["parity"]["split_logits"] < 1e-4
+    bundle = load_bundle(tmp_path / "flip")
+    parent = json.loads((trained_run / "run.json").read_text())["summary"]
+    assert bundle.meta["export"]["flip_average"] is True
+    assert bundle.meta["stats"]["params"] == parent["params"]
+    assert bundle.meta["stats"]["macs"] == pytest.approx(2 * parent["macs"], rel=0.01)
+    batch = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    mirror = np.ascontiguousarray(batch[..., ::-1])
+    predictor = OnnxPredictor(bundle, threads=1)
+    logits, cam = predictor.predict_batch(batch)
+    mirror_logits, mirror_cam = predictor.predict_batch(mirror)
+    np.testing.assert_allclose(logits, mirror_logits, atol=1e-4)
+    np.testing.assert_allclose(cam, mirror_cam[..., ::-1], atol=1e-4)  # maps stay on the image
+    np.testing.assert_allclose(cam.mean(axis=(2, 3)), logits, atol=1e-4)
+    model, _ = load_model(trained_run)
+    with torch.no_grad():
+        mean = (model(torch.from_numpy(batch)) + model(torch.from_numpy(mirror))) / 2
+    np.testing.assert_allclose(logits, mean.numpy(), atol=1e-4)
+    assert not np.allclose(logits, model(torch.from_numpy(batch)).detach().numpy(), atol=1e-3)
+
+
 def test_golden_vectors_are_real_test_images_of_every_class(
     exported_bundle: Path, trained_run: Path
 ) -> None:
@@ -153,6 +187,8 @@ def test_bad_options_are_refused(trained_run: Path, tmp_path: Path) -> None:
         run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "opset": 9})
     with pytest.raises(UserError, match="unknown export option"):
         run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "quant": True})
+    with pytest.raises(UserError, match="flip_average must be true or false"):
+        run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "flip_average": 1})
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     with pytest.raises(UserError, match="exists and is not a bundle"):

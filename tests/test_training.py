@@ -86,10 +86,13 @@ def test_finetune_learns_and_records_the_run(toy_data: Path, tmp_path: Path) -> 
     assert events_file == sink.events[len(indexing) :]  # the run folder exists after indexing
 
 
-def test_resume_after_kill_reaches_the_same_weights(toy_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["plain", "weight-average"])
+def test_resume_after_kill_reaches_the_same_weights(
+    toy_data: Path, tmp_path: Path, ema: float
+) -> None:
     from safetensors.torch import load_file
 
-    base = {"data": str(toy_data), "workspace": str(tmp_path), **TINY, "crop_prob": 0.5}
+    base = {"data": str(toy_data), "workspace": str(tmp_path), **TINY, "crop_prob": 0.5, "ema": ema}
     finetune({**base, "out": str(tmp_path / "straight"), "epochs": 2})
     # "Kill" after epoch 1: run a 2-epoch config but cancel as epoch 2 starts.
     from training.control import CancelToken
@@ -154,6 +157,8 @@ def test_unknown_option_and_out_of_range_values_are_refused(toy_data: Path) -> N
         finetune({"data": str(toy_data), "out": "x", "epochs": 0})
     with pytest.raises(UserError, match="precision must be one of"):
         finetune({"data": str(toy_data), "out": "x", "precision": "fp16"})
+    with pytest.raises(UserError, match="ema must be between"):
+        finetune({"data": str(toy_data), "out": "x", "ema": 1.0})
 
 
 def test_channels_last_computes_the_same_logits_as_nchw() -> None:
@@ -200,6 +205,43 @@ def test_mixup_training_learns(toy_data: Path, tmp_path: Path) -> None:
         }
     )
     assert summary["val_acc"] >= 0.8, summary
+
+
+def test_weight_average_is_what_is_validated_and_saved(toy_data: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    out = tmp_path / "ema"
+    summary, _ = finetune(
+        {"data": str(toy_data), "out": str(out), "epochs": 3, "workspace": str(tmp_path), **TINY}
+        | {"ema": 0.9}
+    )
+    assert summary["val_acc"] >= 0.8, summary
+    saved = load_file(str(out / "last.safetensors"))
+    average = load_file(str(out / "checkpoint" / "average.safetensors"))
+    trained = load_file(str(out / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(saved[k], average[k]) for k in saved)
+    moved = [
+        k
+        for k in saved
+        if saved[k].is_floating_point() and not torch.allclose(saved[k], trained[k])
+    ]
+    assert len(moved) > len(saved) // 2  # the average lags the trained weights
+    assert "running_mean" in " ".join(moved)  # batch-norm statistics are averaged too
+
+
+def test_weight_average_follows_the_ema_formula() -> None:
+    from training.loop import WeightAverage
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average = WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    average.update(model, step=1000)  # past timm's warm-up, so the decay is 0.5
+    assert torch.allclose(average.module.weight, torch.full((1, 2), 2.0))
+    average.update(model, step=1)  # the first step copies the weights
+    assert torch.allclose(average.module.weight, torch.full((1, 2), 3.0))
 
 
 def test_bf16_training_learns_and_keeps_fp32_weights(toy_data: Path, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Resumable checkpoints without pickles: tensors in safetensors, everything else in JSON.
 
-``checkpoint/`` holds ``model.safetensors``, ``optimizer.safetensors`` (per-parameter state such
+``checkpoint/`` holds ``model.safetensors``, ``average.safetensors`` (the weight average, when
+training keeps one), ``optimizer.safetensors`` (per-parameter state such
 as AdamW moments), ``rng.safetensors`` (torch's RNG state) and ``state.json`` (epoch, optimizer
 hyper-parameters, scheduler state, Python/NumPy RNG states, best score, job-specific extras).
 Files are written to a temporary folder and swapped in, so a kill mid-save keeps the old one.
@@ -20,6 +21,8 @@ from safetensors.torch import load_file, save_file
 
 from core.models import save_weights
 
+AVERAGE_FILE = "average.safetensors"
+
 
 def save_checkpoint(
     directory: Path,
@@ -29,12 +32,15 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     epoch: int,
     extra: dict[str, Any] | None = None,
+    average: torch.nn.Module | None = None,
 ) -> Path:
     """Save everything needed to continue after ``epoch`` (the next epoch is ``epoch + 1``)."""
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_weights(model, tmp / "model.safetensors")
+    if average is not None:
+        save_weights(average, tmp / AVERAGE_FILE)
     opt_state = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, Any] = {}
@@ -76,10 +82,19 @@ def load_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    average: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and RNGs in place; returns ``state.json``."""
+    """Restore model, optimizer, scheduler and RNGs in place; returns ``state.json``.
+
+    ``average`` gets the saved weight average, or the restored model's weights when the
+    checkpoint has none (averaging switched on at resume).
+    """
     state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
     model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=True)
+    if average is not None:
+        saved_average = directory / AVERAGE_FILE
+        source = saved_average if saved_average.is_file() else directory / "model.safetensors"
+        average.load_state_dict(load_file(str(source)), strict=True)
     tensors = load_file(str(directory / "optimizer.safetensors"))
     per_param: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():

@@ -38,6 +38,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "monitor": "val_acc",
     "channels_last": True,
     "precision": "fp32",
+    "ema": 0.0,
     "seed": 0,
     "val": 0.1,
     "test": 0.1,
@@ -72,11 +73,13 @@ def check_range(config: dict[str, Any], key: str, low: float, high: float) -> No
         raise UserError(f"{key} must be between {low} and {high}, not {value!r}")
 
 
-def check_precision(config: dict[str, Any]) -> None:
+def check_compute(config: dict[str, Any]) -> None:
+    """The ``precision`` and weight-average (``ema``) options every training job has."""
     from training.loop import PRECISIONS
 
     if config["precision"] not in PRECISIONS:
         raise UserError(f"precision must be one of {PRECISIONS}, not {config['precision']!r}")
+    check_range(config, "ema", 0, 0.99999)
 
 
 def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +96,7 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "test", 0.0, 0.5)
     for key in ("jpeg_prob", "downscale_prob", "crop_prob"):
         check_range(config, key, 0, 1)
-    check_precision(config)
+    check_compute(config)
     data = Path(config["data"]).expanduser()
     if not data.exists():
         raise UserError(f"data folder {data} does not exist")

@@ -44,7 +44,7 @@ from training.common import (
 )
 from training.config import (
     FINETUNE_DEFAULTS,
-    check_precision,
+    check_compute,
     check_range,
     read_split,
     resolve,
@@ -59,7 +59,7 @@ from training.rundir import RunDir
 SHARED_WITH_FINETUNE = (
     "pretrained", "model_kwargs", "batch_size", "lr", "weight_decay", "schedule",
     "warmup_epochs", "label_smoothing", "early_stop", "monitor", "balanced", "hflip",
-    "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "seed", "val",
+    "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "ema", "seed", "val",
     "test", "workers", "threads", "resume", "workspace",
 )  # fmt: skip
 DISTILL_DEFAULTS: dict[str, Any] = {
@@ -158,7 +158,7 @@ def validate_distill(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "lr", 1e-7, 10)
     check_range(config, "val", 0.01, 0.5)
     check_range(config, "test", 0.0, 0.5)
-    check_precision(config)
+    check_compute(config)
     if config["img_size"] is not None:
         check_range(config, "img_size", 8, 4096)
         if config["student"]:

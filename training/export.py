@@ -28,6 +28,11 @@ folder beside ``out`` and only renamed into place once everything passed, so a f
 leaves a bundle that looks valid (an older bundle at ``out`` stays untouched); the failed report is
 written to ``<out>.verification-failed.json``.
 
+``flip_average`` wraps the network in :func:`core.flip_average.flip_averaged` before phase 1:
+the graph averages the logits of each image and its mirror image (test-time augmentation inside
+the model, so apps need nothing new); torch, ONNX and the calibration all see the wrapped model,
+and ``stats.macs`` doubles.
+
 With ``int8`` the INT8 model is shipped as ``model.onnx`` and the FP32 figures stay in the report;
 without it only FP32 is made. ``bundle.json`` ``metrics`` are the shipped model's test-split
 metrics plus ``coverage`` / ``selective_risk`` of its threshold on the test split.
@@ -80,6 +85,7 @@ EXPORT_DEFAULTS: dict[str, Any] = {
     "out": None,
     "weights": "best",
     "int8": False,
+    "flip_average": False,
     "zip": False,
     "target_risk": 0.05,
     "score": "auto",
@@ -112,6 +118,8 @@ def validate_export(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "batch_size", 1, 4096)
     if config["score"] not in SCORE_CHOICES:
         raise UserError(f"score must be one of {SCORE_CHOICES}, not {config['score']!r}")
+    if not isinstance(config["flip_average"], bool):
+        raise UserError(f"flip_average must be true or false, not {config['flip_average']!r}")
     run_dir = Path(config["run"]).expanduser().resolve()
     check_run_folder(run_dir, config["weights"])
     config["run"] = str(run_dir)
@@ -168,6 +176,11 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
 
     run_dir, out = Path(config["run"]), Path(config["out"])
     model, description = load_model(run_dir, config["weights"])
+    if config["flip_average"]:
+        from core.flip_average import flip_averaged
+
+        model = flip_averaged(model)
+        emit.log("flip averaging: the bundle averages each image with its mirror image")
     split_file = run_dir / "split.json"
     splits = {name: read_split(split_file, name) for name in ("train", "val", "test")}
     if not splits["val"]:
@@ -602,6 +615,7 @@ def export_info(config: dict[str, Any], quantization: dict[str, Any] | None) -> 
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "weights": config["weights"],
+        "flip_average": config["flip_average"],
         "quantization": quantization,
         "verification": VERIFICATION_FILE,
     }

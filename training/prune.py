@@ -48,7 +48,7 @@ from training.common import (
     set_threads,
     subset,
 )
-from training.config import check_precision, check_range, read_split, resolve
+from training.config import check_compute, check_range, read_split, resolve
 from training.control import CancelToken
 from training.data import ImageDataset
 from training.finetune import augment_from_config, finish
@@ -78,6 +78,7 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "monitor": "val_acc",
     "channels_last": True,
     "precision": "fp32",
+    "ema": 0.0,
     "max_train": None,
     "seed": 0,
     "workers": 0,
@@ -106,7 +107,7 @@ def validate_prune(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "batch_size", 1, 4096)
     check_range(config, "lr", 1e-7, 10)
     check_range(config, "tolerance", 0.001, 0.5)
-    check_precision(config)
+    check_compute(config)
     if config["importance"] not in IMPORTANCES:
         raise UserError(f"importance must be one of {IMPORTANCES}, not {config['importance']!r}")
     if config["max_train"] is not None:

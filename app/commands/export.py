@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="bundle folder (default: workspace/bundles/<run>-<precision>)",
     )
     p.add_argument("--int8", action="store_true", help="ship a static INT8 (QDQ) model")
+    p.add_argument(
+        "--flip-average",
+        action="store_true",
+        help="average each image with its mirror image inside the model (2x MACs)",
+    )
     p.add_argument("--zip", action="store_true", help="also write BUNDLE.zip")
     p.add_argument(
         "--target-risk",
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "run": run_dir,
         "out": args.out,
         "int8": args.int8,
+        "flip_average": args.flip_average,
         "zip": args.zip,
         "target_risk": args.target_risk,
         "score": args.score,

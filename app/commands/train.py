@@ -63,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="fp32",
         help="bf16: bfloat16 autocast, about 1.8x faster on CPUs with AVX512-BF16",
     )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="keep and save an exponential moving average of the weights (e.g. 0.999; 0 = off)",
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -112,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         "resume": args.resume,
         "threads": args.threads,
         "precision": args.precision,
+        "ema": args.ema,
         "workers": args.workers,
         "model_kwargs": args.model_kwargs,
         "workspace": args.workspace,

@@ -106,6 +106,20 @@ def _alpha(key: str, label: str) -> Field:
     )
 
 
+WEIGHT_AVERAGE = Field(
+    "ema",
+    "Weight average (EMA)",
+    "float",
+    0.0,
+    0.0,
+    0.9999,
+    decimals=4,
+    step=0.001,
+    help="decay of a moving average of the weights that is validated and saved (0 = off)",
+    advanced=True,
+)
+
+
 JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
     "finetune": (
         "Fine-tune",
@@ -164,6 +178,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 help="bf16 = bfloat16 autocast: about 1.8x faster on recent x86 CPUs",
                 advanced=True,
             ),
+            WEIGHT_AVERAGE,
             _probability("jpeg_prob", "JPEG re-compression"),
             _probability("downscale_prob", "Random downscale"),
             Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
