@@ -149,6 +149,7 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
     page.name_edit.setText("tiny")
     page.risk_spin.setValue(5.0)
     assert "at most 5% of the images it does answer are wrong" in page.risk_words.text()
+    assert not page.flip_check.isChecked()  # mirror averaging is opt-in
     status, details = export_and_wait(qtbot, page)
     assert status == "done"
     fp32, int8 = tmp_path / "out" / "tiny-fp32", tmp_path / "out" / "tiny-int8"
@@ -159,7 +160,7 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
     assert [(c["int8"], c["out"]) for c in configs] == [(False, str(fp32)), (True, str(int8))]
     for config in configs:
         assert config["kind"] == "export" and config["zip"] is True
-        assert config["target_risk"] == 0.05
+        assert config["target_risk"] == 0.05 and config["flip_average"] is False
         assert config["run"] == str((page.workspace.runs / "20261123-0900-finetune").resolve())
     assert page.progress.value() == page.progress.maximum()
 
@@ -286,6 +287,7 @@ def test_a_real_export_through_the_job_runner(qtbot, studio_workspace, trained_r
     page.next_button.click()
     assert page.current_step() == OPTIONS
     page.int8_check.setChecked(False)
+    page.flip_check.setChecked(True)
     page.folder_radio.setChecked(True)
     page.folder_edit.setText(str(tmp_path))
     page.name_edit.setText("real")
@@ -293,6 +295,7 @@ def test_a_real_export_through_the_job_runner(qtbot, studio_workspace, trained_r
     assert status == "done", page.run_message.text() + page.log.toPlainText()[-2000:]
     bundle = load_bundle(tmp_path / "real-fp32")
     assert bundle.meta["model"]["precision"] == "fp32"
+    assert bundle.meta["export"]["flip_average"] is True
     report = json.loads((tmp_path / "real-fp32" / "verification.json").read_text("utf-8"))
     rows = {
         page.summary.variant_table.item(r, 0).text(): page.summary.variant_table.item(r, 1).text()

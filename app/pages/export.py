@@ -259,6 +259,12 @@ class ExportPage(QWidget):
         layout.addWidget(precision_hint)
         self.precision_error = _field_error()
         layout.addWidget(self.precision_error)
+        self.flip_check = QCheckBox("Mirror averaging: judge each image and its mirror image")
+        self.flip_check.setToolTip(
+            "Test-time augmentation inside the model: the verdict averages the image and its "
+            "left-right mirror. Same size, twice the compute; it is verified like the rest."
+        )
+        layout.addWidget(self.flip_check)
         left.addWidget(frame)
 
         frame, layout = card("Target and threshold")
@@ -524,6 +530,7 @@ class ExportPage(QWidget):
             run=self.selected_run(),
             fp32=self.fp32_check.isChecked(),
             int8=self.int8_check.isChecked(),
+            flip_average=self.flip_check.isChecked(),
             target=str(self.target_combo.currentData()),
             target_risk=round(self.risk_spin.value() / 100.0, 4),
             folder=Path(self.folder_edit.text().strip()).expanduser(),

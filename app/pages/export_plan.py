@@ -84,6 +84,8 @@ class ExportChoices:
     run: Path | None
     fp32: bool = True
     int8: bool = True
+    flip_average: bool = False
+    """Average each image with its mirror image inside the exported model."""
     target: str = "android"
     target_risk: float = 0.05
     folder: Path = Path(".")
@@ -153,6 +155,7 @@ def job_configs(choices: ExportChoices, workspace_root: Path | None = None) -> l
             "run": str(Path(choices.run).resolve()),
             "out": str(choices.bundle_path(precision).resolve()),
             "int8": precision == "int8",
+            "flip_average": choices.flip_average,
             "zip": choices.zip,
             "target_risk": choices.target_risk,
         }
