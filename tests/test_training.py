@@ -294,6 +294,8 @@ def test_cli_trains_one_epoch_then_evaluates(toy_data: Path, tmp_path: Path) -> 
         "16",
         "--threads",
         "1",
+        "--ema",
+        "0.9",
         "--out",
         str(out),
         "--json",
@@ -301,6 +303,8 @@ def test_cli_trains_one_epoch_then_evaluates(toy_data: Path, tmp_path: Path) -> 
     )
     assert trained.returncode == 0, trained.stderr
     assert json.loads(trained.stdout)["epochs_run"] == 1
+    assert json.loads((out / "config.json").read_text())["ema"] == 0.9
+    assert (out / "checkpoint" / "average.safetensors").is_file()
     evaluated = cli(
         "evaluate", "--model", str(out), "--data", str(toy_data), "--split", "test", "--json",
         env_home=tmp_path / "ws",
