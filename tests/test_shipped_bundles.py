@@ -42,10 +42,10 @@ def test_cifake_bundle_keeps_its_accuracy_on_the_cifake_test_folder() -> None:
         EventWriter("t", []),
     )  # fmt: skip
     assert report["n"] == 4000
-    assert report["accuracy"] >= 0.965, report["accuracy"]  # measured 0.9708 (README)
+    assert report["accuracy"] >= 0.97, report["accuracy"]  # measured 0.9730 (README)
     assert report["auc"] >= 0.99
-    calibration = json.loads((ROOT / "assets/bundles/cifake/bundle.json").read_text())[
-        "calibration"
-    ]
+    meta = json.loads((ROOT / "assets/bundles/cifake/bundle.json").read_text())
+    assert meta["export"]["flip_average"] is True  # the figure includes mirror averaging
+    calibration = meta["calibration"]
     assert report["temperature"] == pytest.approx(calibration["temperature"])  # what the app shows
-    assert report["ece"] <= 0.05, report["ece"]  # measured 0.0084 with the bundle's temperature
+    assert report["ece"] <= 0.05, report["ece"]  # measured 0.0097 with the bundle's temperature
