@@ -86,13 +86,17 @@ def test_finetune_learns_and_records_the_run(toy_data: Path, tmp_path: Path) -> 
     assert events_file == sink.events[len(indexing) :]  # the run folder exists after indexing
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["plain", "weight-average"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"ema": 0.9}, {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4}],
+    ids=["adamw", "weight-average", "sgd"],
+)
 def test_resume_after_kill_reaches_the_same_weights(
-    toy_data: Path, tmp_path: Path, ema: float
+    toy_data: Path, tmp_path: Path, options: dict
 ) -> None:
     from safetensors.torch import load_file
 
-    base = {"data": str(toy_data), "workspace": str(tmp_path), **TINY, "crop_prob": 0.5, "ema": ema}
+    base = {"data": str(toy_data), "workspace": str(tmp_path), **TINY, "crop_prob": 0.5, **options}
     finetune({**base, "out": str(tmp_path / "straight"), "epochs": 2})
     # "Kill" after epoch 1: run a 2-epoch config but cancel as epoch 2 starts.
     from training.control import CancelToken
@@ -157,6 +161,8 @@ def test_unknown_option_and_out_of_range_values_are_refused(toy_data: Path) -> N
         finetune({"data": str(toy_data), "out": "x", "epochs": 0})
     with pytest.raises(UserError, match="precision must be one of"):
         finetune({"data": str(toy_data), "out": "x", "precision": "fp16"})
+    with pytest.raises(UserError, match="optimizer must be one of"):
+        finetune({"data": str(toy_data), "out": "x", "optimizer": "lion"})
     with pytest.raises(UserError, match="ema must be between"):
         finetune({"data": str(toy_data), "out": "x", "ema": 1.0})
 
@@ -205,6 +211,17 @@ def test_mixup_training_learns(toy_data: Path, tmp_path: Path) -> None:
         }
     )
     assert summary["val_acc"] >= 0.8, summary
+
+
+def test_sgd_training_learns(toy_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sgd"
+    summary, _ = finetune(
+        {"data": str(toy_data), "out": str(out), "epochs": 3, "workspace": str(tmp_path), **TINY}
+        | {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4}
+    )
+    assert summary["val_acc"] >= 0.8, summary
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["optimizer"]["param_groups"][0]["nesterov"] is True  # SGD state was saved
 
 
 def test_weight_average_is_what_is_validated_and_saved(toy_data: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "std": None,
     "epochs": 10,
     "batch_size": 64,
+    "optimizer": "adamw",
     "lr": 2e-3,
     "weight_decay": 0.05,
     "schedule": "cosine",
@@ -74,11 +75,12 @@ def check_range(config: dict[str, Any], key: str, low: float, high: float) -> No
 
 
 def check_compute(config: dict[str, Any]) -> None:
-    """The ``precision`` and weight-average (``ema``) options every training job has."""
-    from training.loop import PRECISIONS
+    """The optimizer, ``precision`` and weight-average (``ema``) options of every training job."""
+    from training.loop import OPTIMIZERS, PRECISIONS
 
-    if config["precision"] not in PRECISIONS:
-        raise UserError(f"precision must be one of {PRECISIONS}, not {config['precision']!r}")
+    for key, choices in (("optimizer", OPTIMIZERS), ("precision", PRECISIONS)):
+        if config[key] not in choices:
+            raise UserError(f"{key} must be one of {choices}, not {config[key]!r}")
     check_range(config, "ema", 0, 0.99999)
 
 

@@ -57,7 +57,7 @@ from training.loop import ComputeLoss, fit, settings_from_config
 from training.rundir import RunDir
 
 SHARED_WITH_FINETUNE = (
-    "pretrained", "model_kwargs", "batch_size", "lr", "weight_decay", "schedule",
+    "pretrained", "model_kwargs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
     "warmup_epochs", "label_smoothing", "early_stop", "monitor", "balanced", "hflip",
     "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "ema", "seed", "val",
     "test", "workers", "threads", "resume", "workspace",

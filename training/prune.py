@@ -69,6 +69,7 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "tolerance": 0.02,
     "taylor_batches": 4,
     "batch_size": 64,
+    "optimizer": "adamw",
     "lr": 1e-3,
     "weight_decay": 0.05,
     "schedule": "cosine",

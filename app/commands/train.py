@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--optimizer",
+        choices=("adamw", "sgd"),
+        default="adamw",
+        help="sgd: Nesterov momentum 0.9 (use --lr 0.05-0.1, --weight-decay 5e-4)",
+    )
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--schedule", choices=("cosine", "onecycle", "constant"), default="cosine")
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "resize_mode": args.resize_mode,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
         "lr": args.lr,
         "weight_decay": args.weight_decay,
         "schedule": args.schedule,
