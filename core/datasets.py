@@ -32,15 +32,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from PIL import Image
-
 from core import splits as splitting
 from core.dataset_index import COLUMNS, UPSERT, FileFacts, analyse_file, connect, row_values
 from core.errors import UserError
+from core.preprocess import IMAGE_EXTENSIONS
 from core.workspace import Workspace
 
-IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
-"""File name endings indexed as images (everything Pillow knows); other files are ignored."""
 BATCH = 128
 """Files analysed per committed batch: the unit of progress, cancel and resume."""
 WORKERS = 2

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from core.errors import UserError
-from core.preprocess import PreprocessSpec, load_image
+from core.preprocess import IMAGE_EXTENSIONS, PreprocessSpec, load_image
 from core.rejection import Calibration
 from core.verdict import Verdict, decide
 
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from core.bundle import Bundle
     from core.models import ModelDescription
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"}
-)
 DECODE_WORKERS = 4
 RESULT_FIELDS = (
     "path",

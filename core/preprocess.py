@@ -43,6 +43,17 @@ CONTRACT_VERSION = 1
 RESIZE_MODES = ("resize_crop", "resize", "crop")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PHOTO_EXTENSIONS = (
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".avif", ".bmp", ".dib", ".gif",
+    ".tif", ".tiff", ".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi",
+)  # fmt: skip
+IMAGE_EXTENSIONS = frozenset(
+    ext for ext, kind in Image.registered_extensions().items()
+    if ext in PHOTO_EXTENSIONS and kind in Image.OPEN
+)  # fmt: skip
+"""File name endings treated as images everywhere (checker, data sets): the photo formats this
+Pillow can decode. Pillow's other formats (PDF, EPS, HDF5 stubs, icons, ...) are not pictures a
+detector should judge and often cannot be decoded without extra programs."""
 MAX_IMAGE_PIXELS = 64_000_000
 """Larger images (decompression bombs such as 20000x20000) are refused before decoding."""
 

@@ -30,10 +30,11 @@ def workspace(tmp_path: Path) -> Workspace:
 
 @pytest.fixture
 def messy(tmp_path: Path) -> Path:
-    """real: 12 PNG + 3 bad files + a README; fake: 10 PNG + a copy of real_000 + an internal copy."""
+    """real: 12 PNG + 3 bad files + a README and a PDF; fake: 10 PNG + a copy of real_000 + an internal copy."""
     root = make_dataset(tmp_path / "data", {"real": 12, "fake": 10})
     add_bad_files(root / "real")
     (root / "real" / "README.txt").write_text("ignored")
+    (root / "real" / "scan.pdf").write_bytes(b"%PDF-1.4 not a photo")  # Pillow writes PDFs only
     copy_file(root / "real" / "real_000.png", root / "fake" / "copy_of_real.png")
     copy_file(root / "fake" / "fake_001.png", root / "fake" / "sub" / "fake_001_again.png")
     return root
@@ -44,7 +45,7 @@ def test_build_records_every_file_and_its_facts(messy: Path, workspace: Workspac
     assert index.db_path == default_db_path(messy, workspace)
     assert index.db_path.parent == workspace.indexes
     assert index.last_build.files == 12 + 3 + 10 + 2
-    assert index.last_build.ignored == 1
+    assert index.last_build.ignored == 2  # README.txt, scan.pdf
     assert index.is_complete()
     assert index.class_names == ["fake", "real"]
     assert index.counts() == {"fake": 12, "real": 12}
@@ -343,3 +344,13 @@ def test_an_index_of_an_older_analysis_is_redone(tmp_path: Path, workspace: Work
     again = DatasetIndex.build(root, workspace)
     assert again.last_build.analysed == 6 and not again.has_splits()
     assert DatasetIndex.build(root, workspace).last_build.analysed == 0
+
+
+def test_the_checker_and_the_data_sets_agree_on_what_an_image_is() -> None:
+    from core import datasets, inference
+    from core.preprocess import IMAGE_EXTENSIONS
+
+    assert datasets.IMAGE_EXTENSIONS is inference.IMAGE_EXTENSIONS is IMAGE_EXTENSIONS
+    assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".bmp"} <= IMAGE_EXTENSIONS
+    assert not {".pdf", ".eps", ".h5", ".txt"} & IMAGE_EXTENSIONS
+    assert inference.is_image_name("PHOTO.JPG") and not inference.is_image_name("a.pdf")
