@@ -63,6 +63,10 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
     config = form.config()
     assert config["kind"] == "finetune" and config["resume"] is False
     assert config["seed"] == 0 and config["jpeg_prob"] == 0.0
+    assert (config["optimizer"], config["weight_decay"], config["ema"]) == ("adamw", 0.05, 0.0)
+    from training.config import FINETUNE_DEFAULTS
+
+    assert all(config[k] == FINETUNE_DEFAULTS[k] for k in ("optimizer", "weight_decay", "ema"))
     assert Path(config["out"]).parent == page.workspace.runs
     assert set(config) == {"kind", "resume", *(f.key for f in JOB_KINDS["finetune"][1])}
 

@@ -85,6 +85,27 @@ EPOCHS = Field("epochs", "Epochs", "int", 10, 1, 1000)
 BATCH_SIZE = Field("batch_size", "Batch size", "int", 64, 1, 4096)
 LEARNING_RATE = Field("lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals=6, step=0.0005)
 SOURCE_RUN = Field("run", "Source run", "run", help="a finished run folder")
+OPTIMIZER = Field(
+    "optimizer",
+    "Optimizer",
+    "choice",
+    "adamw",
+    choices=("adamw", "sgd"),
+    help="sgd = Nesterov momentum; give it learning rate 0.05-0.1 and weight decay 5e-4",
+    advanced=True,
+)
+WEIGHT_DECAY = Field(
+    "weight_decay",
+    "Weight decay",
+    "float",
+    0.05,
+    0.0,
+    1.0,
+    decimals=5,
+    step=0.01,
+    help="AdamW: 0.01-0.1 (decoupled); SGD: about 5e-4",
+    advanced=True,
+)
 
 
 def _advanced_float(key: str, label: str, default: float, high: float, help: str) -> Field:
@@ -169,6 +190,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "share of batches mixed when MixUp or CutMix is on",
             ),
             Field("balanced", "Balanced sampling", "bool", False, advanced=True),
+            OPTIMIZER,
+            WEIGHT_DECAY,
             Field(
                 "precision",
                 "Precision",
