@@ -118,6 +118,30 @@ def test_flip_averaged_bundle_answers_the_same_for_an_image_and_its_mirror(
     assert not np.allclose(logits, model(torch.from_numpy(batch)).detach().numpy(), atol=1e-3)
 
 
+def test_evaluate_scores_a_run_mirror_averaged_as_its_bundle_will(
+    exported_bundle: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    from core.events import EventWriter
+    from training.evaluate import run as evaluate
+
+    run_export_job({"run": str(trained_run), "out": str(tmp_path / "flip"), "flip_average": True})
+    data = json.loads((trained_run / "split.json").read_text())["root"]
+    common = {"data": data, "split": "test", "latency": False, "threads": 1}
+
+    def score(model: Path, **options) -> dict:
+        return evaluate({**common, "models": [str(model)], **options}, EventWriter("t", []))
+
+    run_report = score(trained_run, flip_average=True)
+    bundle_report = score(tmp_path / "flip")
+    assert run_report["flip_average"] is bundle_report["flip_average"] is True
+    assert run_report["n"] == bundle_report["n"] == len(split_of(trained_run, "test"))
+    assert run_report["accuracy"] == pytest.approx(bundle_report["accuracy"])
+    assert run_report["macs"] == pytest.approx(2 * score(trained_run)["macs"], rel=0.01)
+    assert score(trained_run)["flip_average"] is False
+    with pytest.raises(UserError, match="exported without mirror averaging"):
+        score(exported_bundle, flip_average=True)
+
+
 def test_golden_vectors_are_real_test_images_of_every_class(
     exported_bundle: Path, trained_run: Path
 ) -> None:

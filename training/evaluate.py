@@ -34,6 +34,7 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
     "data": None,
     "split": None,
     "binary": False,
+    "flip_average": False,
     "leave_out": None,
     "seed": 0,
     "val": 0.1,
@@ -55,6 +56,8 @@ class ModelUnderTest:
     predictor: BasePredictor
     stats: dict[str, Any] = field(default_factory=dict)
     run_split: Path | None = None
+    flip_average: bool = False
+    """Whether each image is scored together with its mirror image."""
 
     @property
     def class_names(self) -> list[str]:
@@ -79,8 +82,12 @@ class ModelUnderTest:
         return self.predictor.predict_batch(batch)[0]
 
 
-def open_model(path: str | Path) -> ModelUnderTest:
-    """A run folder (with model.json) or a bundle folder/zip (with bundle.json)."""
+def open_model(path: str | Path, flip_average: bool = False) -> ModelUnderTest:
+    """A run folder (with model.json) or a bundle folder/zip (with bundle.json).
+
+    ``flip_average`` scores a run's network averaged with its mirror-image pass, as
+    ``export --flip-average`` would ship it; a bundle's averaging was fixed when it was exported.
+    """
     from core.inference import TorchPredictor, open_predictor
 
     path = Path(path).expanduser().resolve()
@@ -90,11 +97,24 @@ def open_model(path: str | Path) -> ModelUnderTest:
     if isinstance(predictor, TorchPredictor):
         from core.models import model_stats
 
+        if flip_average:
+            from core.flip_average import flip_averaged
+            from core.models import ModelDescription
+
+            predictor = TorchPredictor(flip_averaged(predictor.model), ModelDescription.load(path))
         stats = model_stats(predictor.model, predictor.preprocess.input_size)
         stats["size_bytes"] = (path / "best.safetensors").stat().st_size
         split = path / "split.json"
-        return ModelUnderTest(path, "run", predictor, stats, split if split.is_file() else None)
+        return ModelUnderTest(
+            path, "run", predictor, stats, split if split.is_file() else None, flip_average
+        )
     bundle = predictor.bundle
+    bundle_flips = bool(bundle.meta.get("export", {}).get("flip_average"))
+    if flip_average and not bundle_flips:
+        raise UserError(
+            f"{path.name} was exported without mirror averaging; a bundle's averaging is fixed "
+            "at export (export --flip-average), --flip-average applies to run folders"
+        )
     stats = {
         "size_bytes": bundle.model_path.stat().st_size,
         "params": bundle.meta.get("stats", {}).get("params"),
@@ -103,7 +123,12 @@ def open_model(path: str | Path) -> ModelUnderTest:
     }
     parent_split = Path(str(bundle.meta.get("parent_run") or "")) / "split.json"
     return ModelUnderTest(
-        path, "bundle", predictor, stats, parent_split if parent_split.is_file() else None
+        path,
+        "bundle",
+        predictor,
+        stats,
+        parent_split if parent_split.is_file() else None,
+        bundle_flips,
     )
 
 
@@ -221,6 +246,7 @@ def evaluate_model(
             "data": str(Path(config["data"]).expanduser().resolve()),
             "split": config["split"] or "all",
             "binary": binary,
+            "flip_average": model.flip_average,
             "temperature": model.temperature,
             **model.stats,
         }
@@ -264,7 +290,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     set_threads(config["threads"])
     reports = []
     for path in config["models"]:
-        model = open_model(path)
+        model = open_model(path, flip_average=bool(config["flip_average"]))
         emit.log(f"evaluating {model.path.name} on {data}")
         reports.append(evaluate_model(model, config, emit, cancel))
     result = reports[0] if len(reports) == 1 else {"models": reports}

@@ -45,6 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--binary", action="store_true", help="score real vs fake (any non-real class)")
     p.add_argument("--leave-out", metavar="CLASS", help="treat CLASS as an unseen generator")
+    p.add_argument(
+        "--flip-average",
+        action="store_true",
+        help="score a run's network averaged with its mirror image (as export --flip-average)",
+    )
     p.add_argument("--seed", type=int, default=0, help="split seed when DIR is not the run's data")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
@@ -63,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         "data": args.data,
         "split": args.split,
         "binary": args.binary,
+        "flip_average": args.flip_average,
         "leave_out": args.leave_out,
         "seed": args.seed,
         "batch_size": args.batch_size,
