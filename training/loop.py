@@ -3,8 +3,9 @@
 ``fit`` owns what every training job needs: AdamW (or SGD), a warm-up + cosine or one-cycle
 schedule, per-epoch validation with the full metric report (of the weight average when ``ema`` is
 on), best/last weights, early stopping, rate-limited progress events, metrics.csv rows, a
-resumable checkpoint after every epoch and cooperative cancel. Jobs customise the loss through ``compute_loss`` (distillation) and add columns through
-``extra_metrics`` (pruning records MACs and params).
+resumable checkpoint after every epoch and cooperative cancel. Jobs customise the loss through
+``compute_loss`` (distillation) and add columns through ``extra_metrics`` (pruning records MACs
+and params).
 """
 
 from __future__ import annotations
