@@ -84,8 +84,16 @@ def test_onnx_model_matches_torch_on_a_dynamic_batch(
     np.testing.assert_allclose(onnx_cam.mean(axis=(2, 3)), onnx_logits, atol=1e-4)
 
 
+@pytest.fixture(scope="module")
+def flip_export(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """``trained_run`` exported with ``flip_average``: ``(the job's summary, the bundle folder)``."""
+    out = tmp_path_factory.mktemp("export-flip") / "flip"
+    summary = run_export_job({"run": str(trained_run), "out": str(out), "flip_average": True})
+    return summary, out
+
+
 def test_flip_averaged_bundle_answers_the_same_for_an_image_and_its_mirror(
-    trained_run: Path, tmp_path: Path
+    flip_export: tuple[dict, Path], trained_run: Path
 ) -> None:
     import torch
 
@@ -93,12 +101,10 @@ def test_flip_averaged_bundle_answers_the_same_for_an_image_and_its_mirror(
     from core.inference import OnnxPredictor
     from core.models import load_model
 
-    summary = run_export_job(
-        {"run": str(trained_run), "out": str(tmp_path / "flip"), "flip_average": True}
-    )
+    summary, flip_bundle = flip_export
     assert summary["verification"]["ok"]
     assert summary["verification"]["parity"]["split_logits"] < 1e-4
-    bundle = load_bundle(tmp_path / "flip")
+    bundle = load_bundle(flip_bundle)
     parent = json.loads((trained_run / "run.json").read_text())["summary"]
     assert bundle.meta["export"]["flip_average"] is True
     assert bundle.meta["stats"]["params"] == parent["params"]
@@ -119,12 +125,11 @@ def test_flip_averaged_bundle_answers_the_same_for_an_image_and_its_mirror(
 
 
 def test_evaluate_scores_a_run_mirror_averaged_as_its_bundle_will(
-    exported_bundle: Path, trained_run: Path, tmp_path: Path
+    flip_export: tuple[dict, Path], exported_bundle: Path, trained_run: Path
 ) -> None:
     from core.events import EventWriter
     from training.evaluate import run as evaluate
 
-    run_export_job({"run": str(trained_run), "out": str(tmp_path / "flip"), "flip_average": True})
     data = json.loads((trained_run / "split.json").read_text())["root"]
     common = {"data": data, "split": "test", "latency": False, "threads": 1}
 
@@ -132,12 +137,13 @@ def test_evaluate_scores_a_run_mirror_averaged_as_its_bundle_will(
         return evaluate({**common, "models": [str(model)], **options}, EventWriter("t", []))
 
     run_report = score(trained_run, flip_average=True)
-    bundle_report = score(tmp_path / "flip")
+    bundle_report = score(flip_export[1])
     assert run_report["flip_average"] is bundle_report["flip_average"] is True
     assert run_report["n"] == bundle_report["n"] == len(split_of(trained_run, "test"))
     assert run_report["accuracy"] == pytest.approx(bundle_report["accuracy"])
-    assert run_report["macs"] == pytest.approx(2 * score(trained_run)["macs"], rel=0.01)
-    assert score(trained_run)["flip_average"] is False
+    single_pass = score(trained_run)
+    assert run_report["macs"] == pytest.approx(2 * single_pass["macs"], rel=0.01)
+    assert single_pass["flip_average"] is False
     with pytest.raises(UserError, match="exported without mirror averaging"):
         score(exported_bundle, flip_average=True)
 

@@ -1,8 +1,8 @@
 """Resumable checkpoints without pickles: tensors in safetensors, everything else in JSON.
 
 ``checkpoint/`` holds ``model.safetensors``, ``average.safetensors`` (the weight average, when
-training keeps one), ``optimizer.safetensors`` (per-parameter state such
-as AdamW moments), ``rng.safetensors`` (torch's RNG state) and ``state.json`` (epoch, optimizer
+training keeps one), ``optimizer.safetensors`` (per-parameter state such as AdamW moments or SGD
+momentum), ``rng.safetensors`` (torch's RNG state) and ``state.json`` (epoch, optimizer
 hyper-parameters, scheduler state, Python/NumPy RNG states, best score, job-specific extras).
 Files are written to a temporary folder and swapped in, so a kill mid-save keeps the old one.
 """

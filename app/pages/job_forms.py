@@ -106,6 +106,18 @@ WEIGHT_DECAY = Field(
     help="AdamW: 0.01-0.1 (decoupled); SGD: about 5e-4",
     advanced=True,
 )
+WEIGHT_AVERAGE = Field(
+    "ema",
+    "Weight average (EMA)",
+    "float",
+    0.0,
+    0.0,
+    0.9999,
+    decimals=4,
+    step=0.001,
+    help="decay of a moving average of the weights that is validated and saved (0 = off)",
+    advanced=True,
+)
 
 
 def _advanced_float(key: str, label: str, default: float, high: float, help: str) -> Field:
@@ -125,20 +137,6 @@ def _alpha(key: str, label: str) -> Field:
     return _advanced_float(
         key, label, 0.0, 10.0, "0 = off; 0.2-1.0 regularises long runs that over-fit"
     )
-
-
-WEIGHT_AVERAGE = Field(
-    "ema",
-    "Weight average (EMA)",
-    "float",
-    0.0,
-    0.0,
-    0.9999,
-    decimals=4,
-    step=0.001,
-    help="decay of a moving average of the weights that is validated and saved (0 = off)",
-    advanced=True,
-)
 
 
 JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
