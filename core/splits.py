@@ -63,6 +63,19 @@ def _targets(n: int, val: float, test: float) -> tuple[int, int]:
     return n_test, n_val
 
 
+def split_fingerprint(files: Iterable[tuple[str, str]]) -> str:
+    """SHA-256 over the sorted ``(relpath, label)`` pairs of one split (``/`` separators).
+
+    Two splits with equal fingerprints hold the same files in the same classes, wherever the data
+    set's folder is: a bundle records its training run's fingerprints so an evaluation can tell
+    whether its test split is the one the run held out.
+    """
+    digest = hashlib.sha256()
+    for relpath, label in sorted((rel.replace("\\", "/"), label) for rel, label in files):
+        digest.update(f"{label}\t{relpath}\n".encode())
+    return digest.hexdigest()
+
+
 def _rank(seed: int, sha256: str) -> str:
     return hashlib.sha1(f"{seed}:{sha256}".encode()).hexdigest()
 

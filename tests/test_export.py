@@ -148,6 +148,70 @@ def test_evaluate_scores_a_run_mirror_averaged_as_its_bundle_will(
         score(exported_bundle, flip_average=True)
 
 
+def test_bundle_remakes_its_runs_test_split_without_the_run_folder(
+    exported_bundle: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    from core.events import EventWriter
+    from core.splits import split_fingerprint
+    from training.evaluate import run as evaluate
+
+    recorded = json.loads((trained_run / "split.json").read_text())
+    data = Path(recorded["root"])
+    meta = json.loads((exported_bundle / "bundle.json").read_text())
+    test_files = recorded["splits"]["test"]
+    assert meta["training_split"] == {
+        "data": data.name,
+        "seed": 0,
+        "val": 0.1,
+        "test": 0.1,
+        "files": {name: len(files) for name, files in recorded["splits"].items()},
+        "fingerprints": {
+            name: split_fingerprint((rel, recorded["labels"][rel]) for rel in files)
+            for name, files in recorded["splits"].items()
+        },
+    }
+    # A copy of the data somewhere else and a bundle whose run folder is not here.
+    copy = shutil.copytree(data, tmp_path / "elsewhere" / data.name)
+    bundle = shutil.copytree(exported_bundle, tmp_path / "bundle")
+    meta["parent_run"] = str(tmp_path / "gone")
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+
+    def score(folder: Path, **options) -> tuple[dict, list[str]]:
+        events: list = []
+        config = {"models": [str(bundle)], "data": str(folder), "split": "test", "latency": False}
+        report = evaluate(
+            {**config, "threads": 1, **options}, EventWriter("t", [], listeners=[events.append])
+        )
+        return report, [
+            e.data["message"] for e in events if e.type == "log" and e.data["level"] == "warning"
+        ]
+
+    with_run, _ = score(data)  # the original folder: no run split here either (run is "gone")
+    report, events = score(copy)
+    assert report["selection"]["matches_training_split"] is True
+    assert report["n"] == len(test_files)
+    assert report["accuracy"] == meta["metrics"]["accuracy"] == with_run["accuracy"]
+    assert not events
+    # Other shares, or a changed data set, give another split: said in the report and the log.
+    other, events = score(copy, test=0.3)
+    assert other["selection"]["matches_training_split"] is False and other["n"] > report["n"]
+    assert any("may have been training images" in message for message in events)
+    (copy / test_files[0]).unlink()
+    assert score(copy)[0]["selection"]["matches_training_split"] is False
+    renamed = shutil.copytree(data, tmp_path / "renamed")
+    assert score(renamed)[0]["selection"]["matches_training_split"] is None
+
+
+def test_split_shares_given_beat_recorded_beat_the_default() -> None:
+    from training.evaluate import ModelUnderTest, split_shares
+
+    model = ModelUnderTest(Path("b"), "bundle", predictor=None)  # type: ignore[arg-type]
+    assert split_shares({}, model) == (0, 0.1, 0.1)
+    model.training_split = {"seed": 3, "val": 0.2, "test": 0.15}
+    assert split_shares({"seed": None, "val": None, "test": None}, model) == (3, 0.2, 0.15)
+    assert split_shares({"seed": 1, "val": 0.0, "test": 0.25}, model) == (1, 0.0, 0.25)
+
+
 def test_golden_vectors_are_real_test_images_of_every_class(
     exported_bundle: Path, trained_run: Path
 ) -> None:

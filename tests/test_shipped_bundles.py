@@ -49,3 +49,36 @@ def test_cifake_bundle_keeps_its_accuracy_on_the_cifake_test_folder() -> None:
     calibration = meta["calibration"]
     assert report["temperature"] == pytest.approx(calibration["temperature"])  # what the app shows
     assert report["ece"] <= 0.05, report["ece"]  # measured 0.0097 with the bundle's temperature
+
+
+def build_default_data(root: Path) -> Path:
+    """The default bundle's data layout (docs/recipes.md) from the shared faces and scenes sets,
+    as symbolic links: one folder per class, each domain's images in a sub-folder."""
+    data = root / "default"
+    for domain in ("faces", "scenes"):
+        for source in sorted((SHARED / domain).iterdir()):
+            target = data / source.name / domain
+            target.mkdir(parents=True)
+            for image in source.iterdir():
+                (target / image.name).symlink_to(image)
+    return data
+
+
+@pytest.mark.shared_data
+def test_default_bundle_remakes_its_test_split_and_figures(tmp_path: Path) -> None:
+    if not all((SHARED / d).is_dir() for d in ("faces", "scenes")):
+        pytest.skip(f"{SHARED}/faces or /scenes is absent (the shared data sets)")
+    from training.evaluate import run
+
+    bundle = ROOT / "assets" / "bundles" / "default"
+    report = run(
+        {"models": [str(bundle)], "data": str(build_default_data(tmp_path)), "split": "test",
+         "latency": False, "workspace": str(tmp_path / "ws")},
+        EventWriter("t", []),
+    )  # fmt: skip
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert report["selection"]["matches_training_split"] is True
+    assert report["n"] == meta["training_split"]["files"]["test"] == 1052
+    # The export measured these on the parent run's test split: the same images give the same.
+    assert report["confusion_matrix"] == meta["metrics"]["confusion_matrix"]
+    assert report["accuracy"] == pytest.approx(0.6749, abs=1e-4)  # README: 67.5 %

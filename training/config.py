@@ -138,6 +138,34 @@ def write_split(run_split_path: Path, root: Path, seed: int, splits: dict[str, l
     write_json_atomic(run_split_path, body)
 
 
+def split_record(run_dir: Path) -> dict[str, Any] | None:
+    """What a bundle records of its training run's split (``training_split`` in bundle.json).
+
+    The data folder's name, the seed and shares (``None`` where the run's config has none), the
+    file count and :func:`core.splits.split_fingerprint` of each split; ``None`` when the run has
+    no split.json.
+    """
+    from core.splits import split_fingerprint
+
+    split_path, config_path = run_dir / "split.json", run_dir / "config.json"
+    if not split_path.is_file():
+        return None
+    body = json.loads(split_path.read_text(encoding="utf-8"))
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    labels = body["labels"]
+    return {
+        "data": Path(body["root"]).name,
+        "seed": body.get("seed"),
+        "val": config.get("val"),
+        "test": config.get("test"),
+        "files": {name: len(files) for name, files in body["splits"].items()},
+        "fingerprints": {
+            name: split_fingerprint((rel, labels[rel]) for rel in files)
+            for name, files in body["splits"].items()
+        },
+    }
+
+
 def read_split(run_split_path: Path, split: str) -> list:
     """The samples of ``split`` recorded in a run's split.json (missing files are an error)."""
     from core.datasets import Sample

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from core.inference import BasePredictor
 from core.metrics import classification_report
 from core.preprocess import PreprocessSpec
 from core.rejection import compare_scores, fit_temperature
+from core.splits import split_fingerprint
 from core.verdict import softmax
 from core.workspace import Workspace
 from training.config import read_split, resolve
@@ -36,9 +37,9 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
     "binary": False,
     "flip_average": False,
     "leave_out": None,
-    "seed": 0,
-    "val": 0.1,
-    "test": 0.1,
+    "seed": None,
+    "val": None,
+    "test": None,
     "batch_size": 64,
     "latency": True,
     "threads": 0,
@@ -58,6 +59,8 @@ class ModelUnderTest:
     run_split: Path | None = None
     flip_average: bool = False
     """Whether each image is scored together with its mirror image."""
+    training_split: dict[str, Any] | None = None
+    """A bundle's record of its parent run's split (``training_split``), when it has one."""
 
     @property
     def class_names(self) -> list[str]:
@@ -129,20 +132,40 @@ def open_model(path: str | Path, flip_average: bool = False) -> ModelUnderTest:
         stats,
         parent_split if parent_split.is_file() else None,
         bundle_flips,
+        bundle.meta.get("training_split"),
     )
 
 
-def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> list[Sample]:
+DEFAULT_SHARE = 0.1
+"""The val and test share of a data set split here when nothing recorded says otherwise."""
+
+
+class Selection(NamedTuple):
+    """The images to evaluate and where their split came from (the report's ``selection``)."""
+
+    samples: list[Sample]
+    provenance: dict[str, Any]
+
+
+def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) -> Selection:
     """The images to evaluate: the run's recorded split when ``data`` is the run's data set
     (for a bundle: its parent run's, when that folder is here), else the data set's own seeded
     split (or every image without ``split``).
+
+    A bundle records its parent run's seed, shares and split fingerprints (``training_split``):
+    without its parent run folder the same seed and shares re-make the same split (it depends
+    only on file contents), the fingerprint tells whether it did, and a mismatch is logged
+    because test images may then have been training images.
 
     A ``leave_out`` class never appears in a run's recorded split (it was left out of training),
     so all of its images are added: none of them was ever seen.
     """
     root = Path(config["data"]).expanduser().resolve()
     split = config["split"]
-    if split and model.run_split is not None:
+    if not split:
+        samples = _index(root, config, emit, cancel).samples()
+        return Selection(_non_empty(samples, root, split), {"split": "all", "source": "all images"})
+    if model.run_split is not None:
         import json
 
         recorded_root = json.loads(model.run_split.read_text(encoding="utf-8"))["root"]
@@ -153,11 +176,62 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
                 samples += [
                     s for s in _index(root, config, emit, cancel).samples() if s.label == leave_out
                 ]
-            return samples
+            source = f"the recorded split of run {model.run_split.parent}"
+            return Selection(samples, {"split": split, "source": source})
+    seed, val, test = split_shares(config, model)
     index = _index(root, config, emit, cancel)
-    if split:
-        index.make_splits(seed=config["seed"], val=config["val"], test=config["test"])
-    samples = index.samples(split)
+    index.make_splits(seed=seed, val=val, test=test)
+    samples = _non_empty(index.samples(split), root, split)
+    provenance = {
+        "split": split,
+        "source": f"seeded split of {root.name} (seed {seed}, val {val}, test {test})",
+        "matches_training_split": _matches_training(model, split, samples, root, config),
+    }
+    if provenance["matches_training_split"] is False:
+        emit.log(
+            f"warning: this {split} split of {root.name} is not the {split} split "
+            f"{model.path.name} recorded for its training data of that name (other files or "
+            "other shares): if this is that data set, its images may have been training "
+            "images and the figures may be optimistic",
+            level="warning",
+        )
+    return Selection(samples, provenance)
+
+
+def split_shares(config: dict[str, Any], model: ModelUnderTest) -> tuple[int, float, float]:
+    """Seed, val and test share for splitting the data here: those given in ``config``, else
+    those of the bundle's parent run (``training_split``), else seed 0 and :data:`DEFAULT_SHARE`.
+    """
+    recorded = model.training_split or {}
+
+    def pick(key: str, fallback: Any) -> Any:
+        for value in (config.get(key), recorded.get(key)):
+            if value is not None:
+                return value
+        return fallback
+
+    return (
+        int(pick("seed", 0)),
+        float(pick("val", DEFAULT_SHARE)),
+        float(pick("test", DEFAULT_SHARE)),
+    )
+
+
+def _matches_training(
+    model: ModelUnderTest, split: str, samples: list[Sample], root: Path, config: dict[str, Any]
+) -> bool | None:
+    """Whether ``samples`` are exactly the bundle's recorded ``split`` (``None``: nothing
+    recorded for this data set). A ``leave_out`` class is not part of the comparison."""
+    recorded = model.training_split or {}
+    expected = recorded.get("fingerprints", {}).get(split)
+    if expected is None or recorded.get("data") != root.name:
+        return None
+    kept = [s for s in samples if s.label != config.get("leave_out")]
+    found = split_fingerprint((s.path.relative_to(root).as_posix(), s.label) for s in kept)
+    return found == expected
+
+
+def _non_empty(samples: list[Sample], root: Path, split: str | None) -> list[Sample]:
     if not samples:
         raise UserError(f"no readable images in {root}" + (f" ({split} split)" if split else ""))
     return samples
@@ -213,7 +287,7 @@ def evaluate_model(
     model: ModelUnderTest, config: dict[str, Any], emit: EventWriter, cancel: CancelToken
 ) -> dict[str, Any]:
     """The JSON report of one model on the configured data."""
-    samples = data_samples(config, model, emit, cancel)
+    samples, provenance = data_samples(config, model, emit, cancel)
     leave_out = config["leave_out"]
     heldout = [s for s in samples if s.label == leave_out] if leave_out else []
     known = [s for s in samples if s.label != leave_out]
@@ -245,6 +319,7 @@ def evaluate_model(
             "model_kind": model.kind,
             "data": str(Path(config["data"]).expanduser().resolve()),
             "split": config["split"] or "all",
+            "selection": provenance,
             "binary": binary,
             "flip_average": model.flip_average,
             "temperature": model.temperature,

@@ -59,7 +59,7 @@ from core.datasets import Sample
 from core.errors import UserError
 from core.events import EventWriter
 from core.rejection import Calibration
-from training.config import check_range, read_split, resolve
+from training.config import check_range, read_split, resolve, split_record
 from training.control import Cancelled, CancelToken
 from training.verify import MAX_INT8_DROP, PARITY_TOLERANCE
 
@@ -235,6 +235,7 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
                 "stats": model_stats(model, description.preprocess.input_size),
                 "calibration_choice": choice,
                 "export": export_info(config, quantization),
+                "training_split": split_record(run_dir),
             },
         )
         report["golden"] = _check_golden(stage, config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,9 @@ REPORT_DEFAULTS: dict[str, Any] = {
     "robustness_images": 300,
     "thumbnails": 24,
     "batch_size": 64,
-    "seed": 0,
-    "val": 0.1,
-    "test": 0.1,
+    "seed": None,
+    "val": None,
+    "test": None,
     "threads": 0,
     "workspace": None,
 }
@@ -165,7 +166,7 @@ def model_section(
     model: ModelUnderTest, config: dict[str, Any], emit: EventWriter, cancel: CancelToken
 ) -> dict[str, Any]:
     """Every figure of one model (the JSON half of the report)."""
-    samples = data_samples(config, model, emit, cancel)
+    samples, provenance = data_samples(config, model, emit, cancel)
     samples = [s for s in samples if s.label in model.class_names]
     if not samples:
         raise UserError(f"{model.path.name}: the data has no images of its classes")
@@ -182,6 +183,7 @@ def model_section(
     return {
         "model": str(model.path),
         "kind": model.kind,
+        "selection": provenance,
         "stats": model.stats,
         "calibration": calibration.to_dict(),
         "metrics": metrics,
@@ -239,12 +241,28 @@ def render_leave_out_matrix(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def selection_text(selection: dict[str, Any]) -> str:
+    """One sentence on which images were scored and whether they are the training run's split."""
+    text = f"Images: {selection['source']}."
+    matches = selection.get("matches_training_split")
+    if matches is True:
+        text += f" It is the {selection['split']} split the model's training run held out."
+    elif matches is False:
+        text += (
+            f" Warning: it is not the {selection['split']} split the model's training run held"
+            " out of its data set of this name: if this is that data set, some of these images"
+            " may have been training images."
+        )
+    return text
+
+
 def render_section(section: dict[str, Any]) -> str:
     """The HTML half of one model's section."""
     m = section["metrics"]
     names = m["class_names"]
     name = Path(section["model"]).name
     parts = [f"<h2>{name} <span class='note'>({section['kind']})</span></h2>"]
+    parts.append(f"<p class='note'>{escape(selection_text(section['selection']))}</p>")
     stats = section["stats"]
     parts.append(
         table(

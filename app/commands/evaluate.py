@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.commands import print_json
+from app.commands import add_split_options, print_json, split_config
 
 TABLE_COLUMNS = (
     ("model", "model", "{}"),
@@ -38,11 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data", required=True, metavar="DIR", help="folder with one subfolder per class"
     )
-    p.add_argument(
-        "--split",
-        choices=("train", "val", "test"),
-        help="only this split (the run's recorded split when DIR is its data); default: all images",
-    )
+    add_split_options(p)
     p.add_argument("--binary", action="store_true", help="score real vs fake (any non-real class)")
     p.add_argument("--leave-out", metavar="CLASS", help="treat CLASS as an unseen generator")
     p.add_argument(
@@ -50,7 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score a run's network averaged with its mirror image (as export --flip-average)",
     )
-    p.add_argument("--seed", type=int, default=0, help="split seed when DIR is not the run's data")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     p.add_argument("--out", metavar="FILE", help="also write the JSON report here")
@@ -66,11 +61,10 @@ def run(args: argparse.Namespace) -> int:
         "kind": "evaluate",
         "models": args.model,
         "data": args.data,
-        "split": args.split,
+        **split_config(args),
         "binary": args.binary,
         "flip_average": args.flip_average,
         "leave_out": args.leave_out,
-        "seed": args.seed,
         "batch_size": args.batch_size,
         "latency": not args.no_latency,
         "workspace": args.workspace,

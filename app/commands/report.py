@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import print_json, workspace_of
+from app.commands import add_split_options, print_json, split_config, workspace_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data", required=True, metavar="DIR", help="folder with one subfolder per class"
     )
     p.add_argument("--models", nargs="+", required=True, metavar="RUN_OR_BUNDLE")
-    p.add_argument("--split", choices=("train", "val", "test"), help="default: all images")
+    add_split_options(p)
     p.add_argument("--out", required=True, metavar="REPORT.html")
     p.add_argument("--target-risk", type=float, default=0.05, help="for runs without a bundle")
     p.add_argument("--robustness-images", type=int, default=300)
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         "kind": "report",
         "models": args.models,
         "data": args.data,
-        "split": args.split,
+        **split_config(args),
         "out": args.out,
         "target_risk": args.target_risk,
         "robustness_images": args.robustness_images,
