@@ -55,3 +55,8 @@ class Workspace:
     @property
     def jobs(self) -> Path:
         return self._sub("jobs")
+
+    @property
+    def reports(self) -> Path:
+        """Quality reports (``report`` jobs): ``NAME.html`` with its figures in ``NAME.json``."""
+        return self._sub("reports")

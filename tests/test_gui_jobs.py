@@ -112,6 +112,38 @@ def test_validate_config_ranges_and_runs(tmp_path):
     assert validate_config("prune", cfg) == {}
 
 
+def test_report_form_takes_several_models_and_a_new_html_file(qtbot, studio_workspace, tmp_path):
+    from app.pages.job_forms import JobForm
+
+    run, bundle, data = tmp_path / "run", tmp_path / "bundle", tmp_path / "data"
+    for folder, marker in ((run, "run.json"), (bundle, "bundle.json")):
+        folder.mkdir()
+        (folder / marker).write_text("{}", encoding="utf-8")
+    for name in ("real", "fake"):
+        (data / name).mkdir(parents=True)
+    taken = tmp_path / "old.html"
+    taken.write_text("", encoding="utf-8")
+    good = {"models": [str(run), str(bundle)], "data": str(data), "split": "test",
+            "out": str(tmp_path / "new.html")}  # fmt: skip
+    assert validate_config("report", good) == {}
+    assert validate_config("report", {**good, "models": [], "out": str(taken)}) == {
+        "models": "required: at least one run or bundle folder",
+        "out": "exists; choose a new name",
+    }
+    assert validate_config("report", {**good, "models": [str(data)], "out": "r.txt"}) == {
+        "models": f"not a run or bundle folder: {data}",
+        "out": "must end in .html",
+    }
+    form = JobForm("report", studio_workspace)
+    qtbot.addWidget(form)
+    out = Path(form.value("out"))
+    assert out.parent == studio_workspace.reports and out.suffix == ".html"
+    form.set_values({"models": [str(run), str(bundle)], "data": str(data)})
+    assert form.value("models") == [str(run), str(bundle)]  # one text box, "; " between
+    assert form.validate()
+    assert form.config()["models"] == [str(run), str(bundle)]
+
+
 def test_start_button_runs_the_job_and_curves_get_the_data(qtbot, page, data_dir):
     form = page.new_job("finetune")
     form.set_values({"data": str(data_dir), "epochs": 4})
@@ -241,8 +273,9 @@ def test_job_progress_spans_epochs_and_adds_remaining_epochs_to_the_eta():
     assert job_progress(last, epochs=4, epoch_s=50.0) == (pytest.approx(0.75), 50.0)
 
 
-GUI_DEFAULTS = {"int8"}
-"""Fields where the GUI deliberately proposes another default (INT8 bundles for phones)."""
+GUI_DEFAULTS = {"int8", "split"}
+"""Fields where the GUI deliberately proposes another default (INT8 bundles for phones; a
+report scores the test split rather than every image)."""
 
 
 @pytest.mark.parametrize(
@@ -252,6 +285,7 @@ GUI_DEFAULTS = {"int8"}
         ("prune", "training.prune", "PRUNE_DEFAULTS"),
         ("distill", "training.distill", "DISTILL_DEFAULTS"),
         ("export", "training.export", "EXPORT_DEFAULTS"),
+        ("report", "training.report", "REPORT_DEFAULTS"),
     ],
 )
 def test_every_form_key_is_an_option_of_the_training_job(

@@ -169,6 +169,64 @@ def test_prune_button_requests_a_prefilled_job(qtbot, page, runs):
     assert blocker.args == ["distill", {"teacher": str(runs["ft"]), "data": "/data/faces"}]
 
 
+def test_quality_report_button_requests_a_report_of_the_selection(qtbot, page, runs):
+    page.select_paths([runs["ft"]])
+    assert page.job_buttons["report"].isEnabled()
+    with qtbot.waitSignal(page.sig_new_job_requested) as blocker:
+        qtbot.mouseClick(page.job_buttons["report"], Qt.MouseButton.LeftButton)
+    assert blocker.args == [
+        "report",
+        {"models": [str(runs["ft"])], "data": "/data/faces", "split": "test"},
+    ]
+    page.select_paths([runs["ft"], runs["bundle"]])  # a bundle records no data set
+    assert page.job_buttons["report"].isEnabled() and not page.job_buttons["prune"].isEnabled()
+    with qtbot.waitSignal(page.sig_new_job_requested) as blocker:
+        qtbot.mouseClick(page.job_buttons["report"], Qt.MouseButton.LeftButton)
+    assert blocker.args[1]["models"] == [str(runs["ft"]), str(runs["bundle"])]
+    page.tree.clearSelection()
+    assert not page.job_buttons["report"].isEnabled()
+
+
+def test_reports_tab_lists_reports_newest_first_and_skips_torn_files(
+    qtbot, page, studio_workspace, monkeypatch
+):
+    import os
+
+    from PySide6.QtGui import QDesktopServices
+
+    reports = studio_workspace.reports
+    for stamp, name, accuracy in ((1_000, "older", 0.5), (2_000, "newer", 0.875)):
+        section = {
+            "model": f"/runs/{name}-run",
+            "metrics": {"accuracy": accuracy, "ece": 0.03},
+            "coverage_risk": {"at_threshold": {"coverage": 0.4, "risk": 0.1}},
+            "robustness": {"jpeg75": {"flipped": 0.02}, "downscale0.5": {"flipped": 0.06}},
+            "leave_out": {"class": "sdxl", "detected_as_fake": 0.25} if name == "newer" else None,
+        }
+        body = {"config": {"data": "/data/faces", "split": "test"}, "models": [section]}
+        (reports / f"{name}.json").write_text(json.dumps(body))
+        (reports / f"{name}.html").write_text("<html></html>")
+        os.utime(reports / f"{name}.html", (stamp, stamp))
+    (reports / "torn.json").write_text('{"models": [')
+    (reports / "torn.html").write_text("")
+    with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS):
+        page.refresh()
+    panel = page.reports_panel
+    qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() == 2, timeout=TIMEOUT_MS)
+    newest = panel.tree.topLevelItem(0)
+    assert [newest.text(0), newest.text(2)] == ["newer", "faces (test)"]
+    model = newest.child(0)
+    assert [model.text(i) for i in (0, 3, 4, 5, 6, 7)] == [
+        "newer-run", "87.5%", "0.030", "40.0%", "6.0%", "sdxl: 25.0%"
+    ]  # fmt: skip
+    assert panel.tree.topLevelItem(1).child(0).text(7) == ""
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    page.tabs.setCurrentWidget(panel)
+    qtbot.mouseClick(panel.open_button, Qt.MouseButton.LeftButton)
+    assert opened == [str(reports / "newer.html")]
+
+
 def test_delete_asks_first_and_refreshes(qtbot, page, runs, monkeypatch):
     answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes]
     questions: list[str] = []

@@ -64,3 +64,24 @@ def test_real_finetune_through_the_gui_runner(qtbot, studio_workspace, tmp_path)
     assert columns["name"] == out.name and columns["arch"] == "resnet10t"
     assert columns["epochs"] == "1" and columns["params"].endswith(" M")
     assert columns["accuracy"] != ""
+
+    # Its quality report, asked for on the Models page and run by the Jobs page's runner.
+    models.select_paths([out])
+    with qtbot.waitSignal(models.sig_new_job_requested) as asked:
+        models.job_buttons["report"].click()
+    kind, values = asked.args
+    assert (kind, values) == ("report", {"models": [str(out)], "data": str(data), "split": "test"})
+    form = page.new_job(kind, values)
+    form.set_values({"robustness_images": 8})
+    assert form.validate(), {f.key: form.error_text(f.key) for f in form.fields}
+    report = Path(form.value("out"))
+    with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
+        page.submit({**form.config(), "threads": 1})
+    assert blocker.args[0].status == "done", blocker.args[0].summary
+    assert report.is_file() and report.with_suffix(".json").is_file()
+    panel = models.reports_panel
+    models.refresh()
+    qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() == 1, timeout=10_000)
+    top = panel.tree.topLevelItem(0)
+    assert top.text(0) == report.stem and top.text(2) == f"{data.name} (test)"
+    assert top.child(0).text(0) == out.name and top.child(0).text(3).endswith("%")

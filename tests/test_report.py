@@ -96,6 +96,21 @@ def test_report_writes_html_and_json_with_every_panel(left_out_run, tmp_path: Pa
     (row,) = body["leave_out_matrix"]
     assert row["class"] == "gan_b" and row["model"] == run_dir.name and row["n"] == 12
     assert row == {"model": run_dir.name, **section["leave_out"]}
+    point = cov["at_threshold"]
+    assert 0 < point["coverage"] <= 1 and "On these images it answers" in html
+    assert section["selection"] == {"split": "all", "source": "all images"}
+    # What the Models page lists of it.
+    from core.reports import read_report, scan_reports
+
+    listed = read_report(out.with_suffix(".json"))
+    assert scan_reports(out.parent) == [listed] and listed.html == out
+    assert (listed.data, listed.split) == (str(data), "all")
+    (model,) = listed.models
+    assert model.name == run_dir.name
+    assert model.accuracy == section["metrics"]["accuracy"]
+    assert model.coverage == point["coverage"]
+    assert model.worst_flip == max(r["flipped"] for r in rob.values())
+    assert (model.unseen, model.unseen_called_fake) == ("gan_b", row["detected_as_fake"])
 
 
 def test_perturbations_change_the_image_as_named() -> None:

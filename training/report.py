@@ -95,15 +95,21 @@ def calibration_for(
 def coverage_risk_curve(
     logits: np.ndarray, labels: np.ndarray, calibration: Calibration
 ) -> dict[str, list[float]]:
-    """Coverage and selective risk when accepting the top-k scores, k = 1..N (20 points)."""
+    """Coverage and selective risk when accepting the top-k scores, k = 1..N (20 points), and
+    ``at_threshold``: the share answered at the calibrated threshold and the errors among them."""
     probs, values = scores_of(logits, calibration.temperature, calibration.score)
     wrong = probs.argmax(axis=1) != labels
     order = np.argsort(-values, kind="mergesort")
     cumulative = np.cumsum(wrong[order]) / np.arange(1, len(order) + 1)
     picks = np.unique(np.linspace(0, len(order) - 1, 21).astype(int))
+    answered = values >= calibration.threshold
     return {
         "coverage": ((picks + 1) / len(order)).tolist(),
         "risk": cumulative[picks].tolist(),
+        "at_threshold": {
+            "coverage": float(answered.mean()),
+            "risk": float(wrong[answered].mean()) if answered.any() else None,
+        },
     }
 
 
@@ -256,6 +262,14 @@ def selection_text(selection: dict[str, Any]) -> str:
     return text
 
 
+def _answered_here(point: dict[str, Any]) -> str:
+    """The threshold's operating point on the report's own images, as a sentence."""
+    text = f". On these images it answers {point['coverage']:.1%}"
+    if point["risk"] is None:
+        return text + " (none answered)"
+    return text + f" with {point['risk']:.1%} errors among them; the rest is shown as unknown"
+
+
 def render_section(section: dict[str, Any]) -> str:
     """The HTML half of one model's section."""
     m = section["metrics"]
@@ -339,6 +353,7 @@ def render_section(section: dict[str, Any]) -> str:
             if cal.get("target_risk") is not None
             else ""
         )
+        + _answered_here(section["coverage_risk"]["at_threshold"])
         + "</p>"
     )
     rob = section["robustness"]
@@ -370,6 +385,8 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     from training.common import set_threads
 
     config = resolve(config, REPORT_DEFAULTS, required=("data", "models", "out"))
+    if config["split"] == "all":
+        config["split"] = None  # the GUI form's word for "every image"
     cancel = cancel or CancelToken()
     set_threads(config["threads"])
     out = Path(config["out"]).expanduser()

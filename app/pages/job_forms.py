@@ -44,7 +44,9 @@ ARCHITECTURES = (
     "resnet18",
     "convnext_atto",
 )
-PATH_KINDS = ("folder", "run", "output", "bundle_out")
+PATH_KINDS = ("folder", "run", "output", "bundle_out", "models", "report_out")
+MODEL_SEPARATOR = ";"
+"""Separates the folders of a ``models`` field in its text box."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ class Field:
     """One input of a job form.
 
     ``kind`` is ``folder`` (an existing data set folder), ``run`` (an existing run directory),
-    ``output`` / ``bundle_out`` (a new folder under the workspace's runs / bundles), ``int``,
-    ``float``, ``choice`` or ``bool``.
+    ``models`` (one or more run or bundle folders, a list), ``output`` / ``bundle_out`` (a new
+    folder under the workspace's runs / bundles), ``report_out`` (a new ``.html`` file under the
+    workspace's reports), ``int``, ``float``, ``choice`` or ``bool``.
     """
 
     key: str
@@ -283,14 +286,66 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             Field("out", "Bundle folder", "bundle_out", help="new bundle folder"),
         ),
     ),
+    "report": (
+        "Quality report",
+        (
+            Field(
+                "models",
+                "Models",
+                "models",
+                help=f"run or bundle folders, separated by '{MODEL_SEPARATOR}'",
+            ),
+            DATA,
+            Field(
+                "split",
+                "Images",
+                "choice",
+                "test",
+                choices=("test", "val", "train", "all"),
+                help="the split scored (the run's own split when this is its data set)",
+            ),
+            Field(
+                "target_risk",
+                "Target error rate",
+                "float",
+                0.05,
+                0.0,
+                0.99,
+                decimals=3,
+                step=0.01,
+                help="for runs without a bundle: the rejection threshold's error rate",
+                advanced=True,
+            ),
+            Field(
+                "robustness_images",
+                "Robustness images",
+                "int",
+                300,
+                1,
+                100_000,
+                help="images re-scored after JPEG 75, 0.5x and a centre crop",
+                advanced=True,
+            ),
+            Field("out", "Report file", "report_out", help="new .html file"),
+        ),
+    ),
 }
 """``kind -> (title, fields)``."""
 
 
 def default_output(workspace: Workspace, kind: str, field: Field) -> str:
-    """A fresh, timestamped folder for a job's output."""
+    """A fresh, timestamped folder (or report file) for a job's output."""
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
+    if field.kind == "report_out":
+        return str(workspace.reports / f"{name}.html")
     root = workspace.bundles if field.kind == "bundle_out" else workspace.runs
-    return str(root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}")
+    return str(root / name)
+
+
+def model_paths(value: Any) -> list[str]:
+    """The folders of a ``models`` field: a list, or text separated by :data:`MODEL_SEPARATOR`."""
+    items = value if isinstance(value, list | tuple) else str(value or "").split(MODEL_SEPARATOR)
+    return [str(item).strip() for item in items if str(item).strip()]
 
 
 def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
@@ -304,6 +359,10 @@ def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _check(field: Field, value: Any, resume: bool) -> str | None:
+    if field.kind == "models":
+        return _check_models(model_paths(value))
+    if field.kind == "report_out":
+        return _check_report_file(value)
     if field.kind in PATH_KINDS:
         if not value or not str(value).strip():
             return "required"
@@ -343,6 +402,33 @@ def _check(field: Field, value: Any, resume: bool) -> str | None:
     return None
 
 
+def _check_models(paths: list[str]) -> str | None:
+    if not paths:
+        return "required: at least one run or bundle folder"
+    for text in paths:
+        path = Path(text).expanduser()
+        if not path.exists():
+            return f"not found: {text}"
+        markers = ("run.json", "model.json", "bundle.json")
+        is_model = path.suffix.lower() == ".zip" or any((path / m).is_file() for m in markers)
+        if not is_model:
+            return f"not a run or bundle folder: {text}"
+    return None
+
+
+def _check_report_file(value: Any) -> str | None:
+    if not value or not str(value).strip():
+        return "required"
+    path = Path(str(value)).expanduser()
+    if path.suffix.lower() not in (".html", ".htm"):
+        return "must end in .html"
+    if path.exists():
+        return "exists; choose a new name"
+    if path.parent.exists() and not path.parent.is_dir():
+        return "its folder is a file"
+    return None
+
+
 def _check_data_folder(path: Path) -> str | None:
     if not path.is_dir():
         return "folder not found"
@@ -365,6 +451,7 @@ class JobForm(QWidget):
         self.kind = kind
         self.workspace = workspace
         self.title, self.fields = JOB_KINDS[kind]
+        self._fields = {field.key: field for field in self.fields}
         self._editors: dict[str, QWidget] = {}
         self._errors: dict[str, QLabel] = {}
         layout = QVBoxLayout(self)
@@ -455,11 +542,24 @@ class JobForm(QWidget):
         return edit
 
     def _browse(self, field: Field) -> None:
-        start = self.value(field.key) or str(
-            self.workspace.runs if field.kind in ("run", "output") else Path.home()
-        )
+        if field.kind == "report_out":
+            path, _ = QFileDialog.getSaveFileName(
+                self, field.label, self.value(field.key), "HTML report (*.html)"
+            )
+            if path:
+                self.set_value(field.key, path)
+            return
+        if field.kind == "models":
+            chosen = self.value(field.key)
+            start = chosen[-1] if chosen else str(self.workspace.runs)
+        else:
+            start = self.value(field.key) or str(
+                self.workspace.runs if field.kind in ("run", "output") else Path.home()
+            )
         folder = QFileDialog.getExistingDirectory(self, field.label, str(start))
-        if folder:
+        if folder and field.kind == "models":
+            self.set_value(field.key, [*self.value(field.key), folder])
+        elif folder:
             self.set_value(field.key, folder)
 
     # -- values -------------------------------------------------------------------------------
@@ -472,6 +572,8 @@ class JobForm(QWidget):
             return editor.isChecked()
         if isinstance(editor, QComboBox):
             return editor.currentText().strip()
+        if self._fields[key].kind == "models":
+            return model_paths(editor.text())
         return editor.text().strip()
 
     def set_value(self, key: str, value: Any) -> None:
@@ -486,6 +588,8 @@ class JobForm(QWidget):
             editor.setChecked(bool(value))
         elif isinstance(editor, QComboBox):
             editor.setCurrentText(str(value))
+        elif self._fields[key].kind == "models":
+            editor.setText(f"{MODEL_SEPARATOR} ".join(model_paths(value)))
         else:
             editor.setText("" if value is None else str(value))
 
@@ -504,7 +608,7 @@ class JobForm(QWidget):
     def reset_output(self) -> None:
         """Propose a fresh output folder (after each submission)."""
         for field in self.fields:
-            if field.kind in ("output", "bundle_out"):
+            if field.kind in ("output", "bundle_out", "report_out"):
                 self.set_value(field.key, default_output(self.workspace, self.kind, field))
 
     def validate(self) -> bool:

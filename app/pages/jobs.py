@@ -380,6 +380,8 @@ class JobsPage(QWidget):
             self._log(f"finished{': ' + headline(summary) if headline(summary) else ''}")
             if summary.get("run_dir"):
                 self._log(f"run folder: {summary['run_dir']}")
+            if summary.get("report"):
+                self._log(f"report: {summary['report']} (listed on the Models page)")
         elif record.status in ("cancelled", "interrupted"):
             hint = " Press Resume to continue from its last checkpoint." if record.resumable else ""
             self._log(f"{record.status}: {summary.get('message', 'stopped by the user')}.{hint}")

@@ -1,7 +1,9 @@
 """The Models page: every run and bundle of the workspace as a lineage tree, with their numbers.
 
 Fine-tuned -> pruned -> distilled -> exported runs nest under their parents. Selecting runs
-overlays their validation curves from ``metrics.csv``. Scanning happens on a worker thread
+overlays their validation curves from ``metrics.csv``; "Quality report…" asks the Jobs page for a
+``report`` job on the selected runs and bundles, and the finished reports are listed under
+"Quality reports" (:mod:`app.pages.model_reports`). Scanning happens on a worker thread
 (:func:`app.widgets.background.run_in_background`); only the finished records reach the widgets.
 """
 
@@ -22,17 +24,20 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from app.pages.model_reports import ReportsPanel
 from app.style import MUTED, PLOT_COLOURS, status_icon
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
 from core.errors import UserError
+from core.reports import scan_reports
 from core.runs import (
     RunInfo,
     build_lineage,
@@ -99,13 +104,25 @@ def read_curves(paths: list[Path]) -> dict[Path, dict[str, list[float]]]:
     return {path: read_metrics(path / "metrics.csv") for path in paths}
 
 
+def report_values(runs: list[RunInfo]) -> dict[str, Any]:
+    """The report form's prefilled values for these runs/bundles: all of them as models, and
+    their data set and its test split when they share one (else every image of a data set the
+    user picks)."""
+    data = {run.data for run in runs if run.data}
+    values: dict[str, Any] = {"models": [str(run.path) for run in runs], "split": "all"}
+    if len(data) == 1:
+        values.update(data=data.pop(), split="test")
+    return values
+
+
 class ModelsPage(QWidget):
     """Runs and bundles as a lineage tree; compare, open, delete, or use one for checking."""
 
     sig_bundle_selected = Signal(str)
     """A bundle folder the user chose for the checker."""
     sig_new_job_requested = Signal(str, dict)
-    """``(job kind, prefilled values)``: prune / distill / export the selected run."""
+    """``(job kind, prefilled values)``: prune / distill / export the selected run, or a quality
+    report of the selected runs and bundles."""
     sig_runs_loaded = Signal(int)
     """Emitted after each scan with the number of runs shown."""
 
@@ -176,7 +193,12 @@ class ModelsPage(QWidget):
         self.use_button.setToolTip("Load this run's exported bundle in the Check page")
         self.use_button.clicked.connect(self._on_use_clicked)
         self.job_buttons: dict[str, QPushButton] = {}
-        for kind, title in (("prune", "Prune…"), ("distill", "Distill…"), ("export", "Export…")):
+        for kind, title in (
+            ("prune", "Prune…"),
+            ("distill", "Distill…"),
+            ("export", "Export…"),
+            ("report", "Quality report…"),
+        ):
             button = QPushButton(title)
             button.clicked.connect(lambda _=False, k=kind: self._on_job_clicked(k))
             self.job_buttons[kind] = button
@@ -189,7 +211,13 @@ class ModelsPage(QWidget):
         buttons.addWidget(self.delete_button)
         buttons.addWidget(self.use_button)
         layout.addLayout(buttons)
-        plots = QHBoxLayout()
+        self.job_buttons["report"].setToolTip(
+            "Accuracy, confusion matrix, ROC, reliability, rejection, robustness and the "
+            "unseen-generator rows of the selected runs and bundles, as an HTML report"
+        )
+        curves = QWidget()
+        plots = QHBoxLayout(curves)
+        plots.setContentsMargins(0, 4, 0, 0)
         self.plots: dict[str, Any] = {}
         for key, title in OVERLAYS:
             plot = pg.PlotWidget()
@@ -200,7 +228,11 @@ class ModelsPage(QWidget):
             item.addLegend(offset=(-8, -8 if key == "val_acc" else 8))
             self.plots[key] = plot
             plots.addWidget(plot)
-        layout.addLayout(plots, 1)
+        self.reports_panel = ReportsPanel()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(curves, "Validation curves")
+        self.tabs.addTab(self.reports_panel, "Quality reports")
+        layout.addWidget(self.tabs, 1)
         return bottom
 
     # -- public API ---------------------------------------------------------------------------
@@ -212,8 +244,11 @@ class ModelsPage(QWidget):
 
     @Slot()
     def refresh(self) -> None:
-        """Re-scan the workspace's runs and bundles on a worker thread."""
+        """Re-scan the workspace's runs, bundles and reports on a worker thread."""
         self._last_scan = time.monotonic()
+        run_in_background(
+            scan_reports, self.workspace.reports, on_done=self.reports_panel.show_reports
+        )
         if self._scanning:
             self._rescan = True
             return
@@ -333,8 +368,8 @@ class ModelsPage(QWidget):
         self.delete_button.setEnabled(one is not None)
         self.use_button.setEnabled(one is not None and one.bundle is not None)
         is_run = one is not None and (one.path / "run.json").is_file()
-        for button in self.job_buttons.values():
-            button.setEnabled(is_run)
+        for kind, button in self.job_buttons.items():
+            button.setEnabled(bool(runs) if kind == "report" else is_run)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -353,6 +388,9 @@ class ModelsPage(QWidget):
     def _on_job_clicked(self, kind: str) -> None:
         runs = self.selected_runs()
         if not runs:
+            return
+        if kind == "report":
+            self.sig_new_job_requested.emit(kind, report_values(runs))
             return
         key = "teacher" if kind == "distill" else "run"
         values: dict[str, Any] = {key: str(runs[0].path)}
