@@ -142,6 +142,22 @@ def _alpha(key: str, label: str) -> Field:
     )
 
 
+def _target_risk(help: str, advanced: bool = False) -> Field:
+    """The error rate the rejection threshold is chosen for (export, report)."""
+    return Field(
+        "target_risk",
+        "Target error rate",
+        "float",
+        0.05,
+        0.0,
+        0.99,
+        decimals=3,
+        step=0.01,
+        help=help,
+        advanced=advanced,
+    )
+
+
 JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
     "finetune": (
         "Fine-tune",
@@ -272,16 +288,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
         (
             SOURCE_RUN,
             Field("int8", "INT8 quantisation", "bool", True),
-            Field(
-                "target_risk",
-                "Target error rate",
-                "float",
-                0.05,
-                0.0,
-                0.99,
-                decimals=3,
-                step=0.01,
-                help="the rejection threshold keeps at most this error rate among accepted images",
+            _target_risk(
+                "the rejection threshold keeps at most this error rate among accepted images"
             ),
             Field("out", "Bundle folder", "bundle_out", help="new bundle folder"),
         ),
@@ -304,18 +312,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 choices=("test", "val", "train", "all"),
                 help="the split scored (the run's own split when this is its data set)",
             ),
-            Field(
-                "target_risk",
-                "Target error rate",
-                "float",
-                0.05,
-                0.0,
-                0.99,
-                decimals=3,
-                step=0.01,
-                help="for runs without a bundle: the rejection threshold's error rate",
-                advanced=True,
-            ),
+            _target_risk("for runs without a bundle: the rejection threshold's error rate", True),
             Field(
                 "robustness_images",
                 "Robustness images",
