@@ -3,7 +3,8 @@
 Run under a display (``xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python
 docs/screenshots/capture.py``). It builds a small CIFAKE subset (symlinks into ../shared/data),
 runs the jobs through the Jobs page like a user would (the fine-tune is captured while it runs),
-then captures the Models page (``--all-pages``: every page) into ``docs/screenshots/<page>.png``
+then captures the Models page and its quality report (``--all-pages``: every page) into
+``docs/screenshots/<page>.png``
 (palette PNGs). Takes a few minutes on 2 CPUs.
 """
 
@@ -139,6 +140,20 @@ def main() -> None:
     models.select_paths([ft, pruned])
     wait_until(app, lambda: len(models.overlay_curves["val_acc"]) == 2, 60)
     grab("models")
+
+    # The quality report of the lineage, asked for on the Models page like a user would.
+    models.select_paths([p for p in (ft, pruned, bundle) if p.exists()])
+    models.job_buttons["report"].click()  # the window opens the Jobs page with the form filled
+    form = jobs.forms.currentWidget()
+    form.set_values({"robustness_images": 100})
+    jobs.submit({**form.config(), "threads": 1})
+    wait_until(app, lambda: not jobs.queue.pending() and jobs.queue.current is None, 900)
+    models = window.show_page("models")
+    models.refresh()
+    wait_until(app, lambda: models.reports_panel.tree.topLevelItemCount() >= 1, 60)
+    models.tabs.setCurrentWidget(models.reports_panel)
+    grab("models-reports")
+    models.tabs.setCurrentIndex(0)
 
     if not args.all_pages:
         window.close()
