@@ -102,3 +102,18 @@ def _reported_model(section: dict[str, Any]) -> ReportedModel:
         unseen=unseen.get("class"),
         unseen_called_fake=finite_number(unseen.get("detected_as_fake")),
     )
+
+
+def selection_text(selection: dict[str, Any]) -> str:
+    """One sentence on which images were scored and whether they are the training run's split."""
+    text = f"Images: {selection['source']}."
+    matches = selection.get("matches_training_split")
+    if matches is True:
+        text += f" It is the {selection['split']} split the model's training run held out."
+    elif matches is False:
+        text += (
+            f" Warning: it is not the {selection['split']} split the model's training run held"
+            " out of its data set of this name: if this is that data set, some of these images"
+            " may have been training images."
+        )
+    return text

@@ -138,7 +138,8 @@ def test_evaluate_several_models_gives_one_comparison_table(left_out_run) -> Non
     assert len(reports) == 2 and reports[0]["accuracy"] == reports[1]["accuracy"]
     assert reports[0]["latency_ms"] > 0 and reports[0]["params"] > 10_000
     lines = format_table(reports).splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
+    assert lines[3] == f"Images: the recorded split of run {run_dir}."  # said once for both
     assert lines[0].split() == ["model", "params", "MACs", "bytes", "ms/img", "acc", "F1", "AUC",
                                 "ECE", "n"]  # fmt: skip
     assert lines[1].split()[0] == run_dir.name

@@ -26,6 +26,7 @@ from core.events import EventWriter
 from core.metrics import classification_report, reliability_bins, roc_curve
 from core.preprocess import load_image
 from core.rejection import Calibration, choose_threshold, fit_temperature
+from core.reports import selection_text
 from core.verdict import scores_of
 from training.config import read_split, resolve
 from training.control import CancelToken
@@ -245,21 +246,6 @@ def render_leave_out_matrix(rows: list[dict[str, Any]]) -> str:
         "rejection score tells G from the classes it knows (AUROC, 0.5 = chance).</p>"
         + leave_out_table(rows, with_model=True)
     )
-
-
-def selection_text(selection: dict[str, Any]) -> str:
-    """One sentence on which images were scored and whether they are the training run's split."""
-    text = f"Images: {selection['source']}."
-    matches = selection.get("matches_training_split")
-    if matches is True:
-        text += f" It is the {selection['split']} split the model's training run held out."
-    elif matches is False:
-        text += (
-            f" Warning: it is not the {selection['split']} split the model's training run held"
-            " out of its data set of this name: if this is that data set, some of these images"
-            " may have been training images."
-        )
-    return text
 
 
 def _answered_here(point: dict[str, Any]) -> str:

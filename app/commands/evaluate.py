@@ -93,7 +93,17 @@ def format_table(reports: list[dict[str, Any]]) -> str:
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    extra = []
+    from core.reports import selection_text
+
+    selections = {
+        Path(str(r["model"])).name: selection_text(r["selection"])
+        for r in reports
+        if "selection" in r
+    }
+    if len(set(selections.values())) == 1:
+        extra = [next(iter(selections.values()))]
+    else:
+        extra = [f"{name}: {text}" for name, text in selections.items()]
     for report in reports:
         if "leave_out" in report:
             lo = report["leave_out"]

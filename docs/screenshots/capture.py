@@ -77,8 +77,8 @@ def main() -> None:
     window.resize(1400, 880)
     window.show()
 
-    def grab(name: str) -> None:
-        window.show_page(name)
+    def grab(name: str, page: str | None = None) -> None:
+        window.show_page(page or name)
         pump(app, 0.5)
         path = args.out / f"{name}.png"
         window.grab().save(str(path))
@@ -152,7 +152,7 @@ def main() -> None:
     models.refresh()
     wait_until(app, lambda: models.reports_panel.tree.topLevelItemCount() >= 1, 60)
     models.tabs.setCurrentWidget(models.reports_panel)
-    grab("models-reports")
+    grab("models-reports", "models")
     models.tabs.setCurrentIndex(0)
 
     if not args.all_pages:
