@@ -84,7 +84,8 @@ class ReportsPanel(QWidget):
             "No quality reports yet: select runs or bundles above and press Quality report…"
         )
         self.empty_label.setObjectName("muted")
-        row.addWidget(self.empty_label, 1)
+        row.addWidget(self.empty_label)
+        row.addStretch(1)
         self.open_button = QPushButton("Open report")
         self.open_button.clicked.connect(self.open_selected)
         row.addWidget(self.open_button)
