@@ -95,6 +95,40 @@ def test_teacher_sees_the_same_batch_in_eval_mode_without_gradients() -> None:
     assert logits.shape == (4, 2)
 
 
+def test_mixed_batches_reach_teacher_and_student_alike_with_soft_labels() -> None:
+    """CutMix in distillation: both models see the same mixed images, the hard term the mixed
+    labels (function matching)."""
+    from core.preprocess import PreprocessSpec
+    from training.distill import distill_loss_fn, distillation_loss
+    from training.loop import FitSettings, batch_mixer
+
+    torch.manual_seed(0)
+    spec = PreprocessSpec(input_size=16)
+    teacher = Recorder()
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 2))
+    mix = batch_mixer(FitSettings(cutmix=1.0, mix_prob=1.0), 2)
+    seen_by_student: list[torch.Tensor] = []
+    student.register_forward_pre_hook(lambda _m, args: seen_by_student.append(args[0].clone()))
+    compute = distill_loss_fn(teacher, spec, spec, temperature=2.0, alpha=0.5, mix=mix)
+    images, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])
+    loss, logits = compute(student, images, labels)
+    mixed = teacher.seen[0][0]
+    assert torch.equal(seen_by_student[0], mixed) and not torch.equal(mixed, images)
+    # Each mixed image is its own pixels in one box and its partner's (flipped batch) elsewhere.
+    own = mixed == images
+    assert torch.equal(own | (mixed == images.flip(0)), torch.ones_like(own))
+    # The hard labels are the pixel shares (the mixer keeps a label per image pair).
+    share = own[:, 0].float().mean((1, 2))
+    soft = torch.stack([1 - labels.float(), labels.float()], 1)
+    mixed_labels = share[:, None] * soft + (1 - share[:, None]) * soft.flip(0)
+    teacher_logits = mixed.mean((2, 3))[:, :2]
+    expected = distillation_loss(logits, teacher_logits, mixed_labels, 2.0, 0.5)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # Odd batches (an epoch's last) stay unmixed, with one-hot labels.
+    unmixed, one_hot = mix(images[:3], labels[:3])
+    assert torch.equal(unmixed, images[:3]) and one_hot.tolist() == [[1, 0], [0, 1], [1, 0]]
+
+
 def test_teacher_view_resizes_and_renormalises() -> None:
     from core.preprocess import PreprocessSpec
     from training.distill import teacher_view
@@ -240,6 +274,7 @@ def test_distill_into_a_pruned_student_keeps_its_pruned_architecture(
         ({"alpha": 1.5}, "alpha must be between 0 and 1"),
         ({"temperature": 0}, "temperature must be between"),
         ({"epochs": 0}, "epochs must be between"),
+        ({"cutmix": -1}, "cutmix must be between"),
         ({"data": "/nonexistent/data"}, "does not exist"),
     ],
 )

@@ -84,6 +84,13 @@ def check_compute(config: dict[str, Any]) -> None:
     check_range(config, "ema", 0, 0.99999)
 
 
+def check_mixing(config: dict[str, Any]) -> None:
+    """MixUp / CutMix options (fine-tune and distill)."""
+    check_range(config, "mixup", 0, 10)
+    check_range(config, "cutmix", 0, 10)
+    check_range(config, "mix_prob", 0, 1)
+
+
 def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     config = resolve(config, FINETUNE_DEFAULTS)
     check_range(config, "epochs", 1, 10_000)
@@ -91,9 +98,7 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "lr", 1e-7, 10)
     check_range(config, "img_size", 8, 4096)
     check_range(config, "label_smoothing", 0, 0.5)
-    check_range(config, "mixup", 0, 10)
-    check_range(config, "cutmix", 0, 10)
-    check_range(config, "mix_prob", 0, 1)
+    check_mixing(config)
     check_range(config, "val", 0.01, 0.5)
     check_range(config, "test", 0.0, 0.5)
     for key in ("jpeg_prob", "downscale_prob", "crop_prob"):

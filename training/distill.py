@@ -4,7 +4,10 @@ Loss (through ``fit``'s ``compute_loss`` hook)::
 
     (1 - alpha) * CE(student, labels) + alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))
 
-The teacher runs in eval mode without gradients on the SAME augmented batch as the student. Each
+The teacher runs in eval mode without gradients on the SAME augmented batch as the student; with
+``mixup``/``cutmix`` that batch is mixed first, so the student matches the teacher's function on
+images neither saw as such ("function matching", Beyer et al. 2022) and the hard term uses the
+mixed soft labels. Each
 model keeps its own preprocessing contract: the student's batch is what the loader produces; when
 the teacher's contract differs (input size, mean/std), :func:`teacher_view` un-normalises the
 batch, resizes it with antialiased bilinear interpolation to the teacher's size and normalises it
@@ -45,6 +48,7 @@ from training.common import (
 from training.config import (
     FINETUNE_DEFAULTS,
     check_compute,
+    check_mixing,
     check_range,
     read_split,
     resolve,
@@ -53,12 +57,13 @@ from training.config import (
 from training.control import CancelToken
 from training.data import ImageDataset
 from training.finetune import augment_from_config, finish
-from training.loop import ComputeLoss, fit, settings_from_config
+from training.loop import BatchMixer, ComputeLoss, batch_mixer, fit, settings_from_config
 from training.rundir import RunDir
 
 SHARED_WITH_FINETUNE = (
     "pretrained", "model_kwargs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-    "warmup_epochs", "label_smoothing", "early_stop", "monitor", "balanced", "hflip",
+    "warmup_epochs", "label_smoothing", "mixup", "cutmix", "mix_prob", "early_stop", "monitor",
+    "balanced", "hflip",
     "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "ema", "seed", "val",
     "test", "workers", "threads", "resume", "workspace",
 )  # fmt: skip
@@ -86,8 +91,13 @@ def distillation_loss(
     alpha: float,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Hinton et al.'s loss: hard-label CE mixed with the ``T**2``-scaled soft-target KL."""
-    hard = F.cross_entropy(student_logits, targets, label_smoothing=label_smoothing)
+    """Hinton et al.'s loss: hard-label CE mixed with the ``T**2``-scaled soft-target KL.
+
+    ``targets`` are class indices, or per-class probabilities (mixed batches; their label
+    smoothing is already in them, so ``label_smoothing`` applies to indices only).
+    """
+    smoothing = label_smoothing if targets.dim() == 1 else 0.0
+    hard = F.cross_entropy(student_logits.float(), targets, label_smoothing=smoothing)
     soft = F.kl_div(
         F.log_softmax(student_logits / temperature, dim=1),
         F.log_softmax(teacher_logits / temperature, dim=1),
@@ -126,12 +136,16 @@ def distill_loss_fn(
     temperature: float,
     alpha: float,
     label_smoothing: float = 0.0,
+    mix: BatchMixer | None = None,
 ) -> ComputeLoss:
-    """``fit``'s ``compute_loss``: teacher logits (eval, no grad) on the same batch, then the loss."""
+    """``fit``'s ``compute_loss``: the batch mixed by ``mix`` (when given), teacher logits
+    (eval, no grad) on that same batch, then the loss."""
     teacher.eval()
     teacher.requires_grad_(False)
 
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
+        if mix is not None:
+            images, targets = mix(images, targets)
         with torch.no_grad():
             teacher_logits = teacher(teacher_view(images, student_spec, teacher_spec))
         logits = model(images)
@@ -159,6 +173,7 @@ def validate_distill(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "val", 0.01, 0.5)
     check_range(config, "test", 0.0, 0.5)
     check_compute(config)
+    check_mixing(config)
     if config["img_size"] is not None:
         check_range(config, "img_size", 8, 4096)
         if config["student"]:
@@ -276,11 +291,12 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         seed=config["seed"],
     )
     val_set = ImageDataset(splits["val"], class_names, description.preprocess)
+    settings = settings_from_config(config)
     result = fit(
         student,
         run_dir,
         *make_loaders(train_set, val_set, config),
-        settings_from_config(config),
+        settings,
         class_names=class_names,
         real_class=description.real_class,
         emit=emit,
@@ -293,6 +309,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
             config["temperature"],
             config["alpha"],
             config["label_smoothing"],
+            batch_mixer(settings, len(class_names)),
         ),
     )
     summary = finish(run_dir, description, splits["test"], result, emit, cancel)

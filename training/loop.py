@@ -164,11 +164,16 @@ def cross_entropy_loss(label_smoothing: float = 0.0) -> ComputeLoss:
     return compute
 
 
-def mixing_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
-    """Cross-entropy on MixUp/CutMix batches with soft (label-smoothed) targets.
+BatchMixer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``(images, class indices) -> (mixed images, soft targets)``."""
 
-    Odd-sized batches (the last of an epoch) are not mixed: pairing flips the batch.
-    """
+
+def batch_mixer(settings: FitSettings, num_classes: int) -> BatchMixer | None:
+    """timm's MixUp/CutMix as a batch function (soft, label-smoothed targets); ``None`` when
+    both are off. Odd-sized batches (the last of an epoch) come back unmixed with one-hot
+    targets: pairing flips the batch."""
+    if not (settings.mixup or settings.cutmix):
+        return None
     from timm.data import Mixup
 
     mix = Mixup(
@@ -178,12 +183,25 @@ def mixing_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
         label_smoothing=settings.label_smoothing,
         num_classes=num_classes,
     )
+
+    def apply(images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(targets) % 2:
+            return images, F.one_hot(targets, num_classes).float()
+        return mix(images.clone(), targets)
+
+    return apply
+
+
+def mixing_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
+    """Cross-entropy on MixUp/CutMix batches with soft (label-smoothed) targets."""
+    mix = batch_mixer(settings, num_classes)
+    assert mix is not None
     plain = cross_entropy_loss(settings.label_smoothing)
 
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
         if len(targets) % 2:
             return plain(model, images, targets)
-        mixed, soft = mix(images.clone(), targets)
+        mixed, soft = mix(images, targets)
         logits = model(mixed)
         loss = torch.sum(-soft * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
         return loss, logits

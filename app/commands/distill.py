@@ -6,6 +6,7 @@ import argparse
 
 from app.commands import print_json, workspace_of
 from app.commands.prune import add_training_arguments, training_config
+from app.commands.train import add_mixing_arguments, mixing_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="knowledge distillation: a small student learns from a trained teacher run",
         description="Train a student on DIR with loss (1-alpha)*CE + alpha*T^2*KL(teacher || "
         "student) at temperature T. The teacher sees the same augmented batch (resized to its "
-        "own input size when that differs). Writes a run whose parent is the teacher.",
+        "own input size when that differs; with --cutmix/--mixup both see the same mixed "
+        "images). Writes a run whose parent is the teacher.",
     )
     p.add_argument("--teacher", required=True, metavar="RUN", help="the trained teacher run")
     student = p.add_mutually_exclusive_group(required=True)
@@ -29,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--alpha", type=float, default=0.7, help="weight of the teacher's soft targets (0..1)"
     )
     p.add_argument("--img-size", type=int, help="student input size (default: the teacher's)")
+    add_mixing_arguments(p)
     add_training_arguments(p, lr=2e-3)
     p.set_defaults(func=run)
 
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         "temperature": args.temperature,
         "alpha": args.alpha,
         "img_size": args.img_size,
+        **mixing_config(args),
         **training_config(args),
     }
     summary = run_job_in_process(config, workspace_of(args), out=args.out)

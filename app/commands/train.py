@@ -7,6 +7,18 @@ import argparse
 from app.commands import print_json, workspace_of
 
 
+def add_mixing_arguments(p: argparse.ArgumentParser) -> None:
+    """MixUp / CutMix options (train, distill)."""
+    p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0 = off)")
+    p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (0 = off)")
+    p.add_argument("--mix-prob", type=float, default=1.0, help="share of batches mixed")
+
+
+def mixing_config(args: argparse.Namespace) -> dict[str, float]:
+    """The job config keys of :func:`add_mixing_arguments`."""
+    return {"mixup": args.mixup, "cutmix": args.cutmix, "mix_prob": args.mix_prob}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
@@ -37,9 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--schedule", choices=("cosine", "onecycle", "constant"), default="cosine")
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0 = off)")
-    p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (0 = off)")
-    p.add_argument("--mix-prob", type=float, default=1.0, help="share of batches mixed")
+    add_mixing_arguments(p)
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling")
     p.add_argument("--jpeg-prob", type=float, default=0.0, help="chance of JPEG re-compression")
     p.add_argument("--downscale-prob", type=float, default=0.0, help="chance of down-scaling")
@@ -110,9 +120,7 @@ def run(args: argparse.Namespace) -> int:
         "weight_decay": args.weight_decay,
         "schedule": args.schedule,
         "label_smoothing": args.label_smoothing,
-        "mixup": args.mixup,
-        "cutmix": args.cutmix,
-        "mix_prob": args.mix_prob,
+        **mixing_config(args),
         "balanced": args.balanced,
         "jpeg_prob": args.jpeg_prob,
         "downscale_prob": args.downscale_prob,
