@@ -69,6 +69,14 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
     assert all(config[k] == FINETUNE_DEFAULTS[k] for k in ("optimizer", "weight_decay", "ema"))
     assert Path(config["out"]).parent == page.workspace.runs
     assert set(config) == {"kind", "resume", *(f.key for f in JOB_KINDS["finetune"][1])}
+    # leave a generator out (for the quality report's unseen-generator rows): a class folder
+    assert config["leave_out"] is None
+    form.set_value("leave_out", "midjourney")
+    assert not form.validate()
+    assert form.error_text("leave_out") == "⚠ not a class folder of the data set: midjourney"
+    class_name = sorted(p.name for p in data_dir.iterdir() if p.is_dir())[0]
+    form.set_value("leave_out", f" {class_name} ")
+    assert form.validate() and form.config()["leave_out"] == class_name
 
 
 def test_validate_config_ranges_and_runs(tmp_path):

@@ -388,7 +388,8 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     note = (
         f"<p class='note'>Data: {config['data']} ({config['split'] or 'all images'}). "
         "Train a leave-one-generator-out model with <code>deepfake-studio train --leave-out G</code> "
-        "and add it with --models to fill the unseen-generator rows.</p>"
+        "(in the app: the fine-tune form's advanced option Leave out class) and add it to the "
+        "report's models to fill the unseen-generator rows.</p>"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page("Deepfake Studio quality report", note + body), encoding="utf-8")

@@ -56,7 +56,8 @@ class Field:
     ``kind`` is ``folder`` (an existing data set folder), ``run`` (an existing run directory),
     ``models`` (one or more run or bundle folders, a list), ``output`` / ``bundle_out`` (a new
     folder under the workspace's runs / bundles), ``report_out`` (a new ``.html`` file under the
-    workspace's reports), ``int``, ``float``, ``choice`` or ``bool``.
+    workspace's reports), ``int``, ``float``, ``choice``, ``bool`` or ``text`` (optional: empty
+    means the job's default, ``None``).
     """
 
     key: str
@@ -222,6 +223,14 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             _probability("jpeg_prob", "JPEG re-compression"),
             _probability("downscale_prob", "Random downscale"),
             Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
+            Field(
+                "leave_out",
+                "Leave out class",
+                "text",
+                help="train without this class (a generator) to measure how the model treats an "
+                "unseen one: add the run to a quality report",
+                advanced=True,
+            ),
             OUT,
         ),
     ),
@@ -352,6 +361,10 @@ def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
         message = _check(field, config.get(field.key), bool(config.get("resume")))
         if message:
             errors[field.key] = message
+    leave_out, data = config.get("leave_out"), config.get("data")
+    data_ok = bool(data) and "data" not in errors
+    if leave_out and data_ok and not (Path(str(data)).expanduser() / str(leave_out)).is_dir():
+        errors["leave_out"] = f"not a class folder of the data set: {leave_out}"
     return errors
 
 
@@ -571,6 +584,8 @@ class JobForm(QWidget):
             return editor.currentText().strip()
         if self._fields[key].kind == "models":
             return model_paths(editor.text())
+        if self._fields[key].kind == "text":
+            return editor.text().strip() or None
         return editor.text().strip()
 
     def set_value(self, key: str, value: Any) -> None:
