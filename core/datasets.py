@@ -51,6 +51,9 @@ ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 
 
+_READABLE_WITH_HASH = "SELECT relpath, label, sha256 FROM files WHERE error IS NULL"
+
+
 @dataclass(frozen=True)
 class Sample:
     """One readable image: absolute ``path`` and class ``label`` (its class subfolder's name)."""
@@ -361,9 +364,7 @@ class DatasetIndex:
                 readable images (the message names it).
         """
         with self._db() as conn:
-            rows = conn.execute(
-                "SELECT relpath, label, sha256 FROM files WHERE error IS NULL"
-            ).fetchall()
+            rows = conn.execute(_READABLE_WITH_HASH).fetchall()
             assignment = splitting.assign_splits(rows, seed=seed, val=val, test=test)
             conn.execute("UPDATE files SET split = NULL")
             conn.executemany(
@@ -375,6 +376,21 @@ class DatasetIndex:
                 [("split_seed", str(seed)), ("split_val", repr(val)), ("split_test", repr(test))],
             )
         return self.split_counts()
+
+    def split_samples(
+        self, split: str, seed: int = 0, val: float = 0.1, test: float = 0.1
+    ) -> list[Sample]:
+        """The images :meth:`make_splits` would put in ``split``, sorted by relative path,
+        without storing anything: the data set's own splits (Datasets page) stay as they are.
+        """
+        if split not in splitting.SPLITS:
+            raise UserError(f"unknown split {split!r}; expected one of {splitting.SPLITS}")
+        with self._db() as conn:
+            rows = conn.execute(_READABLE_WITH_HASH + " ORDER BY relpath").fetchall()
+        assignment = splitting.assign_splits(rows, seed=seed, val=val, test=test)
+        return [
+            Sample(self.root / rel, label) for rel, label, _ in rows if assignment[rel] == split
+        ]
 
     def split_params(self) -> dict[str, float] | None:
         """``{"seed", "val", "test"}`` of the stored splits, or ``None``."""

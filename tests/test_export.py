@@ -178,7 +178,13 @@ def test_bundle_remakes_its_runs_test_split_without_the_run_folder(
 
     def score(folder: Path, **options) -> tuple[dict, list[str]]:
         events: list = []
-        config = {"models": [str(bundle)], "data": str(folder), "split": "test", "latency": False}
+        config = {
+            "models": [str(bundle)],
+            "data": str(folder),
+            "split": "test",
+            "latency": False,
+            "workspace": str(tmp_path / "ws"),
+        }
         report = evaluate(
             {**config, "threads": 1, **options}, EventWriter("t", [], listeners=[events.append])
         )
@@ -187,7 +193,13 @@ def test_bundle_remakes_its_runs_test_split_without_the_run_folder(
         ]
 
     with_run, _ = score(data)  # the original folder: no run split here either (run is "gone")
+    from core.datasets import DatasetIndex
+    from core.workspace import Workspace
+
+    own = DatasetIndex.build(copy, Workspace.resolve(tmp_path / "ws"))
+    own.make_splits(seed=7, val=0.2, test=0.2)  # the user's own splits of the copy
     report, events = score(copy)
+    assert own.split_params() == {"seed": 7, "val": 0.2, "test": 0.2}  # left as they were
     assert report["selection"]["matches_training_split"] is True
     assert report["n"] == len(test_files)
     assert report["accuracy"] == meta["metrics"]["accuracy"] == with_run["accuracy"]

@@ -180,8 +180,7 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
             return Selection(samples, {"split": split, "source": source})
     seed, val, test = split_shares(config, model)
     index = _index(root, config, emit, cancel)
-    index.make_splits(seed=seed, val=val, test=test)
-    samples = _non_empty(index.samples(split), root, split)
+    samples = _non_empty(index.split_samples(split, seed, val, test), root, split)
     provenance = {
         "split": split,
         "source": f"seeded split of {root.name} (seed {seed}, val {val}, test {test})",
