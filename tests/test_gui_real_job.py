@@ -79,6 +79,7 @@ def test_real_finetune_through_the_gui_runner(qtbot, studio_workspace, tmp_path)
         page.submit({**form.config(), "threads": 1})
     assert blocker.args[0].status == "done", blocker.args[0].summary
     assert report.is_file() and report.with_suffix(".json").is_file()
+    assert page.open_button.text() == "Open report" and page.open_button.isEnabled()
     panel = models.reports_panel
     models.refresh()
     qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() == 1, timeout=10_000)

@@ -460,6 +460,8 @@ class JobsPage(QWidget):
         self.cancel_button.setEnabled(record is not None and record.status in ("running", "queued"))
         self.resume_button.setEnabled(record is not None and record.resumable)
         self.open_button.setEnabled(record is not None and bool(record.out))
+        is_report = record is not None and record.kind == "report"
+        self.open_button.setText("Open report" if is_report else "Open folder")
 
     def _log(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
