@@ -111,6 +111,13 @@ def test_report_writes_html_and_json_with_every_panel(left_out_run, tmp_path: Pa
     assert model.coverage == point["coverage"]
     assert model.worst_flip == max(r["flipped"] for r in rob.values())
     assert (model.unseen, model.unseen_called_fake) == ("gan_b", row["detected_as_fake"])
+    # The robustness images are a seeded sample: the same figures every time.
+    again = run(
+        {"models": [str(run_dir)], "data": str(data), "out": str(tmp_path / "again.html"),
+         "robustness_images": 20},
+        EventWriter("t", []),
+    )  # fmt: skip
+    assert again["models"][0]["robustness"] == summary["models"][0]["robustness"]
 
 
 def test_perturbations_change_the_image_as_named() -> None:

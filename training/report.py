@@ -124,7 +124,7 @@ def robustness(
     """Per perturbation: share of verdicts kept, flipped (real<->fake) or turned unknown."""
     from core.verdict import decide
 
-    rng = random.Random(config["seed"])
+    rng = random.Random(config["seed"] or 0)  # the same images every time
     chosen = rng.sample(samples, min(len(samples), config["robustness_images"]))
     images = [load_image(s.path) for s in chosen]
 
