@@ -103,10 +103,13 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         style.apply_once()
         self.workspace = workspace
+        self.page_specs: tuple[PageSpec, ...] = PAGES
+        """This window's pages, fixed when it is built (its sidebar rows and stack slots)."""
         self.bundle: str | None = None
         self.pages: dict[str, QWidget] = {}
         self.page_errors: dict[str, str] = {}
         self._build_after_paint = False
+        self._closed = False
         self.setWindowTitle("Deepfake Studio")
         self.setWindowIcon(style.icon("app"))
         self.resize(1320, 860)
@@ -130,7 +133,7 @@ class MainWindow(QMainWindow):
         self.sidebar.setIconSize(QSize(20, 20))
         side_layout.addWidget(self.sidebar, 1)
         self.stack = QStackedWidget()
-        for spec in PAGES:
+        for spec in self.page_specs:
             self.sidebar.addItem(QListWidgetItem(style.icon(spec.icon), spec.title))
             slot = QWidget()
             slot_layout = QVBoxLayout(slot)
@@ -163,16 +166,16 @@ class MainWindow(QMainWindow):
         """Show the page called ``name`` (``check``, ``jobs`` ...; case-insensitive)."""
         index = self._index(name)
         self.sidebar.setCurrentRow(index)
-        return self.page(PAGES[index].name)
+        return self.page(self.page_specs[index].name)
 
     def page(self, name: str) -> QWidget:
         """The page widget called ``name``, built now if needed (maybe a placeholder)."""
         index = self._index(name)
         self._ensure_page(index)
-        return self.pages[PAGES[index].name]
+        return self.pages[self.page_specs[index].name]
 
     def current_page_name(self) -> str:
-        return PAGES[self.stack.currentIndex()].name
+        return self.page_specs[self.stack.currentIndex()].name
 
     def select_bundle(self, path: str | Path | None) -> None:
         """Make ``path`` the active model bundle (saved per workspace) and tell the pages."""
@@ -184,10 +187,10 @@ class MainWindow(QMainWindow):
     # -- pages --------------------------------------------------------------------------------
 
     def _index(self, name: str) -> int:
-        for index, spec in enumerate(PAGES):
+        for index, spec in enumerate(self.page_specs):
             if name.lower() in (spec.name, spec.title.lower()):
                 return index
-        raise KeyError(f"no page called {name!r}; pages: {[s.name for s in PAGES]}")
+        raise KeyError(f"no page called {name!r}; pages: {[s.name for s in self.page_specs]}")
 
     @Slot(int)
     def _on_sidebar_row_changed(self, index: int) -> None:
@@ -197,7 +200,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(index)
 
     def _ensure_page(self, index: int) -> None:
-        spec = PAGES[index]
+        spec = self.page_specs[index]
         if spec.name in self.pages:
             return
         page = self._construct(spec)
@@ -254,7 +257,7 @@ class MainWindow(QMainWindow):
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        for index, spec in enumerate(PAGES):
+        for index, spec in enumerate(self.page_specs):
             action = QAction(spec.title, self)
             action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
             action.triggered.connect(lambda _=False, n=spec.name: self.show_page(n))
@@ -310,7 +313,7 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if PAGES[self.stack.currentIndex()].name not in self.pages:
+        if self.page_specs[self.stack.currentIndex()].name not in self.pages:
             self._build_after_paint = True
             QTimer.singleShot(FIRST_PAGE_FALLBACK_MS, self._build_current_page)
 
@@ -322,9 +325,11 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _build_current_page(self) -> None:
-        self._ensure_page(self.stack.currentIndex())
+        if not self._closed:  # a timer from showEvent may fire after the window closed
+            self._ensure_page(self.stack.currentIndex())
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._closed = True
         for page in self.pages.values():
             if hasattr(page, "shutdown"):
                 page.shutdown()

@@ -110,6 +110,21 @@ def test_broken_page_becomes_a_placeholder_and_is_logged(
     assert "Traceback" in caplog.text or caplog.records[-1].exc_info
 
 
+def test_a_closed_window_builds_no_page_and_keeps_its_own_page_list(
+    qtbot, studio_workspace, monkeypatch
+):
+    """The first page is built from timers started on show; they must not build it (and start
+    its workers) after the window closed, nor trip over another page list (CI flake)."""
+    window = MainWindow(studio_workspace)
+    qtbot.addWidget(window)
+    window.show()
+    window.close()
+    monkeypatch.setattr(main_window, "PAGES", PAGES[:1])  # a later window's pages
+    qtbot.wait(main_window.FIRST_PAGE_FALLBACK_MS + 200)
+    assert window.pages == {}
+    assert window.page_specs == PAGES
+
+
 def test_select_bundle_updates_status_bar_emits_and_persists(
     qtbot, window, studio_workspace, tmp_path
 ):
