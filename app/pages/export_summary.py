@@ -118,7 +118,7 @@ class ExportSummary(QWidget):
         for index, row in enumerate(rows):
             cells = [
                 row.title,
-                "" if row.accuracy is None else f"{row.accuracy:.1%}",
+                formatting.percent(row.accuracy),
                 formatting.size(row.bytes),
                 "" if row.latency_ms is None else f"{row.latency_ms:.2f} ms/image",
                 row.parity,

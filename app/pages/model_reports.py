@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets.formatting import fraction, percent
 from core.reports import ReportedModel, ReportInfo
 
 COLUMNS = (
@@ -39,10 +40,6 @@ COLUMNS = (
 NUMERIC_FROM = 3
 
 
-def percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.1%}"
-
-
 def model_cells(model: ReportedModel) -> list[str]:
     """A model's child row, in :data:`COLUMNS` order."""
     unseen = (
@@ -53,7 +50,7 @@ def model_cells(model: ReportedModel) -> list[str]:
         "",
         "",
         percent(model.accuracy),
-        "" if model.ece is None else f"{model.ece:.3f}",
+        fraction(model.ece),
         percent(model.coverage),
         percent(model.worst_flip),
         unseen,
@@ -63,12 +60,8 @@ def model_cells(model: ReportedModel) -> list[str]:
 class ReportsPanel(QWidget):
     """The reports of the workspace as a tree; opens the selected one in the browser."""
 
-    sig_report_opened = Signal(str)
-    """The HTML file handed to the desktop's browser."""
-
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.reports: list[ReportInfo] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         self.tree = QTreeWidget()
@@ -94,9 +87,8 @@ class ReportsPanel(QWidget):
 
     def show_reports(self, reports: list[ReportInfo]) -> None:
         """Replace the rows (the page calls this with each scan's result)."""
-        self.reports = list(reports)
         self.tree.clear()
-        for report in self.reports:
+        for report in reports:
             top = QTreeWidgetItem([report.name, report.created_text, _data_text(report)])
             top.setData(0, Qt.ItemDataRole.UserRole, str(report.html))
             top.setToolTip(0, str(report.html))
@@ -111,8 +103,8 @@ class ReportsPanel(QWidget):
                 top.addChild(child)
             self.tree.addTopLevelItem(top)
         self.tree.expandAll()
-        self.empty_label.setVisible(not self.reports)
-        if self.reports:
+        self.empty_label.setVisible(not reports)
+        if reports:
             self.tree.setCurrentItem(self.tree.topLevelItem(0))
         self._update_button()
 
@@ -125,7 +117,6 @@ class ReportsPanel(QWidget):
         path = self.selected_report()
         if path:
             QDesktopServices.openUrl(QUrl.fromLocalFile(path))
-            self.sig_report_opened.emit(path)
 
     @Slot(QTreeWidgetItem, int)
     def _on_item_double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:

@@ -43,5 +43,10 @@ def fraction(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def percent(value: float | None) -> str:
+    """A share in [0, 1] as a percentage with one decimal; blank when unknown."""
+    return "" if value is None else f"{value:.1%}"
+
+
 def milliseconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} ms"
