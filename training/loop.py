@@ -192,11 +192,10 @@ def batch_mixer(settings: FitSettings, num_classes: int) -> BatchMixer | None:
     return apply
 
 
-def mixing_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
-    """Cross-entropy on MixUp/CutMix batches with soft (label-smoothed) targets."""
-    mix = batch_mixer(settings, num_classes)
-    assert mix is not None
-    plain = cross_entropy_loss(settings.label_smoothing)
+def mixing_loss(mix: BatchMixer, label_smoothing: float = 0.0) -> ComputeLoss:
+    """Cross-entropy on ``mix``'s batches with their soft targets; odd-sized batches (not
+    mixed) take plain cross-entropy with ``label_smoothing``."""
+    plain = cross_entropy_loss(label_smoothing)
 
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
         if len(targets) % 2:
@@ -211,8 +210,9 @@ def mixing_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
 
 def default_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
     """Plain cross-entropy, or its MixUp/CutMix version when the settings ask for mixing."""
-    if settings.mixup or settings.cutmix:
-        return mixing_loss(settings, num_classes)
+    mix = batch_mixer(settings, num_classes)
+    if mix is not None:
+        return mixing_loss(mix, settings.label_smoothing)
     return cross_entropy_loss(settings.label_smoothing)
 
 
