@@ -80,6 +80,27 @@ def _rank(seed: int, sha256: str) -> str:
     return hashlib.sha1(f"{seed}:{sha256}".encode()).hexdigest()
 
 
+def take_share(
+    items: Iterable[tuple[str, str]], share: float, seed: int = 0
+) -> list[tuple[str, str]]:
+    """A seeded share of ``(key, label)`` items, per class: ``round(n * share)``, at least one.
+
+    For learning curves: train on half or a quarter of the training split while val and test stay
+    as they are. The same seed and share give the same items, and a smaller share is a subset of a
+    larger one (items are taken in one seeded order per class).
+    """
+    if not 0 < share <= 1:
+        raise UserError(f"the training share must be above 0 and at most 1, not {share!r}")
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for key, label in items:
+        by_class[label].append(key)
+    kept = []
+    for label, keys in by_class.items():
+        ranked = sorted(keys, key=lambda key: _rank(seed, key))
+        kept += [(key, label) for key in ranked[: max(1, round(len(keys) * share))]]
+    return kept
+
+
 def assign_splits(
     files: Iterable[tuple[str, str, str]], seed: int = 0, val: float = 0.1, test: float = 0.1
 ) -> dict[str, str]:

@@ -75,3 +75,21 @@ def test_seed_changes_membership_not_sizes() -> None:
 def test_invalid_requests(data, val: float, test: float, message: str) -> None:
     with pytest.raises(UserError, match=message):
         assign_splits(data, val=val, test=test)
+
+
+def test_a_training_share_is_seeded_per_class_and_nested() -> None:
+    from core.splits import take_share
+
+    items = [(rel, label) for rel, label, _ in files("real", 40) + files("fake", 10)]
+    half = take_share(items, 0.5, seed=3)
+    quarter = take_share(items, 0.25, seed=3)
+    assert Counter(label for _, label in half) == {"real": 20, "fake": 5}
+    assert Counter(label for _, label in quarter) == {"real": 10, "fake": 2}  # 2.5 rounds to 2
+    assert set(quarter) < set(half)  # a smaller share is part of a larger one
+    assert set(take_share(list(reversed(items)), 0.5, seed=3)) == set(half)  # order is no matter
+    assert set(take_share(items, 0.5, seed=4)) != set(half)  # the seed picks the files
+    assert Counter(label for _, label in take_share(items, 0.01)) == {"real": 1, "fake": 1}
+    assert sorted(take_share(items, 1.0)) == sorted(items)
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(UserError, match="training share"):
+            take_share(items, bad)

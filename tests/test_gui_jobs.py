@@ -66,7 +66,10 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
     assert (config["optimizer"], config["weight_decay"], config["ema"]) == ("adamw", 0.05, 0.0)
     from training.config import FINETUNE_DEFAULTS
 
-    assert all(config[k] == FINETUNE_DEFAULTS[k] for k in ("optimizer", "weight_decay", "ema"))
+    defaults = ("optimizer", "weight_decay", "ema", "train_share")
+    assert all(config[k] == FINETUNE_DEFAULTS[k] for k in defaults)
+    form.set_value("train_share", 0.5)  # a learning-curve point: half of the train split
+    assert form.validate() and form.config()["train_share"] == 0.5
     assert Path(config["out"]).parent == page.workspace.runs
     assert set(config) == {"kind", "resume", *(f.key for f in JOB_KINDS["finetune"][1])}
     # leave a generator out (for the quality report's unseen-generator rows): a class folder

@@ -167,6 +167,36 @@ def test_unknown_option_and_out_of_range_values_are_refused(toy_data: Path) -> N
         finetune({"data": str(toy_data), "out": "x", "ema": 1.0})
 
 
+def test_a_training_share_trains_on_part_of_train_with_the_same_val_and_test(
+    toy_data: Path, tmp_path: Path
+) -> None:
+    from training.common import prepare_splits
+
+    base = {"data": str(toy_data), "workspace": str(tmp_path), "seed": 0, "val": 0.2, "test": 0.2}
+    emit = EventWriter("test", [Collector()], max_progress_per_s=0)
+    full, _, _ = prepare_splits(base, emit, None)
+    half, _, _ = prepare_splits({**base, "train_share": 0.5}, emit, None)
+    assert half["val"] == full["val"] and half["test"] == full["test"]
+    assert set(half["train"]) < set(full["train"])
+    per_class = {c: sum(s.label == c for s in full["train"]) for c in ("real", "fake")}
+    assert {c: sum(s.label == c for s in half["train"]) for c in per_class} == {
+        c: round(n / 2) for c, n in per_class.items()
+    }
+
+    out = tmp_path / "run"
+    _, sink = finetune({**base, "out": str(out), "epochs": 1, "train_share": 0.5, **TINY})
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["splits"]["train"]) == len(half["train"])  # what it really trained on
+    assert any(
+        "0.5 share of the train split" in e["data"].get("message", "") for e in sink.of("log")
+    )
+    from training.config import split_record
+
+    assert split_record(out)["train_share"] == 0.5
+    with pytest.raises(UserError, match="train_share must be between"):
+        finetune({**base, "out": str(tmp_path / "x"), "train_share": 0})
+
+
 def test_channels_last_computes_the_same_logits_as_nchw() -> None:
     from core.models import create_model
     from training.loop import Compute

@@ -68,6 +68,10 @@ def prepare_splits(
         name: [s for s in index.samples(name) if s.label in class_names]
         for name in ("train", "val", "test")
     }
+    share = config.get("train_share", 1.0)
+    if share < 1:
+        splits["train"] = _train_share(splits["train"], share, config["seed"], root)
+        emit.log(f"training on {len(splits['train'])} images: a {share:g} share of the train split")
     if len(class_names) < 2:
         raise UserError(f"{root} needs at least two classes to train a detector")
     counts = {c: sum(s.label == c for s in splits["train"]) for c in class_names}
@@ -78,6 +82,18 @@ def prepare_splits(
             f"{len(splits['val'])} validation images; add images to {', '.join(small) or 'the set'}"
         )
     return splits, class_names, root
+
+
+def _train_share(samples: list[Sample], share: float, seed: int, root: Path) -> list[Sample]:
+    """``samples`` cut to a seeded ``share`` per class (:func:`core.splits.take_share`), keyed
+    by path inside ``root`` so the same files are kept wherever the data set lies."""
+    from core.splits import take_share
+
+    def key(sample: Sample) -> str:
+        return sample.path.relative_to(root).as_posix()
+
+    kept = {k for k, _ in take_share(((key(s), s.label) for s in samples), share, seed)}
+    return [s for s in samples if key(s) in kept]
 
 
 def preprocess_from_config(config: dict[str, Any]) -> PreprocessSpec:

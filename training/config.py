@@ -44,6 +44,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "val": 0.1,
     "test": 0.1,
     "leave_out": None,
+    "train_share": 1.0,
     "workers": 0,
     "threads": 0,
     "resume": False,
@@ -101,6 +102,7 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     check_mixing(config)
     check_range(config, "val", 0.01, 0.5)
     check_range(config, "test", 0.0, 0.5)
+    check_range(config, "train_share", 0.01, 1)
     for key in ("jpeg_prob", "downscale_prob", "crop_prob"):
         check_range(config, key, 0, 1)
     check_compute(config)
@@ -158,7 +160,7 @@ def split_record(run_dir: Path) -> dict[str, Any] | None:
     body = json.loads(split_path.read_text(encoding="utf-8"))
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     labels = body["labels"]
-    return {
+    record = {
         "data": Path(body["root"]).name,
         "seed": body.get("seed"),
         "val": config.get("val"),
@@ -169,6 +171,9 @@ def split_record(run_dir: Path) -> dict[str, Any] | None:
             for name, files in body["splits"].items()
         },
     }
+    if config.get("train_share", 1.0) < 1:  # a learning-curve run trained on part of train
+        record["train_share"] = config["train_share"]
+    return record
 
 
 def read_split(run_split_path: Path, split: str) -> list:

@@ -60,6 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test", type=float, default=0.1, help="test share of the data")
     p.add_argument("--leave-out", metavar="CLASS", help="train without this class (rejection test)")
     p.add_argument(
+        "--train-share",
+        type=float,
+        default=1.0,
+        metavar="SHARE",
+        help="train on this seeded share of the train split, per class (learning curves; "
+        "val and test stay the same)",
+    )
+    p.add_argument(
         "--pretrained",
         default="none",
         help="'none', 'hub' (download, needs the internet) or a local .safetensors file",
@@ -130,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         "val": args.val,
         "test": args.test,
         "leave_out": args.leave_out,
+        "train_share": args.train_share,
         "pretrained": args.pretrained,
         "resume": args.resume,
         "threads": args.threads,

@@ -224,6 +224,18 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             _probability("downscale_prob", "Random downscale"),
             Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
             Field(
+                "train_share",
+                "Training share",
+                "float",
+                1.0,
+                0.01,
+                1.0,
+                decimals=2,
+                step=0.25,
+                help="train on this share of the train split (same val/test): does more data help?",
+                advanced=True,
+            ),
+            Field(
                 "leave_out",
                 "Leave out class",
                 "text",
