@@ -76,8 +76,10 @@ def split_fingerprint(files: Iterable[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-def _rank(seed: int, sha256: str) -> str:
-    return hashlib.sha1(f"{seed}:{sha256}".encode()).hexdigest()
+def _rank(seed: int, key: str) -> str:
+    """A seeded sort key for ``key`` (a content hash in :func:`assign_splits`, a path inside the
+    data set in :func:`take_share`): the same order for the same seed, another for another seed."""
+    return hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()
 
 
 def take_share(
