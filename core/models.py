@@ -239,11 +239,13 @@ def count_params(model: torch.nn.Module) -> int:
 
 
 def count_macs(model: torch.nn.Module, input_size: int) -> int:
-    """Multiply-accumulate operations for one ``3 x input_size x input_size`` image."""
+    """Multiply-accumulate operations for one ``3 x input_size x input_size`` image (counted
+    on the device the model is on)."""
     import torch
     import torch_pruning as tp
 
-    example = torch.zeros(1, 3, input_size, input_size)
+    device = next(model.parameters()).device
+    example = torch.zeros(1, 3, input_size, input_size, device=device)
     was_training = model.training
     model.eval()
     with torch.no_grad():

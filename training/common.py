@@ -16,6 +16,7 @@ from core.preprocess import PreprocessSpec
 from core.workspace import Workspace
 from training.control import Cancelled, CancelToken
 from training.data import ImageDataset, make_loader
+from training.device import resolve_device
 from training.loop import validate
 
 REAL_CLASS = "real"
@@ -179,7 +180,9 @@ def subset(samples: list, limit: int | None, seed: int) -> list:
 
 
 def make_loaders(train_set: ImageDataset, val_set: ImageDataset, config: dict[str, Any]):
-    """``(train_loader, val_loader)`` with the job's batch size, seed, sampling and workers."""
+    """``(train_loader, val_loader)`` with the job's batch size, seed, sampling and workers
+    (pinned memory when the job trains on a GPU)."""
+    pin = resolve_device(config.get("device", "cpu")).type == "cuda"
     train = make_loader(
         train_set,
         batch_size=config["batch_size"],
@@ -187,5 +190,7 @@ def make_loaders(train_set: ImageDataset, val_set: ImageDataset, config: dict[st
         seed=config["seed"],
         balanced=config.get("balanced", False),
         workers=config["workers"],
+        pin_memory=pin,
     )
-    return train, make_loader(val_set, batch_size=2 * config["batch_size"], train=False)
+    val = make_loader(val_set, batch_size=2 * config["batch_size"], train=False, pin_memory=pin)
+    return train, val

@@ -39,6 +39,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "monitor": "val_acc",
     "channels_last": True,
     "precision": "fp32",
+    "device": "auto",
     "ema": 0.0,
     "seed": 0,
     "val": 0.1,
@@ -76,13 +77,16 @@ def check_range(config: dict[str, Any], key: str, low: float, high: float) -> No
 
 
 def check_compute(config: dict[str, Any]) -> None:
-    """The optimizer, ``precision`` and weight-average (``ema``) options of every training job."""
+    """The optimizer, ``precision``, ``device`` and weight-average (``ema``) options of every
+    training job (a GPU named but not there is refused here, before any work starts)."""
+    from training.device import resolve_device
     from training.loop import OPTIMIZERS, PRECISIONS
 
     for key, choices in (("optimizer", OPTIMIZERS), ("precision", PRECISIONS)):
         if config[key] not in choices:
             raise UserError(f"{key} must be one of {choices}, not {config[key]!r}")
     check_range(config, "ema", 0, 0.99999)
+    resolve_device(config["device"])
 
 
 def check_mixing(config: dict[str, Any]) -> None:

@@ -118,8 +118,10 @@ def make_loader(
     seed: int = 0,
     balanced: bool = False,
     workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """A loader whose ``sampler``/``dataset`` take ``set_epoch`` (see :func:`set_epoch`)."""
+    """A loader whose ``sampler``/``dataset`` take ``set_epoch`` (see :func:`set_epoch`);
+    ``pin_memory`` for batches bound for a GPU."""
     sampler = EpochSampler(dataset.labels, seed=seed, balanced=balanced) if train else None
     return DataLoader(
         dataset,
@@ -129,6 +131,7 @@ def make_loader(
         num_workers=workers,
         drop_last=train and len(dataset) > batch_size,
         persistent_workers=False,
+        pin_memory=pin_memory,
     )
 
 

@@ -64,7 +64,7 @@ SHARED_WITH_FINETUNE = (
     "pretrained", "model_kwargs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
     "warmup_epochs", "label_smoothing", "mixup", "cutmix", "mix_prob", "early_stop", "monitor",
     "balanced", "hflip",
-    "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "ema", "seed", "val",
+    "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "device", "ema", "seed", "val",
     "test", "workers", "threads", "resume", "workspace",
 )  # fmt: skip
 DISTILL_DEFAULTS: dict[str, Any] = {
@@ -116,16 +116,20 @@ def teacher_view(
     )
     if student.input_size == teacher.input_size and same_norm:
         return images
-    s_mean = torch.tensor(student.mean, dtype=images.dtype).view(1, 3, 1, 1)
-    s_std = torch.tensor(student.std, dtype=images.dtype).view(1, 3, 1, 1)
+    s_mean = torch.tensor(student.mean, dtype=images.dtype, device=images.device)
+    s_mean = s_mean.view(1, 3, 1, 1)
+    s_std = torch.tensor(student.std, dtype=images.dtype, device=images.device)
+    s_std = s_std.view(1, 3, 1, 1)
     pixels = images * s_std + s_mean
     if student.input_size != teacher.input_size:
         size = (teacher.input_size, teacher.input_size)
         pixels = F.interpolate(
             pixels, size=size, mode="bilinear", antialias=True, align_corners=False
         )
-    t_mean = torch.tensor(teacher.mean, dtype=images.dtype).view(1, 3, 1, 1)
-    t_std = torch.tensor(teacher.std, dtype=images.dtype).view(1, 3, 1, 1)
+    t_mean = torch.tensor(teacher.mean, dtype=images.dtype, device=images.device)
+    t_mean = t_mean.view(1, 3, 1, 1)
+    t_std = torch.tensor(teacher.std, dtype=images.dtype, device=images.device)
+    t_std = t_std.view(1, 3, 1, 1)
     return (pixels - t_mean) / t_std
 
 
@@ -139,11 +143,14 @@ def distill_loss_fn(
     mix: BatchMixer | None = None,
 ) -> ComputeLoss:
     """``fit``'s ``compute_loss``: the batch mixed by ``mix`` (when given), teacher logits
-    (eval, no grad) on that same batch, then the loss."""
+    (eval, no grad) on that same batch, then the loss. The teacher follows the batches to their
+    device (move it back to the CPU after ``fit``)."""
     teacher.eval()
     teacher.requires_grad_(False)
 
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
+        if next(teacher.parameters()).device != images.device:
+            teacher.to(images.device)
         if mix is not None:
             images, targets = mix(images, targets)
         with torch.no_grad():
@@ -312,6 +319,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
             batch_mixer(settings, len(class_names)),
         ),
     )
+    teacher.to("cpu")
     summary = finish(run_dir, description, splits["test"], result, emit, cancel)
     if result["cancelled"]:
         return summary

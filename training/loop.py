@@ -27,6 +27,7 @@ from core.models import save_weights
 from training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from training.control import Cancelled, CancelToken
 from training.data import set_epoch
+from training.device import check_device_name, describe_device, resolve_device
 from training.rundir import RunDir
 
 ComputeLoss = Callable[
@@ -37,6 +38,7 @@ ComputeLoss = Callable[
 SCHEDULES = ("cosine", "onecycle", "constant")
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adamw", "sgd")
+CPU = torch.device("cpu")
 MONITORS = {"val_acc": "max", "val_auc": "max", "val_loss": "min", "val_macro_f1": "max"}
 
 
@@ -68,7 +70,11 @@ class FitSettings:
     """NHWC activations: the same fp32 arithmetic, about 2x faster convolutions on x86 CPUs."""
     precision: str = "fp32"
     """``bf16`` runs forward passes under bfloat16 autocast (about 1.8x faster again on CPUs
-    with AVX512-BF16/AMX; weights and optimizer state stay fp32)."""
+    with AVX512-BF16/AMX, and the fast path of recent GPUs; weights and optimizer state stay
+    fp32)."""
+    device: str = "auto"
+    """``auto`` (a CUDA GPU when PyTorch sees one), ``cpu``, ``cuda`` or ``cuda:N``: where the
+    batches are computed (:mod:`training.device`)."""
     ema: float = 0.0
     """Decay of an exponential moving average of the weights (and batch-norm statistics) after
     every step; when set, the average is what is validated and saved. 0 disables; 0.999
@@ -86,6 +92,7 @@ class FitSettings:
             raise ValueError(f"monitor must be one of {sorted(MONITORS)}, not {self.monitor!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema!r}")
+        check_device_name(self.device)
 
 
 def make_optimizer(model: torch.nn.Module, settings: FitSettings) -> torch.optim.Optimizer:
@@ -115,25 +122,35 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 @dataclass(frozen=True)
 class Compute:
-    """How batches are computed: memory format and autocast precision (CPU)."""
+    """How batches are computed: device, memory format and autocast precision."""
 
     channels_last: bool = False
     precision: str = "fp32"
+    device: torch.device = CPU
 
     @classmethod
     def of(cls, settings: FitSettings) -> Compute:
-        return cls(settings.channels_last, settings.precision)
+        """The settings' compute, its device resolved (``auto`` becomes cpu or cuda)."""
+        return cls(settings.channels_last, settings.precision, resolve_device(settings.device))
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` moved to the device (in place), channels-last when asked."""
+        model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def batch(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
         if self.channels_last and images.dim() == 4:
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
+    def targets(self, targets: torch.Tensor) -> torch.Tensor:
+        return targets.to(self.device, non_blocking=True)
+
     def autocast(self) -> torch.autocast:
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
 
 
 class WeightAverage:
@@ -231,7 +248,7 @@ def predict(
             raise Cancelled
         with compute.autocast():
             logits = model(compute.batch(images))
-        all_logits.append(logits.float().numpy())
+        all_logits.append(logits.float().cpu().numpy())
         all_labels.append(labels.numpy())
     if not all_logits:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -287,6 +304,7 @@ def train_one_epoch(
     for step, (images, targets) in enumerate(loader, start=1):
         if cancel.is_set():
             raise Cancelled
+        targets = compute.targets(targets)
         with compute.autocast():
             loss, logits = compute_loss(model, compute.batch(images), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -381,8 +399,9 @@ def fit(
     """
     compute_loss = compute_loss or default_loss(settings, len(class_names))
     compute = Compute.of(settings)
-    evaluation = Compute(settings.channels_last, "fp32")
+    evaluation = Compute(settings.channels_last, "fp32", compute.device)
     compute.prepare(model)
+    emit.log(f"computing on {describe_device(compute.device)}, {settings.precision}")
     optimizer = make_optimizer(model, settings)
     steps_per_epoch = max(1, len(train_loader))
     total = settings.epochs * steps_per_epoch
@@ -408,57 +427,66 @@ def fit(
         state.update(saved["extra"])
         start_epoch = saved["epoch"] + 1
         emit.log(f"resumed after epoch {saved['epoch']} from {checkpoint_dir.name}")
-    stopped_early = False
-    for epoch in range(start_epoch, settings.epochs + 1):
-        set_epoch(train_loader, epoch)
-        try:
-            train = train_one_epoch(
-                model,
-                train_loader,
-                optimizer,
-                scheduler,
-                compute_loss,
+    try:
+        stopped_early = False
+        for epoch in range(start_epoch, settings.epochs + 1):
+            set_epoch(train_loader, epoch)
+            try:
+                train = train_one_epoch(
+                    model,
+                    train_loader,
+                    optimizer,
+                    scheduler,
+                    compute_loss,
+                    epoch=epoch,
+                    emit=emit,
+                    cancel=cancel,
+                    grad_clip=settings.grad_clip,
+                    compute=compute,
+                    average=average,
+                )
+                emit("progress", {"phase": "validate", "done": 0, "total": 1}, epoch=epoch)
+                val = validate(kept, val_loader, class_names, real_class, cancel, evaluation)
+            except Cancelled:
+                emit.log(f"cancelled during epoch {epoch}; resume continues from epoch {epoch}")
+                return {**_summary(state, epoch - 1), "cancelled": True, "stopped_early": False}
+            row = epoch_row(epoch, train, val)
+            if stage is not None:
+                row = {"stage": stage, **row}
+            if extra_metrics:
+                row.update(extra_metrics())
+            score = row.get(settings.monitor)
+            save_weights(kept, run.path / f"last{suffix}.safetensors")
+            if _is_better(score, state["best"], mode):
+                state.update(best=score, best_epoch=epoch, since_best=0, best_row=_plain(row))
+                path = save_weights(kept, run.path / f"best{suffix}.safetensors")
+                emit("artifact", {"kind": "weights", "path": str(path), "epoch": epoch})
+            else:
+                state["since_best"] += 1
+            run.append_metrics(row)
+            emit("metric", _plain(row), epoch=epoch)
+            save_checkpoint(
+                checkpoint_dir,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
                 epoch=epoch,
-                emit=emit,
-                cancel=cancel,
-                grad_clip=settings.grad_clip,
-                compute=compute,
-                average=average,
+                extra=state,
+                average=average.module if average else None,
             )
-            emit("progress", {"phase": "validate", "done": 0, "total": 1}, epoch=epoch)
-            val = validate(kept, val_loader, class_names, real_class, cancel, evaluation)
-        except Cancelled:
-            emit.log(f"cancelled during epoch {epoch}; resume continues from epoch {epoch}")
-            return {**_summary(state, epoch - 1), "cancelled": True, "stopped_early": False}
-        row = epoch_row(epoch, train, val)
-        if stage is not None:
-            row = {"stage": stage, **row}
-        if extra_metrics:
-            row.update(extra_metrics())
-        score = row.get(settings.monitor)
-        save_weights(kept, run.path / f"last{suffix}.safetensors")
-        if _is_better(score, state["best"], mode):
-            state.update(best=score, best_epoch=epoch, since_best=0, best_row=_plain(row))
-            path = save_weights(kept, run.path / f"best{suffix}.safetensors")
-            emit("artifact", {"kind": "weights", "path": str(path), "epoch": epoch})
-        else:
-            state["since_best"] += 1
-        run.append_metrics(row)
-        emit("metric", _plain(row), epoch=epoch)
-        save_checkpoint(
-            checkpoint_dir,
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            epoch=epoch,
-            extra=state,
-            average=average.module if average else None,
-        )
-        if settings.early_stop and state["since_best"] >= settings.early_stop:
-            emit.log(f"early stop: no better {settings.monitor} for {settings.early_stop} epochs")
-            stopped_early = True
-            break
-    return {**_summary(state, settings.epochs), "cancelled": False, "stopped_early": stopped_early}
+            if settings.early_stop and state["since_best"] >= settings.early_stop:
+                emit.log(
+                    f"early stop: no better {settings.monitor} for {settings.early_stop} epochs"
+                )
+                stopped_early = True
+                break
+        return {
+            **_summary(state, settings.epochs),
+            "cancelled": False,
+            "stopped_early": stopped_early,
+        }
+    finally:
+        model.to("cpu")  # callers go on on the CPU: pruning steps, test figures, export
 
 
 def _summary(state: dict[str, Any], epochs_run: int) -> dict[str, Any]:

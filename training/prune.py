@@ -79,6 +79,7 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "monitor": "val_acc",
     "channels_last": True,
     "precision": "fp32",
+    "device": "auto",
     "ema": 0.0,
     "max_train": None,
     "seed": 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from app.commands import print_json, workspace_of
+from app.commands.train import add_device_argument
 from core.pruning import IMPORTANCES  # torch-free at import
 
 
@@ -61,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_training_arguments(p: argparse.ArgumentParser, *, lr: float) -> None:
-    """Options every compression job shares: budget, seed, output, resume, threads, --json."""
+    """Options every compression job shares: budget, seed, output, resume, threads, device,
+    --json."""
     p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-train", type=int, metavar="N", help="train on a seeded subset of N")
@@ -69,6 +71,7 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: float) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: workspace/runs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
 
 
@@ -81,6 +84,7 @@ def training_config(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "resume": args.resume,
         "threads": args.threads,
+        "device": args.device,
         "workspace": args.workspace,
     }
 

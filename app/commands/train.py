@@ -14,6 +14,16 @@ def add_mixing_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mix-prob", type=float, default=1.0, help="share of batches mixed")
 
 
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    """``--device`` (train, prune, distill): checked by the job, which knows what PyTorch sees."""
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N}",
+        help="where to train: auto (default) = a CUDA GPU when PyTorch sees one, else the CPU",
+    )
+
+
 def mixing_config(args: argparse.Namespace) -> dict[str, float]:
     """The job config keys of :func:`add_mixing_arguments`."""
     return {"mixup": args.mixup, "cutmix": args.cutmix, "mix_prob": args.mix_prob}
@@ -85,8 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="bf16: bfloat16 autocast, about 1.8x faster on CPUs with AVX512-BF16",
+        help="bf16: bfloat16 autocast, about 1.8x faster on CPUs with AVX512-BF16 and on GPUs",
     )
+    add_device_argument(p)
     p.add_argument(
         "--ema",
         type=float,
@@ -143,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         "resume": args.resume,
         "threads": args.threads,
         "precision": args.precision,
+        "device": args.device,
         "ema": args.ema,
         "workers": args.workers,
         "model_kwargs": args.model_kwargs,

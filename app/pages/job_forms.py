@@ -110,6 +110,15 @@ WEIGHT_DECAY = Field(
     help="AdamW: 0.01-0.1 (decoupled); SGD: about 5e-4",
     advanced=True,
 )
+DEVICE = Field(
+    "device",
+    "Device",
+    "choice",
+    "auto",
+    choices=("auto", "cpu", "cuda"),
+    help="auto = a CUDA GPU when PyTorch sees one, else the CPU; the job log says which",
+    advanced=True,
+)
 WEIGHT_AVERAGE = Field(
     "ema",
     "Weight average (EMA)",
@@ -216,9 +225,10 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "choice",
                 "fp32",
                 choices=("fp32", "bf16"),
-                help="bf16 = bfloat16 autocast: about 1.8x faster on recent x86 CPUs",
+                help="bf16 = bfloat16 autocast: about 1.8x faster on recent x86 CPUs and GPUs",
                 advanced=True,
             ),
+            DEVICE,
             WEIGHT_AVERAGE,
             _probability("jpeg_prob", "JPEG re-compression"),
             _probability("downscale_prob", "Random downscale"),
@@ -270,6 +280,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "magnitude",
                 choices=IMPORTANCES,
             ),
+            DEVICE,
             OUT,
         ),
     ),
@@ -301,6 +312,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 step=0.05,
                 help="weight of the teacher's soft targets",
             ),
+            DEVICE,
             OUT,
         ),
     ),
