@@ -66,8 +66,13 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
     assert (config["optimizer"], config["weight_decay"], config["ema"]) == ("adamw", 0.05, 0.0)
     from training.config import FINETUNE_DEFAULTS
 
-    defaults = ("optimizer", "weight_decay", "ema", "train_share")
+    defaults = ("optimizer", "weight_decay", "ema", "train_share", "device")
     assert all(config[k] == FINETUNE_DEFAULTS[k] for k in defaults)
+    assert config["device"] == "auto"  # the GPU when there is one
+    form.set_value("device", "cpu")
+    assert form.validate() and form.config()["device"] == "cpu"
+    for kind in ("prune", "distill"):  # every training job can be kept off (or put on) the GPU
+        assert "device" in {f.key for f in JOB_KINDS[kind][1] if f.advanced}
     form.set_value("train_share", 0.5)  # a learning-curve point: half of the train split
     assert form.validate() and form.config()["train_share"] == 0.5
     assert Path(config["out"]).parent == page.workspace.runs

@@ -16,7 +16,14 @@ from tests.synthetic import make_image_set
 torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"arch": "resnet10t", "img_size": 32, "batch_size": 16, "threads": 1, "lr": 3e-3}
+TINY = {
+    "arch": "resnet10t",
+    "img_size": 32,
+    "batch_size": 16,
+    "threads": 1,
+    "lr": 3e-3,
+    "device": "cpu",  # bitwise resume checks; GPU training is tests/test_device.py's
+}
 
 
 class Collector:
