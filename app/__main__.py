@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 COMMANDS = (
     "train",
+    "curve",
     "evaluate",
     "job",
     "index",

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.jsonl"
 FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
-RESUMABLE_KINDS = ("finetune", "distill", "prune")
+RESUMABLE_KINDS = ("finetune", "distill", "prune", "curve")
 COMPACT_FACTOR = 4
 """The history file is rewritten when it has this many lines per job (plus slack)."""
 

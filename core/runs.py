@@ -254,22 +254,32 @@ def read_bundle(directory: Path) -> RunInfo | None:
     )
 
 
+CURVE_FILE = "curve.json"
+"""Marks a learning curve's folder, whose point runs are listed like top-level runs."""
+
+
 def scan_runs(*roots: Path) -> list[RunInfo]:
-    """Every run directory and bundle directly inside ``roots``, oldest first.
+    """Every run directory and bundle directly inside ``roots`` (and the point runs of a
+    learning curve there), oldest first.
 
     A bundle that lives inside a run directory is represented by that run (its ``bundle``).
     """
     found: dict[Path, RunInfo] = {}
     for root in roots:
-        try:
-            entries = sorted(p for p in Path(root).iterdir() if p.is_dir())
-        except OSError:
-            continue
-        for entry in entries:
-            info = read_run(entry)
-            if info is not None:
-                found.setdefault(entry.resolve(), info)
+        for entry in _subfolders(Path(root)):
+            candidates = _subfolders(entry) if (entry / CURVE_FILE).is_file() else [entry]
+            for candidate in candidates:
+                info = read_run(candidate)
+                if info is not None:
+                    found.setdefault(candidate.resolve(), info)
     return sorted(found.values(), key=lambda r: (r.created, r.name))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir())
+    except OSError:
+        return []
 
 
 def build_lineage(runs: list[RunInfo]) -> list[RunInfo]:

@@ -302,6 +302,7 @@ report scores the test split rather than every image)."""
         ("distill", "training.distill", "DISTILL_DEFAULTS"),
         ("export", "training.export", "EXPORT_DEFAULTS"),
         ("report", "training.report", "REPORT_DEFAULTS"),
+        ("curve", "training.curve", "CURVE_DEFAULTS"),
     ],
 )
 def test_every_form_key_is_an_option_of_the_training_job(

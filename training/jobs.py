@@ -24,6 +24,7 @@ JOB_MODULES = {
     "distill": "training.distill",
     "export": "training.export",
     "report": "training.report",
+    "curve": "training.curve",
 }
 
 

@@ -9,8 +9,9 @@ from typing import Any
 from core.errors import UserError
 from core.workspace import Workspace
 
-RUN_KINDS = ("finetune", "prune", "distill")
-"""Job kinds that write a run directory (a default one in the workspace when --out is absent)."""
+RUN_KINDS = ("finetune", "prune", "distill", "curve")
+"""Job kinds that write a run directory, or a folder of them (a curve), in the workspace when
+--out is absent."""
 
 
 def default_out(workspace: Workspace, kind: str) -> Path:

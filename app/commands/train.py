@@ -36,6 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Fine-tune a timm architecture. The data folder has one subfolder per class "
         "('real' plus one per generator). Writes a run directory (see docs/run-directory.md).",
     )
+    add_finetune_arguments(p)
+    p.add_argument(
+        "--train-share",
+        type=float,
+        default=1.0,
+        metavar="SHARE",
+        help="train on this seeded share of the train split, per class (learning curves; "
+        "val and test stay the same)",
+    )
+    p.set_defaults(func=run)
+
+
+def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
+    """Every fine-tune option but ``--train-share`` (train, curve); see :func:`finetune_config`."""
     p.add_argument(
         "--data", required=True, metavar="DIR", help="folder with one subfolder per class"
     )
@@ -70,14 +84,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test", type=float, default=0.1, help="test share of the data")
     p.add_argument("--leave-out", metavar="CLASS", help="train without this class (rejection test)")
     p.add_argument(
-        "--train-share",
-        type=float,
-        default=1.0,
-        metavar="SHARE",
-        help="train on this seeded share of the train split, per class (learning curves; "
-        "val and test stay the same)",
-    )
-    p.add_argument(
         "--pretrained",
         default="none",
         help="'none', 'hub' (download, needs the internet) or a local .safetensors file",
@@ -108,7 +114,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
-    p.set_defaults(func=run)
 
 
 def _json_object(text: str) -> dict:
@@ -126,7 +131,16 @@ def _json_object(text: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from app.commands.jobcli import run_job_in_process
 
-    config = {
+    config = {**finetune_config(args), "train_share": args.train_share}
+    summary = run_job_in_process(config, workspace_of(args), out=args.out)
+    if args.json:
+        print_json(summary)
+    return 0
+
+
+def finetune_config(args: argparse.Namespace) -> dict:
+    """The fine-tune job config of :func:`add_finetune_arguments` (``out`` goes separately)."""
+    return {
         "kind": "finetune",
         "data": args.data,
         "arch": args.arch,
@@ -149,7 +163,6 @@ def run(args: argparse.Namespace) -> int:
         "val": args.val,
         "test": args.test,
         "leave_out": args.leave_out,
-        "train_share": args.train_share,
         "pretrained": args.pretrained,
         "resume": args.resume,
         "threads": args.threads,
@@ -160,7 +173,3 @@ def run(args: argparse.Namespace) -> int:
         "model_kwargs": args.model_kwargs,
         "workspace": args.workspace,
     }
-    summary = run_job_in_process(config, workspace_of(args), out=args.out)
-    if args.json:
-        print_json(summary)
-    return 0

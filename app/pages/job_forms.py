@@ -32,6 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.job_queue import RESUMABLE_KINDS
+from core.errors import UserError
+from core.learning_curve import parse_shares
 from core.pruning import IMPORTANCES
 from core.workspace import Workspace
 
@@ -86,6 +89,7 @@ ARCH = Field(
     help="any timm model name",
 )
 EPOCHS = Field("epochs", "Epochs", "int", 10, 1, 1000)
+IMG_SIZE = Field("img_size", "Image size", "int", 64, 16, 1024, step=16)
 BATCH_SIZE = Field("batch_size", "Batch size", "int", 64, 1, 4096)
 LEARNING_RATE = Field("lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals=6, step=0.0005)
 SOURCE_RUN = Field("run", "Source run", "run", help="a finished run folder")
@@ -108,6 +112,15 @@ WEIGHT_DECAY = Field(
     decimals=5,
     step=0.01,
     help="AdamW: 0.01-0.1 (decoupled); SGD: about 5e-4",
+    advanced=True,
+)
+PRECISION = Field(
+    "precision",
+    "Precision",
+    "choice",
+    "fp32",
+    choices=("fp32", "bf16"),
+    help="bf16 = bfloat16 autocast: about 1.8x faster on recent x86 CPUs and GPUs",
     advanced=True,
 )
 DEVICE = Field(
@@ -182,7 +195,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 choices=("none", "hub"),
                 help="hub = ImageNet weights (needs the model cache)",
             ),
-            Field("img_size", "Image size", "int", 64, 16, 1024, step=16),
+            IMG_SIZE,
             EPOCHS,
             BATCH_SIZE,
             LEARNING_RATE,
@@ -219,15 +232,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             Field("balanced", "Balanced sampling", "bool", False, advanced=True),
             OPTIMIZER,
             WEIGHT_DECAY,
-            Field(
-                "precision",
-                "Precision",
-                "choice",
-                "fp32",
-                choices=("fp32", "bf16"),
-                help="bf16 = bfloat16 autocast: about 1.8x faster on recent x86 CPUs and GPUs",
-                advanced=True,
-            ),
+            PRECISION,
             DEVICE,
             WEIGHT_AVERAGE,
             _probability("jpeg_prob", "JPEG re-compression"),
@@ -327,6 +332,38 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             Field("out", "Bundle folder", "bundle_out", help="new bundle folder"),
         ),
     ),
+    "curve": (
+        "Learning curve",
+        (
+            DATA,
+            ARCH,
+            IMG_SIZE,
+            EPOCHS,
+            BATCH_SIZE,
+            LEARNING_RATE,
+            Field(
+                "shares",
+                "Training shares",
+                "text",
+                "0.25, 0.5, 1",
+                help="one run per share of the train split (same val/test), 2 to 8 of them",
+            ),
+            Field(
+                "target_acc",
+                "Target accuracy",
+                "float",
+                0.0,
+                0.0,
+                0.99999,
+                decimals=4,
+                step=0.005,
+                help="how many training images would reach it? (0 = none)",
+            ),
+            PRECISION,
+            DEVICE,
+            Field("out", "Output folder", "output", help="new folder for the curve and its runs"),
+        ),
+    ),
     "report": (
         "Quality report",
         (
@@ -385,6 +422,11 @@ def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
         message = _check(field, config.get(field.key), bool(config.get("resume")))
         if message:
             errors[field.key] = message
+    if kind == "curve" and config.get("shares"):  # empty: the job's default shares
+        try:
+            parse_shares(str(config["shares"]))
+        except UserError as exc:
+            errors["shares"] = str(exc)
     leave_out, data = config.get("leave_out"), config.get("data")
     data_ok = bool(data) and "data" not in errors
     if leave_out and data_ok and not (Path(str(data)).expanduser() / str(leave_out)).is_dir():
@@ -573,6 +615,8 @@ class JobForm(QWidget):
         edit = QLineEdit()
         edit.setPlaceholderText(field.help)
         edit.setClearButtonEnabled(True)
+        if field.default is not None:
+            edit.setText(str(field.default))
         return edit
 
     def _browse(self, field: Field) -> None:
@@ -637,7 +681,7 @@ class JobForm(QWidget):
         """The job config of the current inputs (``kind`` included, ``resume`` false)."""
         body: dict[str, Any] = {"kind": self.kind}
         body.update({field.key: self.value(field.key) for field in self.fields})
-        if self.kind in ("finetune", "distill", "prune"):
+        if self.kind in RESUMABLE_KINDS:
             body["resume"] = False
         return body
 

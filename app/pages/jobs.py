@@ -380,6 +380,9 @@ class JobsPage(QWidget):
             self._log(f"finished{': ' + headline(summary) if headline(summary) else ''}")
             if summary.get("run_dir"):
                 self._log(f"run folder: {summary['run_dir']}")
+            if summary.get("curve_dir"):
+                self._log(f"learning curve: {summary.get('verdict', '')}")
+                self._log(f"curve folder: {summary['curve_dir']} (its runs: Models page)")
             if summary.get("report"):
                 self._log(f"report: {summary['report']} (listed on the Models page)")
         elif record.status in ("cancelled", "interrupted"):
