@@ -8,10 +8,12 @@ shares of one train split and scored on one test split. :func:`fit_power_law` fi
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,3 +131,63 @@ def read_curve(
             )
     body["verdict"] = verdict
     return body
+
+
+CURVE_FILE = "curve.json"
+"""What a learning curve's folder holds beside its point runs (training/curve.py writes it)."""
+
+
+@dataclass(frozen=True)
+class CurveInfo:
+    """A learning curve as the Models page lists it."""
+
+    folder: str
+    data: str
+    arch: str
+    shares: tuple[float, ...]
+    n_train: tuple[int, ...]
+    test_acc: tuple[float, ...]
+    fit: PowerLaw | None
+    target: float | None
+    verdict: str
+
+    @property
+    def name(self) -> str:
+        return self.folder.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.n_train) == len(self.shares)
+
+
+def read_curve_file(folder: str | Path) -> CurveInfo | None:
+    """The curve in ``folder`` (its ``curve.json``); ``None`` when absent or unreadable."""
+    try:
+        body = json.loads((Path(folder) / CURVE_FILE).read_text(encoding="utf-8"))
+        scored = [p for p in body["points"] if p.get("test_acc") is not None]
+        fit = body.get("fit")
+        return CurveInfo(
+            folder=str(folder),
+            data=str(body.get("data") or ""),
+            arch=str(body.get("arch") or ""),
+            shares=tuple(float(s) for s in body["shares"]),
+            n_train=tuple(int(p["n_train"]) for p in scored),
+            test_acc=tuple(float(p["test_acc"]) for p in scored),
+            fit=PowerLaw(float(fit["a"]), float(fit["b"]), float(fit["rms_log_residual"]))
+            if fit
+            else None,
+            target=body.get("target"),
+            verdict=str(body.get("verdict") or ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def scan_curves(root: str | Path) -> list[CurveInfo]:
+    """Every learning curve in a folder directly inside ``root``, by folder name."""
+    try:
+        folders = sorted(p for p in Path(root).iterdir() if (p / CURVE_FILE).is_file())
+    except OSError:
+        return []
+    curves = (read_curve_file(folder) for folder in folders)
+    return [curve for curve in curves if curve is not None]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.learning_curve import CURVE_FILE
 
 RUN_FILE = "run.json"
 BUNDLE_FILE = "bundle.json"
@@ -252,10 +253,6 @@ def read_bundle(directory: Path) -> RunInfo | None:
         bundle=Path(directory),
         summary=dict(metrics),
     )
-
-
-CURVE_FILE = "curve.json"
-"""Marks a learning curve's folder, whose point runs are listed like top-level runs."""
 
 
 def scan_runs(*roots: Path) -> list[RunInfo]:

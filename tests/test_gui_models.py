@@ -285,3 +285,52 @@ def test_open_folder_opens_the_run_in_the_file_manager(qtbot, page, runs, monkey
     page.select_paths([runs["pruned"]])
     qtbot.mouseClick(page.open_button, Qt.MouseButton.LeftButton)
     assert opened == [str(runs["pruned"])]
+
+
+def test_learning_curves_tab_plots_the_points_the_fit_and_the_target(qtbot, page, studio_workspace):
+    """The README's CIFAKE curve written as a curve job would; its point runs join the tree."""
+    from core.learning_curve import read_curve
+
+    folder = studio_workspace.runs / "cifake-curve"
+    n, accuracy = [9_000, 18_000, 36_000], [0.9467, 0.9578, 0.9708]
+    points = [
+        {"share": s, "n_train": k, "test_acc": a, "val_acc": a, "test_n": 2000, "run_dir": f"p{s}"}
+        for s, k, a in zip((0.25, 0.5, 1.0), n, accuracy, strict=True)
+    ]
+    body = {"data": "/data/cifake/train", "arch": "resnet18", "shares": [0.25, 0.5, 1.0]}
+    body |= {"points": points, **read_curve(n, accuracy, target=0.977)}
+    make_run(folder, "cifake-curve-share-0.25", "finetune", summary={"test_acc": 0.9467})
+    (folder / "curve.json").write_text(json.dumps(body))
+    (studio_workspace.runs / "torn-curve").mkdir()
+    (studio_workspace.runs / "torn-curve" / "curve.json").write_text('{"points": [')
+    with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS):
+        page.refresh()
+    panel = page.curves_panel
+    qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() == 1, timeout=TIMEOUT_MS)
+    row = panel.tree.topLevelItem(0)
+    assert [row.text(i) for i in range(6)] == [
+        "cifake-curve", "train", "resnet18", "3 of 3", "97.1%", "0.43"
+    ]  # fmt: skip
+    assert str(folder / "cifake-curve-share-0.25") in page.runs  # the point runs are listed
+    page.tabs.setCurrentWidget(panel)
+    assert panel.verdict_label.text() == body["verdict"]
+    measured, fit, target = panel.plot.getPlotItem().listDataItems()
+    xs, ys = measured.getOriginalDataset()
+    assert list(xs) == n and list(ys) == pytest.approx([1 - a for a in accuracy])
+    xs, ys = fit.getOriginalDataset()
+    assert xs[0] == 9_000 and xs[-1] == pytest.approx(72_000)  # on to twice the largest point,
+    assert body["images_for_target"] < 72_000 and ys[-1] < 1 - 0.977  # past the target's n
+    assert list(target.getOriginalDataset()[1]) == pytest.approx([0.023, 0.023])
+
+
+@pytest.mark.parametrize(("target_n", "drawn_to"), [(5_000, 5_000), (20_000, 2_000)])
+def test_the_fit_is_drawn_to_the_target_only_within_ten_times_the_data(target_n, drawn_to):
+    from app.pages.model_curves import fit_line
+    from core.learning_curve import CurveInfo, PowerLaw
+
+    law = PowerLaw(a=0.5, b=0.5, rms_log_residual=0.0)
+    target = 1 - law.error_at(target_n)
+    curve = CurveInfo("c", "d", "m", (0.5, 1.0), (500, 1_000), (0.97, 0.98), law, target, "")
+    xs, ys = fit_line(curve)
+    assert xs[0] == 500 and xs[-1] == pytest.approx(drawn_to)
+    assert ys == pytest.approx(0.5 * xs**-0.5)

@@ -16,8 +16,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.events import EventWriter
-from core.learning_curve import parse_shares, read_curve
-from core.runs import CURVE_FILE
+from core.learning_curve import CURVE_FILE, parse_shares, read_curve
 from training.config import FINETUNE_DEFAULTS, check_range, resolve, validate_finetune
 from training.control import CancelToken
 from training.rundir import write_json_atomic
@@ -68,6 +67,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", config)
     points: list[dict[str, Any]] = []
+    record(out, config, points, emit)  # the Models page knows the folder as a curve from now on
     shares = config["shares"]
     for number, share in enumerate(shares, start=1):
         folder = point_folder(out, share)

@@ -3,7 +3,8 @@
 Fine-tuned -> pruned -> distilled -> exported runs nest under their parents. Selecting runs
 overlays their validation curves from ``metrics.csv``; "Quality report…" asks the Jobs page for a
 ``report`` job on the selected runs and bundles, and the finished reports are listed under
-"Quality reports" (:mod:`app.pages.model_reports`). Scanning happens on a worker thread
+"Quality reports" (:mod:`app.pages.model_reports`), learning curves under "Learning curves"
+(:mod:`app.pages.model_curves`). Scanning happens on a worker thread
 (:func:`app.widgets.background.run_in_background`); only the finished records reach the widgets.
 """
 
@@ -31,12 +32,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.pages.model_curves import CurvesPanel
 from app.pages.model_reports import ReportsPanel
 from app.style import MUTED, PLOT_COLOURS, status_icon
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
 from core.errors import UserError
+from core.learning_curve import scan_curves
 from core.reports import scan_reports
 from core.runs import (
     RunInfo,
@@ -229,9 +232,11 @@ class ModelsPage(QWidget):
             self.plots[key] = plot
             plots.addWidget(plot)
         self.reports_panel = ReportsPanel()
+        self.curves_panel = CurvesPanel()
         self.tabs = QTabWidget()
         self.tabs.addTab(curves, "Validation curves")
         self.tabs.addTab(self.reports_panel, "Quality reports")
+        self.tabs.addTab(self.curves_panel, "Learning curves")
         layout.addWidget(self.tabs, 1)
         return bottom
 
@@ -249,6 +254,7 @@ class ModelsPage(QWidget):
         run_in_background(
             scan_reports, self.workspace.reports, on_done=self.reports_panel.show_reports
         )
+        run_in_background(scan_curves, self.workspace.runs, on_done=self.curves_panel.show_curves)
         if self._scanning:
             self._rescan = True
             return
