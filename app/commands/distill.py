@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import print_json, workspace_of
 from app.commands.prune import add_training_arguments, training_config
 from app.commands.train import add_mixing_arguments, mixing_config
 
@@ -37,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.commands.jobcli import run_job_in_process
+    from app.commands.jobcli import run_and_print
 
     config = {
         "kind": "distill",
@@ -52,12 +51,7 @@ def run(args: argparse.Namespace) -> int:
         **mixing_config(args),
         **training_config(args),
     }
-    summary = run_job_in_process(config, workspace_of(args), out=args.out)
-    if args.json:
-        print_json(summary)
-    elif not summary.get("cancelled"):
-        print(format_summary(summary))
-    return 0
+    return run_and_print(config, args, format_summary)
 
 
 def format_summary(summary: dict) -> str:

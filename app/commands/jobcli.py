@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,21 @@ def run_job_in_process(
     if summary.get("error"):
         raise UserError(summary["error"])
     return summary
+
+
+def run_and_print(
+    config: dict[str, Any],
+    args: Any,
+    format_summary: Callable[[dict[str, Any]], str] | None = None,
+) -> int:
+    """Run a training job for a command (``args.out``, ``args.json``, ``args.workspace``) and
+    print its summary: one JSON line with ``--json``, else ``format_summary``'s text (not for
+    a cancelled job, which says how to resume instead). Returns the exit status, 0."""
+    from app.commands import print_json, workspace_of
+
+    summary = run_job_in_process(config, workspace_of(args), out=args.out)
+    if args.json:
+        print_json(summary)
+    elif format_summary is not None and not summary.get("cancelled"):
+        print(format_summary(summary))
+    return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import print_json, workspace_of
 from app.commands.train import add_device_argument
 from core.pruning import IMPORTANCES  # torch-free at import
 
@@ -90,7 +89,7 @@ def training_config(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.commands.jobcli import run_job_in_process
+    from app.commands.jobcli import run_and_print
 
     config = {
         "kind": "prune",
@@ -103,12 +102,7 @@ def run(args: argparse.Namespace) -> int:
         "round_to": args.round_to,
         **training_config(args),
     }
-    summary = run_job_in_process(config, workspace_of(args), out=args.out)
-    if args.json:
-        print_json(summary)
-    else:
-        print(format_summary(summary))
-    return 0
+    return run_and_print(config, args, format_summary)
 
 
 def format_summary(summary: dict) -> str:

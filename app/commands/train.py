@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import print_json, workspace_of
-
 
 def add_mixing_arguments(p: argparse.ArgumentParser) -> None:
     """MixUp / CutMix options (train, distill)."""
@@ -129,13 +127,9 @@ def _json_object(text: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.commands.jobcli import run_job_in_process
+    from app.commands.jobcli import run_and_print
 
-    config = {**finetune_config(args), "train_share": args.train_share}
-    summary = run_job_in_process(config, workspace_of(args), out=args.out)
-    if args.json:
-        print_json(summary)
-    return 0
+    return run_and_print({**finetune_config(args), "train_share": args.train_share}, args)
 
 
 def finetune_config(args: argparse.Namespace) -> dict:
