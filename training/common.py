@@ -60,22 +60,29 @@ def prepare_splits(
         emit.log(f"{len(bad)} unreadable file(s) skipped, e.g. {bad[0][0]}: {bad[0][1]}", "warning")
     index.make_splits(seed=config["seed"], val=config["val"], test=config["test"])
     class_names = index.class_names
-    leave_out = config.get("leave_out")
-    if leave_out:
-        if leave_out not in class_names:
-            raise UserError(f"--leave-out {leave_out!r} is not a class of {root} ({class_names})")
-        class_names = [c for c in class_names if c != leave_out]
+    outlier = config.get("outlier_class")
+    for option, name in (("--leave-out", config.get("leave_out")), ("--outlier-class", outlier)):
+        if name and name not in class_names:
+            raise UserError(f"{option} {name!r} is not a class of {root} ({class_names})")
+    class_names = [c for c in class_names if c not in (config.get("leave_out"), outlier)]
     splits = {
         name: [s for s in index.samples(name) if s.label in class_names]
         for name in ("train", "val", "test")
     }
+    if outlier:  # trained toward a uniform softmax; never validated or tested as a class
+        extra = [s for s in index.samples("train") if s.label == outlier]
+        splits["train"] += extra
+        emit.log(
+            f"outlier exposure: {len(extra)} {outlier} training images, weight "
+            f"{config.get('outlier_weight', 0.5):g}"
+        )
     share = config.get("train_share", 1.0)
     if share < 1:
         splits["train"] = _train_share(splits["train"], share, config["seed"], root)
         emit.log(f"training on {len(splits['train'])} images: a {share:g} share of the train split")
     if len(class_names) < 2:
         raise UserError(f"{root} needs at least two classes to train a detector")
-    counts = {c: sum(s.label == c for s in splits["train"]) for c in class_names}
+    counts = {c: sum(s.label == c for s in splits["train"]) for c in class_names}  # no outliers
     small = [c for c, n in counts.items() if n < 1]
     if small or not splits["val"]:
         raise UserError(

@@ -45,6 +45,8 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "val": 0.1,
     "test": 0.1,
     "leave_out": None,
+    "outlier_class": None,
+    "outlier_weight": 0.5,
     "train_share": 1.0,
     "workers": 0,
     "threads": 0,
@@ -107,6 +109,7 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "val", 0.01, 0.5)
     check_range(config, "test", 0.0, 0.5)
     check_range(config, "train_share", 0.01, 1)
+    check_outliers(config)
     for key in ("jpeg_prob", "downscale_prob", "crop_prob"):
         check_range(config, key, 0, 1)
     check_compute(config)
@@ -116,6 +119,23 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     if not data.is_dir():
         raise UserError(f"{data} is a file; --data needs a folder with one subfolder per class")
     return config
+
+
+def check_outliers(config: dict[str, Any]) -> None:
+    """``outlier_class`` (outlier exposure) and its ``outlier_weight``: not the real class, not
+    the left-out one, and not with batch mixing or balanced sampling (both need a class)."""
+    check_range(config, "outlier_weight", 0, 10)
+    outlier = config.get("outlier_class")
+    if not outlier:
+        return
+    if outlier == "real":
+        raise UserError("the outlier class must be a generator, not 'real'")
+    if outlier == config.get("leave_out"):
+        raise UserError(f"{outlier!r} cannot be both the left-out and the outlier class")
+    if config.get("mixup") or config.get("cutmix"):
+        raise UserError("outlier exposure does not combine with MixUp/CutMix: set both to 0")
+    if config.get("balanced"):
+        raise UserError("outlier exposure does not combine with balanced sampling")
 
 
 def load_job_file(path: str | Path) -> dict[str, Any]:

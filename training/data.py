@@ -18,6 +18,8 @@ from core.datasets import Sample
 from core.errors import UserError
 from core.preprocess import AugmentSpec, PreprocessSpec, load_image
 
+OUTLIER = -1
+"""The label index of an outlier-exposure image (a class the model must not name)."""
 CACHE_BUDGET_BYTES = 3 * 1024**3
 """Decoded images are kept in memory when they fit in this budget (decoding once per run)."""
 
@@ -34,12 +36,14 @@ class ImageDataset(Dataset):
         *,
         seed: int = 0,
         cache: bool = True,
+        outliers: Sequence[str] = (),
     ) -> None:
-        unknown = sorted({s.label for s in samples} - set(class_names))
+        unknown = sorted({s.label for s in samples} - set(class_names) - set(outliers))
         if unknown:
             raise UserError(f"images of classes {unknown} are not among the model's {class_names}")
         self.samples = list(samples)
         self.class_to_index = {name: i for i, name in enumerate(class_names)}
+        self.class_to_index.update({name: OUTLIER for name in outliers})
         self.labels = np.array([self.class_to_index[s.label] for s in self.samples], dtype=np.int64)
         self.spec = spec
         self.augment = augment

@@ -26,7 +26,7 @@ from training.common import (
 from training.config import validate_finetune, write_split
 from training.control import CancelToken
 from training.data import ImageDataset
-from training.loop import fit, settings_from_config
+from training.loop import fit, outlier_exposure_loss, settings_from_config
 from training.rundir import RunDir
 
 
@@ -66,8 +66,14 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     model = create_model(
         config["arch"], len(class_names), config["pretrained"], **config["model_kwargs"]
     )
+    outlier = config.get("outlier_class")
     train_set = ImageDataset(
-        splits["train"], class_names, spec, augment_from_config(config), seed=config["seed"]
+        splits["train"],
+        class_names,
+        spec,
+        augment_from_config(config),
+        seed=config["seed"],
+        outliers=(outlier,) if outlier else (),
     )
     val_set = ImageDataset(splits["val"], class_names, spec)
     result = fit(
@@ -80,6 +86,11 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         emit=emit,
         cancel=cancel,
         resume=config["resume"],
+        compute_loss=(
+            outlier_exposure_loss(config["outlier_weight"], config["label_smoothing"])
+            if outlier
+            else None
+        ),
     )
     return finish(run_dir, description, splits["test"], result, emit, cancel)
 

@@ -225,6 +225,28 @@ def mixing_loss(mix: BatchMixer, label_smoothing: float = 0.0) -> ComputeLoss:
     return compute
 
 
+def outlier_exposure_loss(weight: float, label_smoothing: float = 0.0) -> ComputeLoss:
+    """Cross-entropy on the known classes plus ``weight`` times the cross-entropy of outlier
+    images (label :data:`training.data.OUTLIER`) to the uniform distribution (Hendrycks et al.,
+    "Deep anomaly detection with outlier exposure", 2019): the model learns to spread its
+    confidence on images of a kind it must not name."""
+
+    def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
+        logits = model(images)
+        known = targets >= 0
+        log_probs = F.log_softmax(logits.float(), dim=-1)
+        loss = logits.new_zeros((), dtype=torch.float32)
+        if known.any():
+            loss = loss + F.cross_entropy(
+                logits[known].float(), targets[known], label_smoothing=label_smoothing
+            )
+        if not known.all():
+            loss = loss + weight * -log_probs[~known].mean(dim=1).mean()
+        return loss, logits
+
+    return compute
+
+
 def default_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
     """Plain cross-entropy, or its MixUp/CutMix version when the settings ask for mixing."""
     mix = batch_mixer(settings, num_classes)

@@ -82,6 +82,15 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", type=float, default=0.1, help="test share of the data")
     p.add_argument("--leave-out", metavar="CLASS", help="train without this class (rejection test)")
     p.add_argument(
+        "--outlier-class",
+        metavar="CLASS",
+        help="outlier exposure: train this class's images toward a uniform softmax instead of "
+        "naming them (it is not a class of the model)",
+    )
+    p.add_argument(
+        "--outlier-weight", type=float, default=0.5, help="weight of the outlier term (0.5)"
+    )
+    p.add_argument(
         "--pretrained",
         default="none",
         help="'none', 'hub' (download, needs the internet) or a local .safetensors file",
@@ -157,6 +166,8 @@ def finetune_config(args: argparse.Namespace) -> dict:
         "val": args.val,
         "test": args.test,
         "leave_out": args.leave_out,
+        "outlier_class": args.outlier_class,
+        "outlier_weight": args.outlier_weight,
         "pretrained": args.pretrained,
         "resume": args.resume,
         "threads": args.threads,

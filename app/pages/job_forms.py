@@ -258,6 +258,14 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "unseen one: add the run to a quality report",
                 advanced=True,
             ),
+            Field(
+                "outlier_class",
+                "Outlier class",
+                "text",
+                help="outlier exposure: train this class (a generator) toward 'unknown' instead "
+                "of naming it",
+                advanced=True,
+            ),
             OUT,
         ),
     ),
@@ -427,10 +435,12 @@ def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
             parse_shares(str(config["shares"]))
         except UserError as exc:
             errors["shares"] = str(exc)
-    leave_out, data = config.get("leave_out"), config.get("data")
+    data = config.get("data")
     data_ok = bool(data) and "data" not in errors
-    if leave_out and data_ok and not (Path(str(data)).expanduser() / str(leave_out)).is_dir():
-        errors["leave_out"] = f"not a class folder of the data set: {leave_out}"
+    for key in ("leave_out", "outlier_class"):
+        name = config.get(key)
+        if name and data_ok and not (Path(str(data)).expanduser() / str(name)).is_dir():
+            errors[key] = f"not a class folder of the data set: {name}"
     return errors
 
 
