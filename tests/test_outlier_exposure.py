@@ -101,3 +101,26 @@ def test_bad_outlier_options_are_refused(three_classes: Path, tmp_path: Path, ch
     with pytest.raises(UserError, match=message):
         finetune({**config, **change})
     assert not out.exists()
+
+
+def test_an_exposed_run_prunes_and_exports_without_its_outlier_class(
+    three_classes: Path, tmp_path: Path
+) -> None:
+    """Its recorded train split holds the outlier images; later jobs keep the model's classes."""
+    from conftest import run_export_job
+
+    from tests.test_pruning import run_job
+
+    run = tmp_path / "oe"
+    config = {"data": str(three_classes), "out": str(run), "workspace": str(tmp_path), **TINY}
+    finetune({**config, "epochs": 2, "outlier_class": "sdxl"})
+    pruned, _ = run_job(
+        "prune",
+        {"run": str(run), "out": str(tmp_path / "pruned"), "macs_ratio": 0.6, "steps": 1,
+         "epochs": 1, "batch_size": 16, "threads": 1, "device": "cpu"},
+    )  # fmt: skip
+    assert pruned["macs"] < 0.65 * pruned["parent_macs"]
+    bundle = tmp_path / "bundle"
+    summary = run_export_job({"run": str(run), "out": str(bundle), "int8": True})
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert meta["class_names"] == ["real", "sd14"] and summary["verification"]["ok"]

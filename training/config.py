@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +201,12 @@ def split_record(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def read_split(run_split_path: Path, split: str) -> list:
-    """The samples of ``split`` recorded in a run's split.json (missing files are an error)."""
+def read_split(run_split_path: Path, split: str, classes: Collection[str] | None = None) -> list:
+    """The samples of ``split`` recorded in a run's split.json (missing files are an error).
+
+    ``classes``: keep only samples of these classes (an outlier-exposure run's train split also
+    holds its outlier class, which is not a class of its model).
+    """
     from core.datasets import Sample
 
     if not run_split_path.is_file():
@@ -211,6 +216,8 @@ def read_split(run_split_path: Path, split: str) -> list:
         raise UserError(f"split {split!r} is not recorded; the run has {sorted(body['splits'])}")
     root = Path(body["root"])
     samples = [Sample(root / rel, body["labels"][rel]) for rel in body["splits"][split]]
+    if classes is not None:
+        samples = [s for s in samples if s.label in classes]
     missing = [s.path for s in samples if not s.path.exists()]
     if missing:
         raise UserError(

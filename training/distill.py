@@ -256,7 +256,8 @@ def distill_splits(
         import json
 
         if Path(json.loads(recorded.read_text(encoding="utf-8"))["root"]).resolve() == root:
-            splits = {name: read_split(recorded, name) for name in ("train", "val", "test")}
+            classes = teacher.class_names
+            splits = {n: read_split(recorded, n, classes) for n in ("train", "val", "test")}
             return splits, root, True
     return splits, root, False
 

@@ -182,7 +182,8 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
         model = flip_averaged(model)
         emit.log("flip averaging: the bundle averages each image with its mirror image")
     split_file = run_dir / "split.json"
-    splits = {name: read_split(split_file, name) for name in ("train", "val", "test")}
+    classes = description.class_names
+    splits = {name: read_split(split_file, name, classes) for name in ("train", "val", "test")}
     if not splits["val"]:
         raise UserError(f"{run_dir} has an empty val split: nothing to calibrate the threshold on")
     verify_split = "test" if splits["test"] else "val"

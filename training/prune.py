@@ -269,7 +269,8 @@ def open_session(config: dict[str, Any], emit: EventWriter, cancel: CancelToken)
     model, parent_description = load_model(parent, config["weights"])
     size = parent_description.preprocess.input_size
     check_prunable(model, size, parent_description.arch)
-    splits = {name: read_split(parent / "split.json", name) for name in ("train", "val", "test")}
+    classes = parent_description.class_names
+    splits = {n: read_split(parent / "split.json", n, classes) for n in ("train", "val", "test")}
     if not splits["train"] or not splits["val"]:
         raise UserError(f"{parent} has an empty train or validation split; cannot fine-tune")
     run_dir = RunDir.create(
