@@ -85,13 +85,67 @@ def fit_power_law(n: Sequence[float], errors: Sequence[float]) -> PowerLaw | Non
     )
 
 
+INTERVAL = (0.1, 0.9)
+"""The quantiles of :func:`prediction_interval` (an 80 % interval)."""
+UNBOUNDED = 1e300
+"""Stands for "no amount of data" among the image counts of :func:`prediction_interval`."""
+
+
+def prediction_interval(
+    n: Sequence[float],
+    accuracies: Sequence[float],
+    test_n: Sequence[int],
+    target: float | None = None,
+    draws: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How far the predictions move with the test sets' sampling error.
+
+    Each draw re-scores every point as a binomial sample of its ``test_n`` images at its
+    measured accuracy, refits the law and predicts again; the result holds the
+    :data:`INTERVAL` quantiles of ``accuracy_at_2x`` and ``images_for_target`` over the draws.
+    A draw in which more data does not help counts as needing unboundedly many images, so an
+    upper bound past every finite draw comes back as ``None`` (more than the curve can say).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.log(np.asarray(n, dtype=np.float64))
+    acc = np.asarray(accuracies, dtype=np.float64)
+    sizes = np.asarray(test_n, dtype=np.int64)
+    errors = rng.binomial(sizes, 1.0 - acc, size=(draws, len(sizes))) / sizes
+    errors = errors[(errors > 0).all(axis=1)]
+    y = np.log(errors)
+    xc = x - x.mean()
+    slope = (y - y.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    intercept = y.mean(axis=1) - slope * x.mean()
+    b = -slope
+    at_2x = 1.0 - np.exp(intercept + slope * math.log(2 * max(n)))
+    low, high = INTERVAL
+    body: dict[str, Any] = {
+        "level": high - low,
+        "draws": len(b),
+        "accuracy_at_2x": [float(np.quantile(at_2x, low)), float(np.quantile(at_2x, high))],
+    }
+    if target is not None:
+        with np.errstate(divide="ignore", over="ignore"):
+            needed = np.where(b > 0, np.exp((intercept - math.log(1.0 - target)) / b), np.inf)
+        needed = np.minimum(needed, UNBOUNDED)  # quantiles of inf are not defined
+        bounds = [float(np.quantile(needed, q)) for q in (low, high)]
+        body["images_for_target"] = [v if v < UNBOUNDED else None for v in bounds]
+    return body
+
+
 def read_curve(
-    n: Sequence[float], accuracies: Sequence[float], target: float | None = None
+    n: Sequence[float],
+    accuracies: Sequence[float],
+    target: float | None = None,
+    test_n: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The fit and its predictions for points ``(n, accuracy)``, with a one-line ``verdict``.
 
     Keys: ``fit`` (``a``, ``b``, ``rms_log_residual`` or ``None``), ``accuracy_at_2x`` (twice the
-    largest n), ``target`` and ``images_for_target`` (when a target is given), ``verdict``.
+    largest n), ``target`` and ``images_for_target`` (when a target is given), ``verdict``; with
+    each point's test-set size ``test_n`` also ``interval`` (:func:`prediction_interval`), which
+    the verdict quotes.
     """
     errors = [1.0 - acc for acc in accuracies]
     fit = fit_power_law(n, errors)
@@ -115,20 +169,30 @@ def read_curve(
         return body
     at_2x = 1.0 - fit.error_at(2 * largest)
     body["accuracy_at_2x"] = at_2x
+    interval = prediction_interval(n, accuracies, test_n, target) if test_n else None
+    if interval is not None:
+        body["interval"] = interval
     verdict = (
         f"the error falls as n^-{fit.b:.2f}: twice the data ({2 * largest:,.0f} training images) "
         f"would give about {100 * at_2x:.1f} %"
     )
+    if interval is not None:
+        low, high = interval["accuracy_at_2x"]
+        verdict += f" ({100 * low:.1f}-{100 * high:.1f} %)"
     if target is not None:
         needed = fit.images_for(target)
         body["images_for_target"] = needed
         if needed is not None and needed <= largest:
             verdict += f"; {100 * target:.2f} % is within reach of the data there is"
         elif needed is not None:
-            verdict += (
-                f"; {100 * target:.2f} % needs about {needed:,.0f} training images "
-                f"({needed / largest:.1f}x the largest point)"
-            )
+            verdict += f"; {100 * target:.2f} % needs about {needed:,.0f} training images"
+            if interval is not None:
+                low, high = interval["images_for_target"]
+                upper = f"{high:,.0f}" if high is not None else "more than the curve can say"
+                verdict += f" ({low:,.0f} to {upper})"
+            verdict += f", {needed / largest:.1f}x the largest point"
+    if interval is not None:
+        verdict += f". Ranges: {100 * interval['level']:.0f} % intervals for the test sets' size"
     body["verdict"] = verdict
     return body
 

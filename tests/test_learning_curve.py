@@ -61,7 +61,9 @@ def test_the_cifake_curve_of_the_readme_says_what_97_7_percent_needs() -> None:
     assert 57_000 <= body["images_for_target"] <= 66_000
     assert 0.977 <= body["accuracy_at_2x"] <= 0.979
     assert body["verdict"].startswith("the error falls as n^-0.43: twice the data (72,000")
-    assert "97.70 % needs about" in body["verdict"] and "x the largest point" in body["verdict"]
+    assert "97.70 % needs about" in body["verdict"] and body["verdict"].endswith(
+        "x the largest point"
+    )
 
 
 def test_a_target_already_reached_and_flat_or_perfect_curves_say_so() -> None:
@@ -209,3 +211,23 @@ def test_curve_form_checks_the_shares(qtbot, studio_workspace, curve_data: Path)
     form.set_value("shares", "0.5")
     assert not form.validate()
     assert form.error_text("shares") == "⚠ a learning curve needs 2 to 8 shares, not 1"
+
+
+def test_the_interval_follows_the_test_sets_size() -> None:
+    """The same points scored on 4,000 or 400 test images, or practically without error."""
+    from core.learning_curve import prediction_interval
+
+    n, acc = [9_000, 18_000, 36_000], [0.946, 0.95575, 0.9708]
+    point = read_curve(n, acc, target=0.977)
+    exact = prediction_interval(n, acc, [10**9] * 3, target=0.977)
+    assert exact["accuracy_at_2x"] == pytest.approx([point["accuracy_at_2x"]] * 2, abs=1e-4)
+    assert exact["images_for_target"] == pytest.approx([point["images_for_target"]] * 2, rel=1e-2)
+    body = read_curve(n, acc, target=0.977, test_n=[4_000] * 3)
+    low, high = body["interval"]["images_for_target"]
+    assert low < body["images_for_target"] < high  # measured: 49,000 to 106,000 around 67,000
+    assert body["interval"]["level"] == pytest.approx(0.8) and body["interval"]["draws"] == 2000
+    assert f"training images ({low:,.0f} to {high:,.0f}), 1.9x the largest" in body["verdict"]
+    wide = prediction_interval(n, acc, [200] * 3, target=0.977)
+    assert wide["images_for_target"][1] is None  # with 200 test images the curve cannot say
+    small, _ = wide["accuracy_at_2x"]
+    assert small < body["interval"]["accuracy_at_2x"][0]

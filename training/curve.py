@@ -127,6 +127,7 @@ def record(
                 [p["n_train"] for p in scored],
                 [p["test_acc"] for p in scored],
                 config["target_acc"],
+                [p["test_n"] for p in scored],
             )
         )
     else:
