@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -121,6 +122,18 @@ class EventWriter:
         """Also append events to ``path`` (``events.jsonl`` of a run directory)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.streams.append(path.open("a", encoding="utf-8"))
+
+    @contextmanager
+    def file_scope(self) -> Iterator[EventWriter]:
+        """Files added inside the block (one run of a job that makes several) are closed and
+        get no more events when it ends."""
+        mark = len(self.streams)
+        try:
+            yield self
+        finally:
+            for stream in self.streams[mark:]:
+                stream.close()
+            del self.streams[mark:]
 
     def __call__(
         self,

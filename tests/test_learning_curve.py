@@ -126,6 +126,9 @@ def test_curve_trains_nested_shares_on_one_test_split_and_resumes(
     assert set(half["splits"]["train"]) < set(whole["splits"]["train"])
     for point in body["points"]:
         assert 0.0 <= point["test_acc"] <= 1.0 and point["test_n"] == len(half["splits"]["test"])
+        events = (out / point["run_dir"] / "events.jsonl").read_text().splitlines()
+        runs = {json.loads(line)["data"]["path"] for line in events if '"artifact"' in line}
+        assert runs and all(point["run_dir"] in path for path in runs)  # its own events only
     # the Models page lists the curve's runs
     listed = {run.path.name for run in scan_runs(tmp_path / "runs")}
     assert listed == {"cifake-curve-share-0.5", "cifake-curve-share-1"}

@@ -75,7 +75,8 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         if summary is None:
             emit.log(f"learning curve point {number} of {len(shares)}: a {share:g} share")
             child = {**point_config(config, share), "resume": folder.is_dir()}
-            summary = finetune.run(child, emit, cancel)
+            with emit.file_scope():  # each point's events.jsonl gets its own events only
+                summary = finetune.run(child, emit, cancel)
             if summary.get("cancelled"):
                 record(out, config, points, emit)
                 return {"curve_dir": str(out), "cancelled": True, "points": points}
