@@ -361,7 +361,7 @@ def test_cli_trains_one_epoch_then_evaluates(toy_data: Path, tmp_path: Path) -> 
     assert (out / "checkpoint" / "average.safetensors").is_file()
     evaluated = cli(
         "evaluate", "--model", str(out), "--data", str(toy_data), "--split", "test", "--json",
-        env_home=tmp_path / "ws",
+        "--threads", "1", env_home=tmp_path / "ws",
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)

@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads (0 = all; 1 when another job shares the cores: they slow each other "
+        "down many times over)",
+    )
     p.add_argument("--out", metavar="FILE", help="also write the JSON report here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         "leave_out": args.leave_out,
         "batch_size": args.batch_size,
         "latency": not args.no_latency,
+        "threads": args.threads,
         "workspace": args.workspace,
         "out": args.out,
     }
