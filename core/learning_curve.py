@@ -217,11 +217,7 @@ class CurveInfo:
 
     @property
     def name(self) -> str:
-        return self.folder.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-
-    @property
-    def complete(self) -> bool:
-        return len(self.n_train) == len(self.shares)
+        return Path(self.folder).name
 
 
 def read_curve_file(folder: str | Path) -> CurveInfo | None:

@@ -19,7 +19,7 @@ from core.events import EventWriter
 from core.learning_curve import CURVE_FILE, parse_shares, read_curve
 from training.config import FINETUNE_DEFAULTS, check_range, resolve, validate_finetune
 from training.control import CancelToken
-from training.rundir import write_json_atomic
+from training.rundir import RunDir, write_json_atomic
 
 CURVE_DEFAULTS: dict[str, Any] = {
     **{k: v for k, v in FINETUNE_DEFAULTS.items() if k != "train_share"},
@@ -67,7 +67,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", config)
     points: list[dict[str, Any]] = []
-    record(out, config, points, emit)  # the Models page knows the folder as a curve from now on
+    body = record(out, config, points, emit)  # the Models page knows the folder as a curve now
     shares = config["shares"]
     for number, share in enumerate(shares, start=1):
         folder = point_folder(out, share)
@@ -78,13 +78,11 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
             with emit.file_scope():  # each point's events.jsonl gets its own events only
                 summary = finetune.run(child, emit, cancel)
             if summary.get("cancelled"):
-                record(out, config, points, emit)
                 return {"curve_dir": str(out), "cancelled": True, "points": points}
         else:
             emit.log(f"learning curve point {number} of {len(shares)}: {folder.name} is finished")
         points.append(point_of(folder, share, summary))
-        record(out, config, points, emit)
-    body = record(out, config, points, emit)
+        body = record(out, config, points, emit)
     emit.log(body["verdict"])
     return {"curve_dir": str(out), "cancelled": False, **body}
 
@@ -92,8 +90,8 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
 def finished_summary(folder: Path) -> dict[str, Any] | None:
     """The summary of a finished point's run, ``None`` when it has not finished."""
     try:
-        run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        run = RunDir(folder).info()
+    except (UserError, OSError, ValueError):
         return None
     return run.get("summary") if run.get("status") == "done" else None
 

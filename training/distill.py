@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,21 +117,18 @@ def teacher_view(
     )
     if student.input_size == teacher.input_size and same_norm:
         return images
-    s_mean = torch.tensor(student.mean, dtype=images.dtype, device=images.device)
-    s_mean = s_mean.view(1, 3, 1, 1)
-    s_std = torch.tensor(student.std, dtype=images.dtype, device=images.device)
-    s_std = s_std.view(1, 3, 1, 1)
-    pixels = images * s_std + s_mean
+    pixels = images * _per_channel(student.std, images) + _per_channel(student.mean, images)
     if student.input_size != teacher.input_size:
         size = (teacher.input_size, teacher.input_size)
         pixels = F.interpolate(
             pixels, size=size, mode="bilinear", antialias=True, align_corners=False
         )
-    t_mean = torch.tensor(teacher.mean, dtype=images.dtype, device=images.device)
-    t_mean = t_mean.view(1, 3, 1, 1)
-    t_std = torch.tensor(teacher.std, dtype=images.dtype, device=images.device)
-    t_std = t_std.view(1, 3, 1, 1)
-    return (pixels - t_mean) / t_std
+    return (pixels - _per_channel(teacher.mean, images)) / _per_channel(teacher.std, images)
+
+
+def _per_channel(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    """RGB ``values`` as a ``1x3x1x1`` tensor of ``like``'s dtype and device."""
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
 
 
 def distill_loss_fn(

@@ -234,14 +234,14 @@ def outlier_exposure_loss(weight: float, label_smoothing: float = 0.0) -> Comput
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
         logits = model(images)
         known = targets >= 0
-        log_probs = F.log_softmax(logits.float(), dim=-1)
         loss = logits.new_zeros((), dtype=torch.float32)
         if known.any():
             loss = loss + F.cross_entropy(
                 logits[known].float(), targets[known], label_smoothing=label_smoothing
             )
         if not known.all():
-            loss = loss + weight * -log_probs[~known].mean(dim=1).mean()
+            to_uniform = -F.log_softmax(logits[~known].float(), dim=-1).mean(dim=1).mean()
+            loss = loss + weight * to_uniform
         return loss, logits
 
     return compute
