@@ -124,3 +124,25 @@ def test_an_exposed_run_prunes_and_exports_without_its_outlier_class(
     summary = run_export_job({"run": str(run), "out": str(bundle), "int8": True})
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["class_names"] == ["real", "sd14"] and summary["verification"]["ok"]
+
+
+def test_evaluating_an_exposed_run_on_its_outlier_class_scores_only_unseen_images(
+    three_classes: Path, tmp_path: Path
+) -> None:
+    """``evaluate --leave-out`` of the outlier class: its training images are not "unseen"."""
+    from core.events import EventWriter
+    from training.evaluate import run as evaluate
+
+    run = tmp_path / "oe"
+    config = {"data": str(three_classes), "out": str(run), "workspace": str(tmp_path), **TINY}
+    finetune({**config, "epochs": 1, "outlier_class": "sdxl"})
+    split = json.loads((run / "split.json").read_text())
+    trained = [f for f in split["splits"]["train"] if split["labels"][f] == "sdxl"]
+    assert 0 < len(trained) < 30
+    report = evaluate(
+        {"models": [str(run)], "data": str(three_classes), "split": "test",
+         "leave_out": "sdxl", "latency": False, "workspace": str(tmp_path)},
+        EventWriter("t", []),
+    )  # fmt: skip
+    assert report["leave_out"]["n"] == 30 - len(trained)
+    assert report["n"] == len(split["splits"]["test"])  # the known classes' test images

@@ -157,8 +157,9 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
     only on file contents), the fingerprint tells whether it did, and a mismatch is logged
     because test images may then have been training images.
 
-    A ``leave_out`` class never appears in a run's recorded split (it was left out of training),
-    so all of its images are added: none of them was ever seen.
+    A ``leave_out`` class never appears in a run's recorded val or test split (it was left out of
+    training, or trained as the outlier class), so its images the run never trained on are added:
+    all of them for a left-out class, the val and test share of an outlier class.
     """
     root = Path(config["data"]).expanduser().resolve()
     split = config["split"]
@@ -173,8 +174,11 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
             samples = read_split(model.run_split, split)
             leave_out = config.get("leave_out")
             if leave_out and not any(s.label == leave_out for s in samples):
+                trained = {s.path for s in read_split(model.run_split, "train")}
                 samples += [
-                    s for s in _index(root, config, emit, cancel).samples() if s.label == leave_out
+                    s
+                    for s in _index(root, config, emit, cancel).samples()
+                    if s.label == leave_out and s.path not in trained
                 ]
             source = f"the recorded split of run {model.run_split.parent}"
             return Selection(samples, {"split": split, "source": source})
