@@ -96,3 +96,30 @@ def test_closed_stdout_pipe_exits_quietly(tmp_path: Path):
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 141
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+@pytest.mark.parametrize("command", ["train", "prune", "distill", "export", "evaluate", "report"])
+def test_every_torch_job_command_takes_threads_into_its_job_config(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--threads 1`` (for a job sharing the cores) reaches the job's config."""
+    import app.commands.jobcli as jobcli
+
+    seen: dict = {}
+
+    def capture(config: dict, workspace, *args, **kwargs) -> dict:
+        seen.update(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(jobcli, "run_job_in_process", capture)
+    required = {
+        "train": ["--data", "d", "--out", "o"],
+        "prune": ["--run", "r", "--out", "o"],
+        "distill": ["--teacher", "t", "--arch", "resnet18", "--data", "d", "--out", "o"],
+        "export": ["--run", "r", "--out", "o"],
+        "evaluate": ["--model", "m", "--data", "d"],
+        "report": ["--data", "d", "--models", "m", "--out", "r.html"],
+    }[command]
+    with pytest.raises(SystemExit):
+        main([command, *required, "--threads", "1"])
+    assert seen["kind"] in (command, "finetune") and seen["threads"] == 1

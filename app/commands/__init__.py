@@ -48,6 +48,17 @@ def add_split_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` (job key ``threads``): the CPU threads a job's PyTorch may use."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads (0 = all; give 1 when another job shares the cores: two jobs "
+        "competing for all of them slow each other down many times over)",
+    )
+
+
 def split_config(args: argparse.Namespace) -> dict[str, Any]:
     """The job-config keys set by :func:`add_split_options`."""
     return {key: getattr(args, key) for key in ("split", "seed", "val", "test")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.commands import add_split_options, print_json, split_config
+from app.commands import add_split_options, add_threads_option, print_json, split_config
 
 TABLE_COLUMNS = (
     ("model", "model", "{}"),
@@ -48,13 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="CPU threads (0 = all; 1 when another job shares the cores: they slow each other "
-        "down many times over)",
-    )
+    add_threads_option(p)
     p.add_argument("--out", metavar="FILE", help="also write the JSON report here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

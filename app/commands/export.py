@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import print_json, workspace_of
+from app.commands import add_threads_option, print_json, workspace_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="verify on at most N test images (0 = the whole test split)",
     )
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
+    add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands import add_threads_option
 from app.commands.train import add_device_argument
 from core.pruning import IMPORTANCES  # torch-free at import
 
@@ -69,7 +70,7 @@ def add_training_arguments(p: argparse.ArgumentParser, *, lr: float) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: workspace/runs/...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
+    add_threads_option(p)
     add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
 

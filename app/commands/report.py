@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import add_split_options, print_json, split_config, workspace_of
+from app.commands import (
+    add_split_options,
+    add_threads_option,
+    print_json,
+    split_config,
+    workspace_of,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="REPORT.html")
     p.add_argument("--target-risk", type=float, default=0.05, help="for runs without a bundle")
     p.add_argument("--robustness-images", type=int, default=300)
+    add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print the headline figures as JSON")
     p.set_defaults(func=run)
 
@@ -38,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         "out": args.out,
         "target_risk": args.target_risk,
         "robustness_images": args.robustness_images,
+        "threads": args.threads,
         "workspace": args.workspace,
     }
     summary = run_job_in_process(config, workspace_of(args))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands import add_threads_option
+
 
 def add_mixing_arguments(p: argparse.ArgumentParser) -> None:
     """MixUp / CutMix options (train, distill)."""
@@ -118,7 +120,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DECAY",
         help="keep and save an exponential moving average of the weights (e.g. 0.999; 0 = off)",
     )
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
+    add_threads_option(p)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
 
