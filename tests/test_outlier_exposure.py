@@ -124,6 +124,20 @@ def test_an_exposed_run_prunes_and_exports_without_its_outlier_class(
     summary = run_export_job({"run": str(run), "out": str(bundle), "int8": True})
     meta = json.loads((bundle / "bundle.json").read_text())
     assert meta["class_names"] == ["real", "sd14"] and summary["verification"]["ok"]
+    assert meta["training_split"]["outlier_class"] == "sdxl"
+    # without the run folder, the bundle re-makes its test split: the outlier class's test
+    # images are extra (never trained on), not a sign of a different split
+    from core.events import EventWriter
+    from training.evaluate import run as evaluate
+
+    run.rename(tmp_path / "moved")
+    for extra in ({"leave_out": "sdxl"}, {"binary": True}):
+        report = evaluate(
+            {"models": [str(bundle)], "data": str(three_classes), "split": "test",
+             "latency": False, "workspace": str(tmp_path / "elsewhere"), **extra},
+            EventWriter("t", []),
+        )  # fmt: skip
+        assert report["selection"]["matches_training_split"] is True, extra
 
 
 def test_evaluating_an_exposed_run_on_its_outlier_class_scores_only_unseen_images(

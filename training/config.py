@@ -174,8 +174,9 @@ def split_record(run_dir: Path) -> dict[str, Any] | None:
     """What a bundle records of its training run's split (``training_split`` in bundle.json).
 
     The data folder's name, the seed and shares (``None`` where the run's config has none), the
-    file count and :func:`core.splits.split_fingerprint` of each split; ``None`` when the run has
-    no split.json.
+    file count and :func:`core.splits.split_fingerprint` of each split, and the run's
+    ``train_share`` and ``outlier_class`` where it has them; ``None`` when the run has no
+    split.json.
     """
     from core.splits import split_fingerprint
 
@@ -198,6 +199,8 @@ def split_record(run_dir: Path) -> dict[str, Any] | None:
     }
     if config.get("train_share", 1.0) < 1:  # a learning-curve run trained on part of train
         record["train_share"] = config["train_share"]
+    if config.get("outlier_class"):  # trained toward "unknown"; in no val or test split
+        record["outlier_class"] = config["outlier_class"]
     return record
 
 

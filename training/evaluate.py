@@ -224,12 +224,14 @@ def _matches_training(
     model: ModelUnderTest, split: str, samples: list[Sample], root: Path, config: dict[str, Any]
 ) -> bool | None:
     """Whether ``samples`` are exactly the bundle's recorded ``split`` (``None``: nothing
-    recorded for this data set). A ``leave_out`` class is not part of the comparison."""
+    recorded for this data set). Classes the model does not know (a ``leave_out`` class, its
+    training's outlier class, generators scored ``binary``) are not part of the comparison."""
     recorded = model.training_split or {}
     expected = recorded.get("fingerprints", {}).get(split)
     if expected is None or recorded.get("data") != root.name:
         return None
-    kept = [s for s in samples if s.label != config.get("leave_out")]
+    known = set(model.class_names) - {config.get("leave_out")}
+    kept = [s for s in samples if s.label in known]
     found = split_fingerprint((s.path.relative_to(root).as_posix(), s.label) for s in kept)
     return found == expected
 
