@@ -150,3 +150,26 @@ def classification_report(
         if len(y_true):
             report["binary_accuracy"] = float(((y_pred != real_index) == is_fake).mean())
     return report
+
+
+def group_report(
+    groups: Sequence[str],
+    y_true: Sequence[int],
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    real_class: str = "real",
+) -> dict[str, dict[str, Any]]:
+    """Headline figures per group of images (e.g. the sub-folder a class keeps a domain in).
+
+    For each group name: ``n``, ``accuracy``, ``binary_accuracy`` (real vs fake) and ``auc`` (real
+    vs fake; ``None`` when the group holds only one side), ordered by name.
+    """
+    groups = np.asarray(groups, dtype=object)
+    y_true = np.asarray(y_true, dtype=int)
+    probs = np.asarray(probs, dtype=float)
+    report = {}
+    for name in sorted(set(groups.tolist())):
+        mask = groups == name
+        full = classification_report(y_true[mask], probs[mask], class_names, real_class)
+        report[name] = {k: full[k] for k in ("n", "accuracy", "binary_accuracy", "auc")}
+    return report

@@ -10,6 +10,7 @@ from core.metrics import (
     confusion_matrix,
     expected_calibration_error,
     fake_scores,
+    group_report,
     per_class_prf,
     reliability_bins,
     roc_auc,
@@ -154,3 +155,20 @@ def test_classification_report_empty_input():
     assert report["accuracy"] is None and report["ece"] is None
     assert report["auc"] is None and report["binary_accuracy"] is None
     assert report["confusion_matrix"] == [[0] * 3] * 3
+
+
+def test_group_report_scores_each_group_on_its_own():
+    # classes [fake, real]; group a: 2 right of 3 (one real called fake); group b: 1 right of 2
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.4, 0.6]])
+    y_true = [0, 1, 1, 1, 0]
+    report = group_report(["a", "a", "a", "b", "b"], y_true, probs, ["fake", "real"])
+    assert list(report) == ["a", "b"]
+    assert report["a"]["n"] == 3 and report["a"]["accuracy"] == pytest.approx(2 / 3)
+    assert report["a"]["binary_accuracy"] == pytest.approx(2 / 3)
+    # a: fake scores 0.9 (fake) vs 0.2, 0.6 (real): both pairs ordered right
+    assert report["a"]["auc"] == pytest.approx(1.0)
+    assert report["b"]["accuracy"] == pytest.approx(0.5)
+    # b: fake image 0.4 vs real image 0.3: ordered right
+    assert report["b"]["auc"] == pytest.approx(1.0)
+    only_real = group_report(["x", "x"], [1, 1], probs[1:3], ["fake", "real"])
+    assert only_real["x"]["auc"] is None and only_real["x"]["accuracy"] == pytest.approx(0.5)

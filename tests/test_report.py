@@ -164,3 +164,52 @@ def test_leave_out_on_the_runs_own_test_split_adds_every_unseen_image(left_out_r
     test_split = json.loads((run_dir / "split.json").read_text())["splits"]["test"]
     assert report["n"] == len(test_split)
     assert report["leave_out"]["n"] == 12  # all of gan_b: none of it was seen in training
+
+
+@pytest.fixture(scope="module")
+def foldered_data(left_out_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same images, each class's first half in sub-folder ``one``, the rest in ``two``."""
+    data, _ = left_out_run
+    root = tmp_path_factory.mktemp("foldered") / "data"
+    for class_dir in sorted(data.iterdir()):
+        files = sorted(class_dir.iterdir())
+        for i, image in enumerate(files):
+            target = root / class_dir.name / ("one" if i < len(files) // 2 else "two")
+            target.mkdir(parents=True, exist_ok=True)
+            (target / image.name).symlink_to(image)
+    return root
+
+
+def test_evaluate_breaks_figures_down_by_sub_folder(left_out_run, foldered_data: Path) -> None:
+    from app.commands.evaluate import format_table
+    from training.evaluate import run
+
+    _, run_dir = left_out_run
+    config = {"models": [str(run_dir)], "binary": True, "latency": False}
+    flat = run({**config, "data": str(left_out_run[0])}, EventWriter("t", []))
+    assert "by_folder" not in flat  # no sub-folders: nothing to break down
+    report = run({**config, "data": str(foldered_data)}, EventWriter("t", []))
+    groups = report["by_folder"]
+    assert list(groups) == ["one", "two"]
+    assert [g["n"] for g in groups.values()] == [30, 30] and report["n"] == 60
+    # the groups partition the images: their figures average to the whole
+    mean = sum(g["n"] * g["binary_accuracy"] for g in groups.values()) / report["n"]
+    assert mean == pytest.approx(report["binary_accuracy"])
+    assert report["accuracy"] == pytest.approx(flat["accuracy"])
+    assert "run, images in one/: 30 images: accuracy" in format_table([report])
+
+
+def test_report_shows_the_sub_folder_breakdown(left_out_run, foldered_data, tmp_path) -> None:
+    from training.report import run
+
+    _, run_dir = left_out_run
+    out = tmp_path / "foldered.html"
+    run(
+        {"models": [str(run_dir)], "data": str(foldered_data), "out": str(out),
+         "robustness_images": 4},
+        EventWriter("t", []),
+    )  # fmt: skip
+    metrics = json.loads(out.with_suffix(".json").read_text())["models"][0]["metrics"]
+    assert [g["n"] for g in metrics["by_folder"].values()] == [24, 24]  # real + gan_a only
+    html = out.read_text()
+    assert "By sub-folder" in html and "<td>one</td><td>24</td>" in html

@@ -20,7 +20,7 @@ from core.datasets import DatasetIndex, Sample
 from core.errors import UserError
 from core.events import EventWriter
 from core.inference import BasePredictor
-from core.metrics import classification_report
+from core.metrics import classification_report, group_report
 from core.preprocess import PreprocessSpec
 from core.rejection import compare_scores, fit_temperature
 from core.splits import split_fingerprint
@@ -318,6 +318,9 @@ def evaluate_model(
         names = model.class_names
         labels = np.array([model.class_names.index(s.label) for s in known])
     report = classification_report(labels, probs, names, model.real_class)
+    groups = folder_groups(known, Path(config["data"]).expanduser().resolve())
+    if groups:
+        report["by_folder"] = group_report(groups, labels, probs, names, model.real_class)
     report.update(
         {
             "model": str(model.path),
@@ -336,6 +339,20 @@ def evaluate_model(
     if heldout:
         report["leave_out"] = _rejection_report(model, config, logits, known, heldout, emit, cancel)
     return report
+
+
+def folder_groups(samples: list[Sample], root: Path) -> list[str] | None:
+    """The sub-folder each image lies in below its class folder (``real/faces/x.jpg``: ``faces``;
+    ``""`` directly in the class folder), or ``None`` when the data has fewer than two such
+    groups (nothing to break down)."""
+    names = []
+    for sample in samples:
+        try:
+            parts = sample.path.relative_to(root).parts
+        except ValueError:
+            parts = ()
+        names.append(parts[1] if len(parts) > 2 else "")
+    return names if len(set(names) - {""}) >= 2 else None
 
 
 def _rejection_report(model, config, logits, known, heldout, emit, cancel) -> dict[str, Any]:

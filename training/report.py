@@ -23,14 +23,20 @@ from PIL import Image
 from core.datasets import Sample
 from core.errors import UserError
 from core.events import EventWriter
-from core.metrics import classification_report, reliability_bins, roc_curve
+from core.metrics import classification_report, group_report, reliability_bins, roc_curve
 from core.preprocess import load_image
 from core.rejection import Calibration, choose_threshold, fit_temperature
 from core.reports import selection_text
 from core.verdict import scores_of
 from training.config import read_split, resolve
 from training.control import CancelToken
-from training.evaluate import ModelUnderTest, compute_logits, data_samples, open_model
+from training.evaluate import (
+    ModelUnderTest,
+    compute_logits,
+    data_samples,
+    folder_groups,
+    open_model,
+)
 from training.report_charts import line_chart, page, table, thumbnail_uri
 
 REPORT_DEFAULTS: dict[str, Any] = {
@@ -182,6 +188,11 @@ def model_section(
     labels = np.array([model.class_names.index(s.label) for s in samples])
     probs, _ = scores_of(logits, calibration.temperature, "max_softmax")
     metrics = classification_report(labels, probs, model.class_names, model.real_class)
+    groups = folder_groups(samples, Path(config["data"]).expanduser().resolve())
+    if groups:
+        metrics["by_folder"] = group_report(
+            groups, labels, probs, model.class_names, model.real_class
+        )
     real_index = model.class_names.index(model.real_class)
     fpr, tpr = roc_curve(labels != real_index, 1.0 - probs[:, real_index])
     predicted = probs.argmax(axis=1)
@@ -291,6 +302,17 @@ def render_section(section: dict[str, Any]) -> str:
             ],
         )
     )
+    if m.get("by_folder"):
+        parts.append("<h3>By sub-folder (the folder below each class folder)</h3>")
+        parts.append(
+            table(
+                ["sub-folder", "n", "accuracy", "real vs fake", "AUC"],
+                [
+                    [g or "(class folder)", f["n"], f["accuracy"], f["binary_accuracy"], f["auc"]]
+                    for g, f in m["by_folder"].items()
+                ],
+            )
+        )
     parts.append("<h3>Confusion matrix (rows: true, columns: predicted)</h3>")
     parts.append(
         table(

@@ -95,7 +95,7 @@ def format_table(reports: list[dict[str, Any]]) -> str:
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    from core.reports import selection_text
+    from core.reports import group_text, selection_text
 
     selections = {
         Path(str(r["model"])).name: selection_text(r["selection"])
@@ -107,6 +107,9 @@ def format_table(reports: list[dict[str, Any]]) -> str:
     else:
         extra = [f"{name}: {text}" for name, text in selections.items()]
     for report in reports:
+        name = Path(str(report["model"])).name
+        for group, figures in report.get("by_folder", {}).items():
+            extra.append(f"{name}, images in {group or 'class folders'}/: {group_text(figures)}")
         if "leave_out" in report:
             lo = report["leave_out"]
             aurocs = ", ".join(f"{k} {v:.3f}" for k, v in lo["auroc"].items() if v is not None)
