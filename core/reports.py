@@ -119,12 +119,17 @@ def selection_text(selection: dict[str, Any]) -> str:
     return text
 
 
-def group_text(figures: dict[str, Any]) -> str:
+def group_text(figures: dict[str, Any], binary: bool = False) -> str:
     """One group of :func:`core.metrics.group_report` in words: ``805 images: accuracy 65.1 %,
-    real vs fake 72.2 % (AUC 0.790)``."""
-    parts = []
-    for key, word in (("accuracy", "accuracy"), ("binary_accuracy", "real vs fake")):
-        if figures.get(key) is not None:
-            parts.append(f"{word} {figures[key]:.1%}")
+    real vs fake 72.2 % (AUC 0.790)``; scored ``binary``, the two accuracies are one."""
+    keys = (
+        (("binary_accuracy", "real vs fake"),)
+        if binary
+        else (
+            ("accuracy", "accuracy"),
+            ("binary_accuracy", "real vs fake"),
+        )
+    )
+    parts = [f"{word} {figures[key]:.1%}" for key, word in keys if figures.get(key) is not None]
     text = f"{figures['n']} images: " + ", ".join(parts)
     return text + (f" (AUC {figures['auc']:.3f})" if figures.get("auc") is not None else "")

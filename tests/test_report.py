@@ -196,7 +196,12 @@ def test_evaluate_breaks_figures_down_by_sub_folder(left_out_run, foldered_data:
     mean = sum(g["n"] * g["binary_accuracy"] for g in groups.values()) / report["n"]
     assert mean == pytest.approx(report["binary_accuracy"])
     assert report["accuracy"] == pytest.approx(flat["accuracy"])
-    assert "run, images in one/: 30 images: accuracy" in format_table([report])
+    assert "run, images in one/: 30 images: real vs fake " in format_table([report])
+    multi = run(
+        {**config, "binary": False, "leave_out": "gan_b", "data": str(foldered_data)},
+        EventWriter("t", []),
+    )
+    assert "run, images in one/: 24 images: accuracy " in format_table([multi])
 
 
 def test_report_shows_the_sub_folder_breakdown(left_out_run, foldered_data, tmp_path) -> None:

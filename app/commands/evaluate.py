@@ -109,7 +109,9 @@ def format_table(reports: list[dict[str, Any]]) -> str:
     for report in reports:
         name = Path(str(report["model"])).name
         for group, figures in report.get("by_folder", {}).items():
-            extra.append(f"{name}, images in {group or 'class folders'}/: {group_text(figures)}")
+            extra.append(
+                f"{name}, images in {group or 'class folders'}/: {group_text(figures, report.get('binary', False))}"
+            )
         if "leave_out" in report:
             lo = report["leave_out"]
             aurocs = ", ".join(f"{k} {v:.3f}" for k, v in lo["auroc"].items() if v is not None)
