@@ -4,6 +4,8 @@ Each submitted job gets an id and a config file ``<workspace.jobs>/<id>.json``. 
 job's state is appended to ``<workspace.jobs>/history.jsonl`` (one JSON object per line, the last
 line of an id wins), so the list survives restarts. Jobs that were queued or running when the app
 last stopped come back as ``interrupted`` (and can be resumed); nothing starts by itself.
+A job starts when the app's :class:`app.compute_slot.ComputeSlot` is free (an export of the
+Export page may be running).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.compute_slot import SHARED, ComputeSlot
 from app.jobs import JobRunner
 from core.events import Event
 
@@ -78,6 +81,7 @@ class JobQueue(QObject):
         program: the job program for :class:`JobRunner` (tests inject ``tests/fake_job.py``).
         grace_ms: see :class:`JobRunner`.
         env: extra environment variables for the jobs (see :class:`JobRunner`).
+        slot: whom to take turns with (default: the app's :data:`app.compute_slot.SHARED`).
         parent: Qt parent.
     """
 
@@ -98,9 +102,11 @@ class JobQueue(QObject):
         program: Sequence[str] | None = None,
         grace_ms: int = 5000,
         env: Mapping[str, str] | None = None,
+        slot: ComputeSlot | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.slot = slot if slot is not None else SHARED
         self.jobs_dir = Path(jobs_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.history_path = self.jobs_dir / HISTORY_FILE
@@ -149,11 +155,16 @@ class JobQueue(QObject):
         """All jobs, newest first."""
         return sorted(self.records.values(), key=lambda r: r.submitted, reverse=True)
 
+    def waiting_for(self) -> str | None:
+        """What holds the compute slot while the next queued job waits for it (an export)."""
+        return self.slot.running if self.slot.is_waiting(self) else None
+
     def config_path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.json"
 
     def shutdown(self) -> None:
         """Stop a running job (the app closes); it is recorded as interrupted (resumable)."""
+        self.slot.release(self)
         if self.current is not None:
             record = self.current
             self.runner.sig_job_finished.disconnect(self._on_runner_finished)
@@ -164,10 +175,16 @@ class JobQueue(QObject):
     # -- internals ----------------------------------------------------------------------------
 
     def _start_next(self) -> None:
-        if self.current is not None or self.runner.is_running():
+        if self.current is not None or self.runner.is_running() or not self.pending():
             return
+        self.slot.request(self, self._start_first_pending, "a job on the Jobs page")
+
+    def _start_first_pending(self) -> None:
+        """Our turn on the slot: start the oldest queued job (give the turn back if none is)."""
         queue = self.pending()
-        if not queue:
+        if self.current is not None or self.runner.is_running() or not queue:
+            if self.current is None:
+                self.slot.release(self)
             return
         record = queue[0]
         self.current = record
@@ -188,6 +205,7 @@ class JobQueue(QObject):
             record.finished = time.time()
             self._set_status(record, status, summary)
             self.sig_job_finished.emit(record)
+        self.slot.release(self)  # someone waiting (an export) goes first, then our next job
         self._start_next()
 
     def _set_status(

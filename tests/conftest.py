@@ -192,6 +192,16 @@ def _child_pids() -> set[int]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_compute_slot():
+    """Each test starts with the app's compute slot free (a page a test left behind keeps no
+    turn that would hold up the next test's jobs)."""
+    yield
+    from app.compute_slot import SHARED
+
+    SHARED.reset()
+
+
+@pytest.fixture(autouse=True)
 def _qt_leak_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Track QTimer/QThread/QProcess starts of Qt tests; fail on what is still running at the end."""
     if "qtbot" not in request.fixturenames:

@@ -4,7 +4,8 @@
 2. **Options**: FP32 and/or INT8, target device, the error rate the rejection threshold aims at,
    where to save, folder or zip;
 3. **Export**: the ``export`` job(s) run in a child process through :class:`app.jobs.JobRunner`
-   (the GUI never imports torch): progress, log, cancel;
+   (the GUI never imports torch), after the job the Jobs page is running, if any
+   (:mod:`app.compute_slot`): progress, log, cancel;
 4. **Summary**: read back from each bundle's ``verification.json`` and ``bundle.json``: parity,
    accuracy per variant, size, latency, checks, and the threshold in words; "Open folder" and
    "Use for checking" (``sig_bundle_selected``, which the main window turns into the active
@@ -48,6 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import style
+from app.compute_slot import SHARED, ComputeSlot
 from app.jobs import JobRunner
 from app.pages.export_plan import (
     TARGETS,
@@ -115,6 +117,7 @@ class ExportPage(QWidget):
         parent: Qt parent.
         program: job program override for :class:`JobRunner` (tests use a scripted fake).
         grace_ms: how long a cancelled job may take to stop before it is terminated.
+        slot: whom to take turns with (default: the app's :data:`app.compute_slot.SHARED`).
     """
 
     sig_bundle_selected = Signal(str)
@@ -130,8 +133,10 @@ class ExportPage(QWidget):
         *,
         program: Sequence[str] | None = None,
         grace_ms: int = 5000,
+        slot: ComputeSlot | None = None,
     ) -> None:
         super().__init__(parent)
+        self.slot = slot if slot is not None else SHARED
         self.setObjectName("page")
         self.setStyleSheet(PAGE_STYLE)
         self.workspace = workspace
@@ -402,7 +407,7 @@ class ExportPage(QWidget):
             _restyle(label, "state", state)
             title = STEPS[index]
             label.setText(f"✓  {title}" if state == "done" else f"{index + 1}  {title}")
-        running = self.runner.is_running()
+        running = self.is_running()
         self.back_button.setVisible(step in (OPTIONS, RUNNING))
         self.back_button.setEnabled(not running)
         self.next_button.setVisible(step in (RUN, OPTIONS))
@@ -434,7 +439,7 @@ class ExportPage(QWidget):
 
     @Slot()
     def previous_step(self) -> None:
-        if not self.runner.is_running() and self.current_step() > RUN:
+        if not self.is_running() and self.current_step() > RUN:
             self.go_to(self.current_step() - 1)
 
     # -- step 1 ---------------------------------------------------------------------------------
@@ -613,17 +618,35 @@ class ExportPage(QWidget):
             f"Exporting <b>{Path(config['run']).name}</b> as {precision.upper()}{step} to "
             f"{config['out']}"
         )
-        self.phase_label.setText("Starting the export process…")
         self._append_log(f"— {precision.upper()} export: {job_file}")
+        running = self.slot.running
+        if not self.slot.request(self, lambda: self._launch(job_file, job_id), "the export"):
+            self.phase_label.setText(
+                f"Waiting for {running} to finish: two jobs at once would slow each other "
+                "down many times over…"
+            )
+            self._append_log(f"waiting for {running} to finish")
+            self.go_to(RUNNING)
+
+    def _launch(self, job_file: Path, job_id: str) -> None:
+        """Our turn on the compute slot: start the export process."""
+        self.phase_label.setText("Starting the export process…")
         self.runner.start(job_file, job_id)
         self.go_to(RUNNING)
 
     def is_running(self) -> bool:
-        return self.runner.is_running()
+        """An export runs or waits for its turn."""
+        return self.runner.is_running() or self.slot.is_waiting(self)
 
     @Slot()
     def cancel(self) -> None:
         """Stop the running export (no bundle is written); later jobs are dropped."""
+        if self.slot.is_waiting(self):
+            self.slot.release(self)
+            message = "Export cancelled before it started; no bundle was written."
+            self._stop_with(message, "#92400e")
+            self.sig_export_finished.emit("cancelled", {"message": message})
+            return
         if self.runner.is_running():
             self.phase_label.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
@@ -666,8 +689,10 @@ class ExportPage(QWidget):
             self._finished_jobs.append(summary)
             self._job_index += 1
             if self._job_index < len(self._configs):
-                self._start_job()
+                self._start_job()  # still our turn: the next variant starts at once
                 return
+        self.slot.release(self)
+        if status == "done":
             self.progress.setValue(PROGRESS_STEPS)
             self.phase_label.setText("Verified. Reading the reports…")
             targets = [(job.get("bundle"), job.get("zip")) for job in self._finished_jobs]
@@ -736,6 +761,7 @@ class ExportPage(QWidget):
 
     def shutdown(self) -> None:
         """Stop a running export now (the window is closing)."""
+        self.slot.release(self)
         self.runner.shutdown()
 
     def closeEvent(self, event) -> None:

@@ -440,7 +440,9 @@ class JobsPage(QWidget):
 
     def _describe(self, record: JobRecord) -> str:
         title = JOB_KINDS.get(record.kind, (record.kind,))[0]
-        return f"{title} · {record.id} · {record.status}"
+        waiting = self.queue.waiting_for() if record.status == "queued" else None
+        status = f"queued, waiting for {waiting} to finish" if waiting else record.status
+        return f"{title} · {record.id} · {status}"
 
     def _refresh_item(self, record: JobRecord) -> None:
         item = self._items.get(record.id)
@@ -451,7 +453,7 @@ class JobsPage(QWidget):
         item.setForeground(0, QBrush(QColor(STATUSES.get(record.status, ("#6b7280", ""))[0])))
         item.setText(1, f"{JOB_KINDS.get(record.kind, (record.kind,))[0]}")
         item.setToolTip(1, f"{record.id}\n{record.out or ''}")
-        item.setToolTip(0, str(record.summary.get("message") or record.status))
+        item.setToolTip(0, str(record.summary.get("message") or self._describe(record)))
         started = record.started or record.submitted
         item.setText(2, QDateTime.fromSecsSinceEpoch(int(started)).toString("dd MMM HH:mm"))
         end, start = record.finished, record.started
