@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import style
+from app.compute_slot import SHARED
 from core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -330,6 +331,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
+        SHARED.reset()  # a job waiting for its turn must not start while the pages stop theirs
         for page in self.pages.values():
             if hasattr(page, "shutdown"):
                 page.shutdown()

@@ -189,3 +189,21 @@ def test_signal_emit_keeps_bool_refcounts():
     for _ in range(200):
         emitter.sig.emit(1)
     assert sys.getrefcount(True) >= before
+
+
+def test_closing_the_window_starts_no_job_that_waited_for_its_turn(qtbot, studio_workspace):
+    """A page that stops its running job hands the compute slot on: nobody may take it then."""
+    from PySide6.QtWidgets import QWidget
+
+    from app.compute_slot import SHARED
+
+    window = MainWindow(studio_workspace)
+    qtbot.addWidget(window)
+    running, started = object(), []
+    SHARED.request(running, lambda: None, "a job on the Jobs page")
+    SHARED.request(object(), lambda: started.append("export"), "the export")
+    stopping = QWidget()
+    stopping.shutdown = lambda: SHARED.release(running)  # what the Jobs page's queue does
+    window.pages["stopping"] = stopping
+    window.close()
+    assert started == [] and SHARED.running is None
