@@ -160,3 +160,10 @@ def test_evaluating_an_exposed_run_on_its_outlier_class_scores_only_unseen_image
     )  # fmt: skip
     assert report["leave_out"]["n"] == 30 - len(trained)
     assert report["n"] == len(split["splits"]["test"])  # the known classes' test images
+    (three_classes / trained[0]).unlink()  # training images may go; the unseen ones count
+    again = evaluate(
+        {"models": [str(run)], "data": str(three_classes), "split": "test",
+         "leave_out": "sdxl", "latency": False, "workspace": str(tmp_path)},
+        EventWriter("t", []),
+    )  # fmt: skip
+    assert again["leave_out"]["n"] == 30 - len(trained)

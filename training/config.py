@@ -204,6 +204,13 @@ def split_record(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
+def split_paths(run_split_path: Path, split: str) -> set[Path]:
+    """The files of ``split`` recorded in a run's split.json (present or not on disk)."""
+    body = json.loads(run_split_path.read_text(encoding="utf-8"))
+    root = Path(body["root"])
+    return {root / rel for rel in body["splits"].get(split, [])}
+
+
 def read_split(run_split_path: Path, split: str, classes: Collection[str] | None = None) -> list:
     """The samples of ``split`` recorded in a run's split.json (missing files are an error).
 

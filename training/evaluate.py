@@ -26,7 +26,7 @@ from core.rejection import compare_scores, fit_temperature
 from core.splits import split_fingerprint
 from core.verdict import softmax
 from core.workspace import Workspace
-from training.config import read_split, resolve
+from training.config import read_split, resolve, split_paths
 from training.control import Cancelled, CancelToken
 
 EVALUATE_DEFAULTS: dict[str, Any] = {
@@ -174,7 +174,7 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
             samples = read_split(model.run_split, split)
             leave_out = config.get("leave_out")
             if leave_out and not any(s.label == leave_out for s in samples):
-                trained = {s.path for s in read_split(model.run_split, "train")}
+                trained = split_paths(model.run_split, "train")
                 samples += [
                     s
                     for s in _index(root, config, emit, cancel).samples()
