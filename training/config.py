@@ -48,6 +48,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "leave_out": None,
     "outlier_class": None,
     "outlier_weight": 0.5,
+    "outlier_loss": "uniform",
     "train_share": 1.0,
     "workers": 0,
     "threads": 0,
@@ -123,9 +124,14 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_outliers(config: dict[str, Any]) -> None:
-    """``outlier_class`` (outlier exposure) and its ``outlier_weight``: not the real class, not
-    the left-out one, and not with batch mixing or balanced sampling (both need a class)."""
+    """``outlier_class`` (outlier exposure), its ``outlier_weight`` and ``outlier_loss``: not the
+    real class, not the left-out one, and not with batch mixing or balanced sampling (both need
+    a class)."""
     check_range(config, "outlier_weight", 0, 10)
+    if config.get("outlier_loss", "uniform") not in ("uniform", "energy"):
+        raise UserError(
+            f"outlier_loss must be 'uniform' or 'energy', not {config['outlier_loss']!r}"
+        )
     outlier = config.get("outlier_class")
     if not outlier:
         return

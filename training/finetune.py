@@ -26,7 +26,7 @@ from training.common import (
 from training.config import validate_finetune, write_split
 from training.control import CancelToken
 from training.data import ImageDataset
-from training.loop import fit, outlier_exposure_loss, settings_from_config
+from training.loop import exposure_loss, fit, settings_from_config
 from training.rundir import RunDir
 
 
@@ -87,7 +87,9 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         cancel=cancel,
         resume=config["resume"],
         compute_loss=(
-            outlier_exposure_loss(config["outlier_weight"], config["label_smoothing"])
+            exposure_loss(
+                config["outlier_loss"], config["outlier_weight"], config["label_smoothing"]
+            )
             if outlier
             else None
         ),

@@ -247,6 +247,45 @@ def outlier_exposure_loss(weight: float, label_smoothing: float = 0.0) -> Comput
     return compute
 
 
+OUTLIER_LOSSES = ("uniform", "energy")
+ENERGY_MARGIN = 3.0
+"""How far above ``log K`` (the logsumexp of uniform zero logits) the energy loss pushes the
+logsumexp of known images, while it pushes outliers' down to ``log K``."""
+
+
+def energy_exposure_loss(weight: float, label_smoothing: float = 0.0) -> ComputeLoss:
+    """Cross-entropy on the known classes plus ``weight`` times squared hinges on the logsumexp
+    of the logits (the negative free energy), as in Liu et al., "Energy-based out-of-distribution
+    detection", 2020: known images above ``log K + ENERGY_MARGIN``, outliers
+    (label :data:`training.data.OUTLIER`) below ``log K``. It trains the score that the
+    ``energy`` rejection rule reads, where outlier exposure trains the softmax's shape."""
+
+    def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
+        logits = model(images)
+        known = targets >= 0
+        scores = torch.logsumexp(logits.float(), dim=-1)
+        uniform = math.log(logits.shape[-1])
+        loss = logits.new_zeros((), dtype=torch.float32)
+        if known.any():
+            loss = loss + F.cross_entropy(
+                logits[known].float(), targets[known], label_smoothing=label_smoothing
+            )
+            loss = loss + weight * F.relu(uniform + ENERGY_MARGIN - scores[known]).pow(2).mean()
+        if not known.all():
+            loss = loss + weight * F.relu(scores[~known] - uniform).pow(2).mean()
+        return loss, logits
+
+    return compute
+
+
+def exposure_loss(kind: str, weight: float, label_smoothing: float = 0.0) -> ComputeLoss:
+    """The outlier term named by ``outlier_loss``: ``uniform`` or ``energy``."""
+    if kind not in OUTLIER_LOSSES:
+        raise ValueError(f"outlier_loss must be one of {OUTLIER_LOSSES}, not {kind!r}")
+    make = outlier_exposure_loss if kind == "uniform" else energy_exposure_loss
+    return make(weight, label_smoothing)
+
+
 def default_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:
     """Plain cross-entropy, or its MixUp/CutMix version when the settings ask for mixing."""
     mix = batch_mixer(settings, num_classes)

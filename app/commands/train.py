@@ -93,6 +93,13 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
         "--outlier-weight", type=float, default=0.5, help="weight of the outlier term (0.5)"
     )
     p.add_argument(
+        "--outlier-loss",
+        choices=("uniform", "energy"),
+        default="uniform",
+        help="the outlier term: 'uniform' (softmax toward uniform) or 'energy' (logsumexp "
+        "margins: known images high, outliers low)",
+    )
+    p.add_argument(
         "--pretrained",
         default="none",
         help="'none', 'hub' (download, needs the internet) or a local .safetensors file",
@@ -170,6 +177,7 @@ def finetune_config(args: argparse.Namespace) -> dict:
         "leave_out": args.leave_out,
         "outlier_class": args.outlier_class,
         "outlier_weight": args.outlier_weight,
+        "outlier_loss": args.outlier_loss,
         "pretrained": args.pretrained,
         "resume": args.resume,
         "threads": args.threads,

@@ -266,6 +266,16 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "of naming it",
                 advanced=True,
             ),
+            Field(
+                "outlier_loss",
+                "Outlier loss",
+                "choice",
+                "uniform",
+                choices=("uniform", "energy"),
+                help="how outlier images are trained: softmax toward uniform, or energy margins "
+                "(known images high, outliers low; pair with the energy rejection score)",
+                advanced=True,
+            ),
             OUT,
         ),
     ),
