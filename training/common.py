@@ -74,7 +74,7 @@ def prepare_splits(
         splits["train"] += extra
         emit.log(
             f"outlier exposure: {len(extra)} {outlier} training images, weight "
-            f"{config.get('outlier_weight', 0.5):g}"
+            f"{config['outlier_weight']:g}"
         )
     share = config.get("train_share", 1.0)
     if share < 1:

@@ -47,7 +47,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "test": 0.1,
     "leave_out": None,
     "outlier_class": None,
-    "outlier_weight": 0.5,
+    "outlier_weight": None,  # by outlier_loss: OUTLIER_WEIGHTS
     "outlier_loss": "uniform",
     "train_share": 1.0,
     "workers": 0,
@@ -123,15 +123,20 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+OUTLIER_WEIGHTS = {"uniform": 0.5, "energy": 0.1}
+"""The default ``outlier_weight`` of each ``outlier_loss`` (0.1: Liu et al.'s energy weight)."""
+
+
 def check_outliers(config: dict[str, Any]) -> None:
-    """``outlier_class`` (outlier exposure), its ``outlier_weight`` and ``outlier_loss``: not the
-    real class, not the left-out one, and not with batch mixing or balanced sampling (both need
-    a class)."""
+    """``outlier_class`` (outlier exposure), its ``outlier_weight`` (default: by the loss) and
+    ``outlier_loss``: not the real class, not the left-out one, and not with batch mixing or
+    balanced sampling (both need a class)."""
+    loss = config.get("outlier_loss", "uniform")
+    if loss not in OUTLIER_WEIGHTS:
+        raise UserError(f"outlier_loss must be 'uniform' or 'energy', not {loss!r}")
+    if config.get("outlier_weight") is None:
+        config["outlier_weight"] = OUTLIER_WEIGHTS[loss]
     check_range(config, "outlier_weight", 0, 10)
-    if config.get("outlier_loss", "uniform") not in ("uniform", "energy"):
-        raise UserError(
-            f"outlier_loss must be 'uniform' or 'energy', not {config['outlier_loss']!r}"
-        )
     outlier = config.get("outlier_class")
     if not outlier:
         return

@@ -90,7 +90,9 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
         "naming them (it is not a class of the model)",
     )
     p.add_argument(
-        "--outlier-weight", type=float, default=0.5, help="weight of the outlier term (0.5)"
+        "--outlier-weight",
+        type=float,
+        help="weight of the outlier term (default 0.5 for 'uniform', 0.1 for 'energy')",
     )
     p.add_argument(
         "--outlier-loss",
