@@ -23,6 +23,8 @@ BORDER = "#e5e7eb"
 TEXT = "#111827"
 MUTED = "#6b7280"
 ERROR = "#b91c1c"
+WARNING = "#92400e"
+"""Text of a stop that is not a failure (a cancelled export)."""
 
 PLOT_COLOURS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777")
 """Series colours for plots, in order (colour-blind-friendly enough with distinct dashes)."""

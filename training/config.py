@@ -123,17 +123,16 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-OUTLIER_WEIGHTS = {"uniform": 0.5, "energy": 0.1}
-"""The default ``outlier_weight`` of each ``outlier_loss`` (0.1: Liu et al.'s energy weight)."""
-
-
 def check_outliers(config: dict[str, Any]) -> None:
     """``outlier_class`` (outlier exposure), its ``outlier_weight`` (default: by the loss) and
     ``outlier_loss``: not the real class, not the left-out one, and not with batch mixing or
     balanced sampling (both need a class)."""
+    from training.loop import OUTLIER_WEIGHTS
+
     loss = config.get("outlier_loss", "uniform")
     if loss not in OUTLIER_WEIGHTS:
-        raise UserError(f"outlier_loss must be 'uniform' or 'energy', not {loss!r}")
+        choices = " or ".join(repr(name) for name in OUTLIER_WEIGHTS)
+        raise UserError(f"outlier_loss must be {choices}, not {loss!r}")
     if config.get("outlier_weight") is None:
         config["outlier_weight"] = OUTLIER_WEIGHTS[loss]
     check_range(config, "outlier_weight", 0, 10)

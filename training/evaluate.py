@@ -318,9 +318,9 @@ def evaluate_model(
         names = model.class_names
         labels = np.array([model.class_names.index(s.label) for s in known])
     report = classification_report(labels, probs, names, model.real_class)
-    groups = folder_groups(known, Path(config["data"]).expanduser().resolve())
-    if groups:
-        report["by_folder"] = group_report(groups, labels, probs, names, model.real_class)
+    by_folder = folder_breakdown(known, config["data"], labels, probs, names, model.real_class)
+    if by_folder:
+        report["by_folder"] = by_folder
     report.update(
         {
             "model": str(model.path),
@@ -341,18 +341,28 @@ def evaluate_model(
     return report
 
 
-def folder_groups(samples: list[Sample], root: Path) -> list[str] | None:
-    """The sub-folder each image lies in below its class folder (``real/faces/x.jpg``: ``faces``;
-    ``""`` directly in the class folder), or ``None`` when the data has fewer than two such
-    groups (nothing to break down)."""
-    names = []
+def folder_breakdown(
+    samples: list[Sample],
+    data: str | Path,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    class_names: list[str],
+    real_class: str,
+) -> dict[str, dict[str, Any]] | None:
+    """:func:`core.metrics.group_report` by the sub-folder each image lies in below its class
+    folder of ``data`` (``real/faces/x.jpg``: ``faces``; ``""`` directly in the class folder), or
+    ``None`` when the data has fewer than two such sub-folders (nothing to break down)."""
+    root = Path(data).expanduser().resolve()
+    groups = []
     for sample in samples:
         try:
             parts = sample.path.relative_to(root).parts
         except ValueError:
             parts = ()
-        names.append(parts[1] if len(parts) > 2 else "")
-    return names if len(set(names) - {""}) >= 2 else None
+        groups.append(parts[1] if len(parts) > 2 else "")
+    if len(set(groups) - {""}) < 2:
+        return None
+    return group_report(groups, labels, probs, class_names, real_class)
 
 
 def _rejection_report(model, config, logits, known, heldout, emit, cancel) -> dict[str, Any]:

@@ -247,7 +247,6 @@ def outlier_exposure_loss(weight: float, label_smoothing: float = 0.0) -> Comput
     return compute
 
 
-OUTLIER_LOSSES = ("uniform", "energy")
 ENERGY_MARGIN = 3.0
 """How far above ``log K`` (the logsumexp of uniform zero logits) the energy loss pushes the
 logsumexp of known images, while it pushes outliers' down to ``log K``."""
@@ -278,12 +277,17 @@ def energy_exposure_loss(weight: float, label_smoothing: float = 0.0) -> Compute
     return compute
 
 
+OUTLIER_LOSSES = {"uniform": outlier_exposure_loss, "energy": energy_exposure_loss}
+"""The ``outlier_loss`` choices."""
+OUTLIER_WEIGHTS = {"uniform": 0.5, "energy": 0.1}
+"""The default ``outlier_weight`` of each ``outlier_loss`` (0.1: Liu et al.'s energy weight)."""
+
+
 def exposure_loss(kind: str, weight: float, label_smoothing: float = 0.0) -> ComputeLoss:
-    """The outlier term named by ``outlier_loss``: ``uniform`` or ``energy``."""
+    """The outlier term named by ``outlier_loss`` (:data:`OUTLIER_LOSSES`)."""
     if kind not in OUTLIER_LOSSES:
-        raise ValueError(f"outlier_loss must be one of {OUTLIER_LOSSES}, not {kind!r}")
-    make = outlier_exposure_loss if kind == "uniform" else energy_exposure_loss
-    return make(weight, label_smoothing)
+        raise ValueError(f"outlier_loss must be one of {tuple(OUTLIER_LOSSES)}, not {kind!r}")
+    return OUTLIER_LOSSES[kind](weight, label_smoothing)
 
 
 def default_loss(settings: FitSettings, num_classes: int) -> ComputeLoss:

@@ -23,7 +23,7 @@ from PIL import Image
 from core.datasets import Sample
 from core.errors import UserError
 from core.events import EventWriter
-from core.metrics import classification_report, group_report, reliability_bins, roc_curve
+from core.metrics import classification_report, reliability_bins, roc_curve
 from core.preprocess import load_image
 from core.rejection import Calibration, choose_threshold, fit_temperature
 from core.reports import selection_text
@@ -34,7 +34,7 @@ from training.evaluate import (
     ModelUnderTest,
     compute_logits,
     data_samples,
-    folder_groups,
+    folder_breakdown,
     open_model,
 )
 from training.report_charts import line_chart, page, table, thumbnail_uri
@@ -188,11 +188,11 @@ def model_section(
     labels = np.array([model.class_names.index(s.label) for s in samples])
     probs, _ = scores_of(logits, calibration.temperature, "max_softmax")
     metrics = classification_report(labels, probs, model.class_names, model.real_class)
-    groups = folder_groups(samples, Path(config["data"]).expanduser().resolve())
-    if groups:
-        metrics["by_folder"] = group_report(
-            groups, labels, probs, model.class_names, model.real_class
-        )
+    by_folder = folder_breakdown(
+        samples, config["data"], labels, probs, model.class_names, model.real_class
+    )
+    if by_folder:
+        metrics["by_folder"] = by_folder
     real_index = model.class_names.index(model.real_class)
     fpr, tpr = roc_curve(labels != real_index, 1.0 - probs[:, real_index])
     predicted = probs.argmax(axis=1)

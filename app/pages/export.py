@@ -644,7 +644,7 @@ class ExportPage(QWidget):
         if self.slot.is_waiting(self):
             self.slot.release(self)
             message = "Export cancelled before it started; no bundle was written."
-            self._stop_with(message, "#92400e")
+            self._stop_with(message, style.WARNING)
             self.sig_export_finished.emit("cancelled", {"message": message})
             return
         if self.runner.is_running():
@@ -707,7 +707,7 @@ class ExportPage(QWidget):
             if self._finished_jobs:
                 done = ", ".join(str(job.get("bundle")) for job in self._finished_jobs)
                 message += f" Finished before it: {done}."
-            self._stop_with(message, "#92400e")
+            self._stop_with(message, style.WARNING)
             self.sig_export_finished.emit("cancelled", {"message": message})
             return
         self._fail(str(summary.get("message") or "the export failed"), summary.get("stderr_tail"))
