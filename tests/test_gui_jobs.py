@@ -85,6 +85,15 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
     class_name = sorted(p.name for p in data_dir.iterdir() if p.is_dir())[0]
     form.set_value("leave_out", f" {class_name} ")
     assert form.validate() and form.config()["leave_out"] == class_name
+    # outlier classes: one generator or several (one per domain), separated by commas
+    others = ["sd14", "stylegan1"]
+    for name in others:
+        (data_dir / name).mkdir()
+    form.set_value("outlier_class", f"{others[0]}, midjourney")
+    assert not form.validate()
+    assert form.error_text("outlier_class") == "⚠ not a class folder of the data set: midjourney"
+    form.set_value("outlier_class", ",".join(others))
+    assert form.validate() and form.config()["outlier_class"] == ",".join(others)
 
 
 def test_validate_config_ranges_and_runs(tmp_path):

@@ -143,6 +143,38 @@ def test_energy_exposure_lowers_the_outliers_logsumexp(three_classes: Path, tmp_
     assert (recorded["outlier_loss"], recorded["outlier_weight"]) == ("energy", 0.1)  # its default
 
 
+def test_several_outlier_classes_one_per_domain_are_all_kept_out_of_the_model(
+    tmp_path: Path,
+) -> None:
+    """``outlier_class`` "a,b" (or a list): every one is trained toward unknown, none is named,
+    none is in val or test, and the run's split record names them all."""
+    from training.config import outlier_classes, split_record
+
+    data = make_image_set(tmp_path / "data", {"real": 20, "sd14": 20, "sdxl": 20, "gan": 20})
+    config = {"data": str(data), "workspace": str(tmp_path), **TINY, "epochs": 1}
+    _, sink = finetune({**config, "out": str(tmp_path / "oe"), "outlier_class": " sdxl, gan,sdxl"})
+    model = json.loads((tmp_path / "oe" / "model.json").read_text())
+    assert model["class_names"] == ["real", "sd14"]
+    split = json.loads((tmp_path / "oe" / "split.json").read_text())
+    labels = split["labels"]
+    for outlier in ("sdxl", "gan"):
+        assert any(labels[f] == outlier for f in split["splits"]["train"]), outlier
+        assert not any(
+            labels[f] == outlier for f in split["splits"]["val"] + split["splits"]["test"]
+        )
+    logs = [e["data"]["message"] for e in sink.of("log")]
+    assert sum(m.startswith("outlier exposure: ") for m in logs) == 2, logs
+    assert split_record(tmp_path / "oe")["outlier_class"] == "sdxl,gan"
+    assert outlier_classes({"outlier_class": ["gan", "sdxl"]}) == ["gan", "sdxl"]
+    assert outlier_classes({"outlier_class": None}) == outlier_classes({"outlier_class": ""}) == []
+    with pytest.raises(UserError, match="'midjourney' is not a class"):
+        finetune({**config, "out": str(tmp_path / "bad"), "outlier_class": "sdxl,midjourney"})
+    with pytest.raises(UserError, match="both the left-out and the outlier"):
+        finetune({**config, "out": str(tmp_path / "bad"), "outlier_class": "sdxl,gan",
+                  "leave_out": "gan"})  # fmt: skip
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -198,6 +230,32 @@ def test_an_exposed_run_prunes_and_exports_without_its_outlier_class(
             EventWriter("t", []),
         )  # fmt: skip
         assert report["selection"]["matches_training_split"] is True, extra
+    # without --leave-out: its outlier class is no error but a row of its own, with the
+    # verdicts the bundle's rule gives those images (meant to be mostly "unknown")
+    report = evaluate(
+        {"models": [str(bundle)], "data": str(three_classes), "split": "test",
+         "latency": False, "workspace": str(tmp_path / "elsewhere")},
+        EventWriter("t", []),
+    )  # fmt: skip
+    (row,) = report["outliers"]
+    assert row["class"] == "sdxl" and row["n"] > 0 and "leave_out" not in report
+    assert set(report["per_class"]) == {"real", "sd14"}
+    assert set(row["verdicts"]) == {"real", "fake", "unknown"}
+    assert sum(row["verdicts"].values()) == pytest.approx(1.0)
+    from app.commands.evaluate import format_table
+
+    assert f"outlier class sdxl (n={row['n']}): rejection AUROC" in format_table([report])
+    from training.report import run as report_job
+
+    out = tmp_path / "report.html"
+    report_job(
+        {"models": [str(bundle)], "data": str(three_classes), "split": "test", "out": str(out),
+         "robustness_images": 4, "workspace": str(tmp_path / "elsewhere")},
+        EventWriter("t", []),
+    )  # fmt: skip
+    (section,) = json.loads(out.with_suffix(".json").read_text())["models"]
+    assert section["outliers"] == [row]  # the same images, the same figures as evaluate's
+    assert "Outlier classes (trained toward unknown, never named)" in out.read_text()
 
 
 def test_evaluating_an_exposed_run_on_its_outlier_class_scores_only_unseen_images(
@@ -227,3 +285,13 @@ def test_evaluating_an_exposed_run_on_its_outlier_class_scores_only_unseen_image
         EventWriter("t", []),
     )  # fmt: skip
     assert again["leave_out"]["n"] == 30 - len(trained)
+    # without --leave-out the same images are the run's outlier row (a run has no rule: no
+    # verdicts), and the known classes' figures stay those of the recorded test split
+    plain = evaluate(
+        {"models": [str(run)], "data": str(three_classes), "split": "test",
+         "latency": False, "workspace": str(tmp_path)},
+        EventWriter("t", []),
+    )  # fmt: skip
+    (row,) = plain["outliers"]
+    assert (row["class"], row["n"]) == ("sdxl", 30 - len(trained)) and "verdicts" not in row
+    assert plain["n"] == report["n"] and plain["accuracy"] == report["accuracy"]

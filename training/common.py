@@ -14,6 +14,7 @@ from core.events import EventWriter
 from core.models import ModelDescription, count_macs, count_params
 from core.preprocess import PreprocessSpec
 from core.workspace import Workspace
+from training.config import outlier_classes
 from training.control import Cancelled, CancelToken
 from training.data import ImageDataset, make_loader
 from training.device import resolve_device
@@ -60,16 +61,17 @@ def prepare_splits(
         emit.log(f"{len(bad)} unreadable file(s) skipped, e.g. {bad[0][0]}: {bad[0][1]}", "warning")
     index.make_splits(seed=config["seed"], val=config["val"], test=config["test"])
     class_names = index.class_names
-    outlier = config.get("outlier_class")
-    for option, name in (("--leave-out", config.get("leave_out")), ("--outlier-class", outlier)):
+    outliers = outlier_classes(config)
+    leave_out = config.get("leave_out")
+    for option, name in [("--leave-out", leave_out)] + [("--outlier-class", o) for o in outliers]:
         if name and name not in class_names:
             raise UserError(f"{option} {name!r} is not a class of {root} ({class_names})")
-    class_names = [c for c in class_names if c not in (config.get("leave_out"), outlier)]
+    class_names = [c for c in class_names if c != leave_out and c not in outliers]
     splits = {
         name: [s for s in index.samples(name) if s.label in class_names]
         for name in ("train", "val", "test")
     }
-    if outlier:  # trained toward a uniform softmax; never validated or tested as a class
+    for outlier in outliers:  # trained toward "unknown"; never validated or tested as a class
         extra = [s for s in index.samples("train") if s.label == outlier]
         splits["train"] += extra
         emit.log(

@@ -123,10 +123,17 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def outlier_classes(config: dict[str, Any]) -> list[str]:
+    """The ``outlier_class`` names: one class, several separated by commas, or a list."""
+    value = config.get("outlier_class") or []
+    names = value.split(",") if isinstance(value, str) else list(value)
+    return list(dict.fromkeys(name.strip() for name in names if name.strip()))
+
+
 def check_outliers(config: dict[str, Any]) -> None:
-    """``outlier_class`` (outlier exposure), its ``outlier_weight`` (default: by the loss) and
-    ``outlier_loss``: not the real class, not the left-out one, and not with batch mixing or
-    balanced sampling (both need a class)."""
+    """``outlier_class`` (outlier exposure: one generator or several, e.g. one per domain), its
+    ``outlier_weight`` (default: by the loss) and ``outlier_loss``: not the real class, not the
+    left-out one, and not with batch mixing or balanced sampling (both need a class)."""
     from training.loop import OUTLIER_WEIGHTS
 
     loss = config.get("outlier_loss", "uniform")
@@ -136,13 +143,15 @@ def check_outliers(config: dict[str, Any]) -> None:
     if config.get("outlier_weight") is None:
         config["outlier_weight"] = OUTLIER_WEIGHTS[loss]
     check_range(config, "outlier_weight", 0, 10)
-    outlier = config.get("outlier_class")
-    if not outlier:
+    outliers = outlier_classes(config)
+    if not outliers:
         return
-    if outlier == "real":
+    if "real" in outliers:
         raise UserError("the outlier class must be a generator, not 'real'")
-    if outlier == config.get("leave_out"):
-        raise UserError(f"{outlier!r} cannot be both the left-out and the outlier class")
+    if config.get("leave_out") in outliers:
+        raise UserError(
+            f"{config['leave_out']!r} cannot be both the left-out and the outlier class"
+        )
     if config.get("mixup") or config.get("cutmix"):
         raise UserError("outlier exposure does not combine with MixUp/CutMix: set both to 0")
     if config.get("balanced"):
@@ -209,8 +218,9 @@ def split_record(run_dir: Path) -> dict[str, Any] | None:
     }
     if config.get("train_share", 1.0) < 1:  # a learning-curve run trained on part of train
         record["train_share"] = config["train_share"]
-    if config.get("outlier_class"):  # trained toward "unknown"; in no val or test split
-        record["outlier_class"] = config["outlier_class"]
+    outliers = outlier_classes(config)
+    if outliers:  # trained toward "unknown"; in no val or test split
+        record["outlier_class"] = ",".join(outliers)
     return record
 
 

@@ -4,11 +4,14 @@ For every model: accuracy, per-class P/R/F1, confusion matrix, ROC-AUC (real vs 
 and the model's params, MACs, size in bytes and single-image latency. ``binary`` maps every class
 not named ``real`` to ``fake`` when the data's classes differ from the model's; ``leave_out`` treats
 one class of the data as an unseen generator and reports how well each rejection score separates
-it from the known classes (AUROC), and how often it is still called fake.
+it from the known classes (AUROC), and how often it is still called fake. A model trained with
+outlier classes (``train --outlier-class``) gets the same row for each of them found in the data
+(``outliers``): they are not its classes, they are meant to come out unknown.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +27,9 @@ from core.metrics import classification_report, group_report
 from core.preprocess import PreprocessSpec
 from core.rejection import compare_scores, fit_temperature
 from core.splits import split_fingerprint
-from core.verdict import softmax
+from core.verdict import VERDICTS, decide, softmax
 from core.workspace import Workspace
-from training.config import read_split, resolve, split_paths
+from training.config import outlier_classes, read_split, resolve, split_paths
 from training.control import Cancelled, CancelToken
 
 EVALUATE_DEFAULTS: dict[str, Any] = {
@@ -61,6 +64,8 @@ class ModelUnderTest:
     """Whether each image is scored together with its mirror image."""
     training_split: dict[str, Any] | None = None
     """A bundle's record of its parent run's split (``training_split``), when it has one."""
+    outlier_classes: tuple[str, ...] = ()
+    """The classes its training exposed as outliers (trained toward unknown, never named)."""
 
     @property
     def class_names(self) -> list[str]:
@@ -108,8 +113,16 @@ def open_model(path: str | Path, flip_average: bool = False) -> ModelUnderTest:
         stats = model_stats(predictor.model, predictor.preprocess.input_size)
         stats["size_bytes"] = (path / "best.safetensors").stat().st_size
         split = path / "split.json"
+        config_path = path / "config.json"
+        run_config = json.loads(config_path.read_text("utf-8")) if config_path.is_file() else {}
         return ModelUnderTest(
-            path, "run", predictor, stats, split if split.is_file() else None, flip_average
+            path,
+            "run",
+            predictor,
+            stats,
+            split if split.is_file() else None,
+            flip_average,
+            outlier_classes=tuple(outlier_classes(run_config)),
         )
     bundle = predictor.bundle
     bundle_flips = bool(bundle.meta.get("export", {}).get("flip_average"))
@@ -125,6 +138,7 @@ def open_model(path: str | Path, flip_average: bool = False) -> ModelUnderTest:
         "precision": bundle.meta.get("model", {}).get("precision"),
     }
     parent_split = Path(str(bundle.meta.get("parent_run") or "")) / "split.json"
+    training_split = bundle.meta.get("training_split")
     return ModelUnderTest(
         path,
         "bundle",
@@ -132,7 +146,8 @@ def open_model(path: str | Path, flip_average: bool = False) -> ModelUnderTest:
         stats,
         parent_split if parent_split.is_file() else None,
         bundle_flips,
-        bundle.meta.get("training_split"),
+        training_split,
+        tuple(outlier_classes(training_split or {})),
     )
 
 
@@ -157,9 +172,10 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
     only on file contents), the fingerprint tells whether it did, and a mismatch is logged
     because test images may then have been training images.
 
-    A ``leave_out`` class never appears in a run's recorded val or test split (it was left out of
-    training, or trained as the outlier class), so its images the run never trained on are added:
-    all of them for a left-out class, the val and test share of an outlier class.
+    A ``leave_out`` class and the model's outlier classes never appear in a run's recorded val or
+    test split (left out of training, or trained toward unknown), so their images the run never
+    trained on are added: all of them for a left-out class, the val and test share of an outlier
+    class.
     """
     root = Path(config["data"]).expanduser().resolve()
     split = config["split"]
@@ -167,18 +183,17 @@ def data_samples(config: dict[str, Any], model: ModelUnderTest, emit, cancel) ->
         samples = _index(root, config, emit, cancel).samples()
         return Selection(_non_empty(samples, root, split), {"split": "all", "source": "all images"})
     if model.run_split is not None:
-        import json
-
         recorded_root = json.loads(model.run_split.read_text(encoding="utf-8"))["root"]
         if Path(recorded_root).resolve() == root:
             samples = read_split(model.run_split, split)
-            leave_out = config.get("leave_out")
-            if leave_out and not any(s.label == leave_out for s in samples):
+            unseen = {config.get("leave_out"), *model.outlier_classes} - {None}
+            unseen -= {s.label for s in samples}
+            if unseen:
                 trained = split_paths(model.run_split, "train")
                 samples += [
                     s
                     for s in _index(root, config, emit, cancel).samples()
-                    if s.label == leave_out and s.path not in trained
+                    if s.label in unseen and s.path not in trained
                 ]
             source = f"the recorded split of run {model.run_split.parent}"
             return Selection(samples, {"split": split, "source": source})
@@ -295,7 +310,9 @@ def evaluate_model(
     samples, provenance = data_samples(config, model, emit, cancel)
     leave_out = config["leave_out"]
     heldout = [s for s in samples if s.label == leave_out] if leave_out else []
-    known = [s for s in samples if s.label != leave_out]
+    exposed = {c: [s for s in samples if s.label == c] for c in model.outlier_classes}
+    exposed = {c: found for c, found in exposed.items() if found and c != leave_out}
+    known = [s for s in samples if s.label != leave_out and s.label not in exposed]
     data_classes = sorted({s.label for s in known})
     unknown = [c for c in data_classes if c not in model.class_names]
     binary = bool(config["binary"])
@@ -337,7 +354,14 @@ def evaluate_model(
     if config["latency"] and known:
         report["latency_ms"] = measure_latency_ms(model, known[0])
     if heldout:
-        report["leave_out"] = _rejection_report(model, config, logits, known, heldout, emit, cancel)
+        report["leave_out"] = unseen_class_report(
+            model, config, logits, known, (leave_out, heldout), emit, cancel
+        )
+    if exposed:  # trained toward unknown: how well they are told from the known classes
+        report["outliers"] = [
+            unseen_class_report(model, config, logits, known, item, emit, cancel)
+            for item in exposed.items()
+        ]
     return report
 
 
@@ -365,22 +389,41 @@ def folder_breakdown(
     return group_report(groups, labels, probs, class_names, real_class)
 
 
-def _rejection_report(model, config, logits, known, heldout, emit, cancel) -> dict[str, Any]:
-    """How well each score tells the held-out class from known classes, after calibration."""
+def unseen_class_report(
+    model: ModelUnderTest,
+    config: dict[str, Any],
+    logits: np.ndarray,
+    known: list[Sample],
+    heldout: tuple[str, list[Sample]],
+    emit: EventWriter,
+    cancel: CancelToken,
+) -> dict[str, Any]:
+    """How well each score tells the held-out class ``(name, samples)`` from known classes, after
+    calibration; for a bundle also what its own rule makes of them (``verdicts``: shares)."""
+    name, samples = heldout
     labels = np.array([model.class_names.index(s.label) for s in known])
     temperature = fit_temperature(logits, labels)
-    out_logits = compute_logits(model, heldout, config["batch_size"], emit, cancel)
+    out_logits = compute_logits(model, samples, config["batch_size"], emit, cancel)
     comparison = compare_scores(logits, labels, temperature, heldout_logits=out_logits)
     real_index = model.class_names.index(model.real_class)
     called_fake = float((softmax(out_logits).argmax(axis=1) != real_index).mean())
-    return {
-        "class": config["leave_out"],
-        "n": len(heldout),
+    report = {
+        "class": name,
+        "n": len(samples),
         "temperature": temperature,
         "auroc": {k: v["auroc_heldout"] for k, v in comparison["scores"].items()},
         "best_score": comparison["best"],
         "detected_as_fake": called_fake,
     }
+    if model.kind == "bundle":
+        report["verdicts"] = verdict_shares(model, out_logits)
+    return report
+
+
+def verdict_shares(model: ModelUnderTest, logits: np.ndarray) -> dict[str, float]:
+    """The share of real / fake / unknown verdicts a bundle's own rule gives these logits."""
+    rule = decide(logits, model.predictor.bundle.calibration, model.class_names, model.real_class)
+    return {kind: sum(v.verdict == kind for v in rule) / max(1, len(rule)) for kind in VERDICTS}
 
 
 def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = None) -> dict:
@@ -402,7 +445,5 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
         reports.append(evaluate_model(model, config, emit, cancel))
     result = reports[0] if len(reports) == 1 else {"models": reports}
     if config["out"]:
-        import json
-
         Path(config["out"]).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result

@@ -23,7 +23,7 @@ from training.common import (
     seed_everything,
     set_threads,
 )
-from training.config import validate_finetune, write_split
+from training.config import outlier_classes, validate_finetune, write_split
 from training.control import CancelToken
 from training.data import ImageDataset
 from training.loop import exposure_loss, fit, settings_from_config
@@ -66,14 +66,14 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     model = create_model(
         config["arch"], len(class_names), config["pretrained"], **config["model_kwargs"]
     )
-    outlier = config.get("outlier_class")
+    outliers = outlier_classes(config)
     train_set = ImageDataset(
         splits["train"],
         class_names,
         spec,
         augment_from_config(config),
         seed=config["seed"],
-        outliers=(outlier,) if outlier else (),
+        outliers=outliers,
     )
     val_set = ImageDataset(splits["val"], class_names, spec)
     result = fit(
@@ -90,7 +90,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
             exposure_loss(
                 config["outlier_loss"], config["outlier_weight"], config["label_smoothing"]
             )
-            if outlier
+            if outliers
             else None
         ),
     )

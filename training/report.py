@@ -36,6 +36,7 @@ from training.evaluate import (
     data_samples,
     folder_breakdown,
     open_model,
+    unseen_class_report,
 )
 from training.report_charts import line_chart, page, table, thumbnail_uri
 
@@ -180,6 +181,7 @@ def model_section(
 ) -> dict[str, Any]:
     """Every figure of one model (the JSON half of the report)."""
     samples, provenance = data_samples(config, model, emit, cancel)
+    exposed = {c: [s for s in samples if s.label == c] for c in model.outlier_classes}
     samples = [s for s in samples if s.label in model.class_names]
     if not samples:
         raise UserError(f"{model.path.name}: the data has no images of its classes")
@@ -219,6 +221,11 @@ def model_section(
         ],
         "robustness": robustness(model, samples, calibration, config, cancel),
         "leave_out": leave_out_row(model, config, emit, cancel),
+        "outliers": [
+            unseen_class_report(model, config, logits, samples, (c, found), emit, cancel)
+            for c, found in exposed.items()
+            if found
+        ],
     }
 
 
@@ -229,11 +236,15 @@ def leave_out_matrix(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def leave_out_table(rows: list[dict[str, Any]], with_model: bool) -> str:
-    """The unseen-generator rows as a table: class, (model,) n, called fake, AUROC per score."""
+def leave_out_table(
+    rows: list[dict[str, Any]], with_model: bool, what: str = "left out (G)"
+) -> str:
+    """The unseen-generator rows as a table: class, (model,) n, called fake, AUROC per score, and
+    for bundles the share their own rule answers "unknown"."""
     scores = list(dict.fromkeys(k for row in rows for k in row["auroc"]))
     model = ["model"] if with_model else []
-    headers = ["left out (G)", *model, "n", "called fake", *(f"AUROC {k}" for k in scores)]
+    unknown = ["unknown by its rule"] if any("verdicts" in r for r in rows) else []
+    headers = [what, *model, "n", "called fake", *(f"AUROC {k}" for k in scores), *unknown]
     cells = [
         [
             r["class"],
@@ -241,6 +252,7 @@ def leave_out_table(rows: list[dict[str, Any]], with_model: bool) -> str:
             r["n"],
             r["detected_as_fake"],
             *(r["auroc"].get(k) for k in scores),
+            *([r.get("verdicts", {}).get("unknown")] if unknown else []),
         ]
         for r in rows
     ]
@@ -375,6 +387,9 @@ def render_section(section: dict[str, Any]) -> str:
     if section["leave_out"]:
         parts.append("<h3>Unseen generator (left out of training)</h3>")
         parts.append(leave_out_table([section["leave_out"]], with_model=False))
+    if section.get("outliers"):
+        parts.append("<h3>Outlier classes (trained toward unknown, never named)</h3>")
+        parts.append(leave_out_table(section["outliers"], with_model=False, what="outlier class"))
     if section["misclassified"]:
         parts.append("<h3>Misclassified examples</h3><div class='thumbs'>")
         for item in section["misclassified"]:
@@ -440,4 +455,5 @@ def _headline(section: dict[str, Any]) -> dict[str, Any]:
         "coverage": section["calibration"].get("coverage"),
         "robustness": section["robustness"],
         "leave_out": section["leave_out"],
+        "outliers": section["outliers"],
     }

@@ -112,11 +112,22 @@ def format_table(reports: list[dict[str, Any]]) -> str:
             extra.append(
                 f"{name}, images in {group or 'class folders'}/: {group_text(figures, report.get('binary', False))}"
             )
-        if "leave_out" in report:
-            lo = report["leave_out"]
-            aurocs = ", ".join(f"{k} {v:.3f}" for k, v in lo["auroc"].items() if v is not None)
-            extra.append(
-                f"left-out {lo['class']} (n={lo['n']}): rejection AUROC {aurocs}; "
-                f"called fake {lo['detected_as_fake']:.1%}"
-            )
+        rows = [("left-out", report["leave_out"])] if "leave_out" in report else []
+        rows += [("outlier class", row) for row in report.get("outliers", [])]
+        extra += [unseen_text(what, row) for what, row in rows]
     return "\n".join(lines + extra)
+
+
+def unseen_text(what: str, row: dict[str, Any]) -> str:
+    """One line on a class the model does not name: its rejection AUROCs, how often it is called
+    fake, and (bundles) the verdicts the bundle's own rule gives it."""
+    aurocs = ", ".join(f"{k} {v:.3f}" for k, v in row["auroc"].items() if v is not None)
+    text = (
+        f"{what} {row['class']} (n={row['n']}): rejection AUROC {aurocs}; "
+        f"called fake {row['detected_as_fake']:.1%}"
+    )
+    if "verdicts" in row:
+        text += "; the bundle's verdicts: " + ", ".join(
+            f"{kind} {share:.1%}" for kind, share in row["verdicts"].items()
+        )
+    return text

@@ -85,9 +85,10 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leave-out", metavar="CLASS", help="train without this class (rejection test)")
     p.add_argument(
         "--outlier-class",
-        metavar="CLASS",
-        help="outlier exposure: train this class's images toward a uniform softmax instead of "
-        "naming them (it is not a class of the model)",
+        metavar="CLASS[,CLASS...]",
+        help="outlier exposure: train this class's images toward 'unknown' (see --outlier-loss) "
+        "instead of naming them (not a class of the model); several classes separated by commas, "
+        "e.g. one generator per domain",
     )
     p.add_argument(
         "--outlier-weight",

@@ -262,8 +262,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "outlier_class",
                 "Outlier class",
                 "text",
-                help="outlier exposure: train this class (a generator) toward 'unknown' instead "
-                "of naming it",
+                help="outlier exposure: train this class (a generator; several separated by "
+                "commas, e.g. one per domain) toward 'unknown' instead of naming it",
                 advanced=True,
             ),
             Field(
@@ -447,10 +447,13 @@ def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
             errors["shares"] = str(exc)
     data = config.get("data")
     data_ok = bool(data) and "data" not in errors
-    for key in ("leave_out", "outlier_class"):
-        name = config.get(key)
-        if name and data_ok and not (Path(str(data)).expanduser() / str(name)).is_dir():
-            errors[key] = f"not a class folder of the data set: {name}"
+    for key in ("leave_out", "outlier_class"):  # outlier classes: one or several, by commas
+        value = str(config.get(key) or "")
+        names = [n.strip() for n in value.split(",")] if key == "outlier_class" else [value]
+        names = [n for n in names if n]
+        missing = [n for n in names if not (Path(str(data)).expanduser() / n).is_dir()]
+        if data_ok and missing:
+            errors[key] = f"not a class folder of the data set: {', '.join(missing)}"
     return errors
 
 
