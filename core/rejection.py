@@ -6,7 +6,9 @@ Calibration happens once, on held-out (validation) logits, when a model is expor
    log-likelihood (temperature scaling: over-confident models get ``T > 1``);
 2. :func:`choose_threshold` picks the lowest score threshold whose selective risk (error rate
    among accepted images) is at most the user's ``target_risk``, and reports the coverage
-   (share of images accepted) and risk reached there;
+   (share of images accepted) and risk reached there; with ``floor_keep`` it first sets an
+   energy floor that keeps that share of the images (:func:`energy_floor`): below it an image is
+   unlike anything the model was trained on, whatever its confidence;
 3. :func:`compare_scores` tells which score (``max_softmax`` or ``energy``) separates right from
    wrong answers, or known classes from an unseen generator, better (AUROC).
 
@@ -33,6 +35,7 @@ __all__ = [
     "choose_threshold",
     "compare_scores",
     "decide",
+    "energy_floor",
     "fit_temperature",
     "heldout_auroc",
     "nll",
@@ -55,15 +58,23 @@ class Calibration:
     chosen_on: str = ""
     reached: bool = True
     """False when no threshold met ``target_risk``; the lowest-risk threshold was kept instead."""
+    energy_floor: float | None = None
+    """Images whose energy score (``logsumexp(logits / T)``) is below it are unknown whatever
+    ``score`` says: unfamiliar images (an unseen generator, another domain). ``None``: no floor."""
+    floor_keep: float | None = None
+    """The share of held-out images at or above ``energy_floor`` when it was chosen."""
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
             raise UserError(f"calibration score must be one of {SCORES}, not {self.score!r}")
         if not (isinstance(self.temperature, int | float) and self.temperature > 0):
             raise UserError(f"calibration temperature must be positive, not {self.temperature}")
+        if self.energy_floor is not None and not math.isfinite(self.energy_floor):
+            raise UserError(f"calibration energy_floor must be a number, not {self.energy_floor}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(self)
+        return {k: v for k, v in body.items() if v is not None or k not in FLOOR_FIELDS}
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Calibration:
@@ -76,6 +87,8 @@ class Calibration:
     def summary(self) -> str:
         """One line for logs and the GUI."""
         head = f"{self.score} >= {self.threshold:.3g} (T={self.temperature:.3g})"
+        if self.energy_floor is not None:
+            head += f", energy >= {self.energy_floor:.3g} (keeps {self.floor_keep or 0:.0%})"
         if self.coverage is None or self.risk is None:
             return head
         result = f"accepts {self.coverage:.1%} of {self.n} images with {self.risk:.1%} errors"
@@ -84,6 +97,10 @@ class Calibration:
         if not self.reached:
             return f"{head}: target {self.target_risk:.1%} errors not reachable; best {result}"
         return f"{head}: {result} (target {self.target_risk:.1%})"
+
+
+FLOOR_FIELDS = ("energy_floor", "floor_keep")
+"""Written to ``bundle.json`` only when set (bundles without a floor keep their old shape)."""
 
 
 # -- temperature ------------------------------------------------------------------------------
@@ -128,12 +145,15 @@ def choose_threshold(
     score: str = "max_softmax",
     target_risk: float = 0.05,
     chosen_on: str = "",
+    floor_keep: float | None = None,
 ) -> Calibration:
     """The lowest threshold whose selective risk on accepted samples is ``<= target_risk``.
 
     Candidate thresholds are the observed scores (accept every sample scoring at least that).
     When no candidate reaches the target, the one with the lowest risk (then highest coverage)
-    is returned with ``reached=False``.
+    is returned with ``reached=False``. With ``floor_keep`` the samples below
+    :func:`energy_floor` count as rejected first, and the threshold is chosen among the rest
+    (coverage and risk are over all samples).
     """
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
@@ -141,6 +161,10 @@ def choose_threshold(
     if not 0.0 <= target_risk < 1.0:
         raise UserError(f"target risk must be between 0 and 1, not {target_risk}")
     probs, values = scores_of(logits, temperature, score)
+    floor = None
+    if floor_keep is not None:
+        floor = energy_floor(logits, temperature, floor_keep)
+        values = np.where(scores_of(logits, temperature, "energy")[1] >= floor, values, -np.inf)
     wrong = probs.argmax(axis=1) != labels
     order = np.argsort(-values, kind="mergesort")
     sorted_values, sorted_wrong = values[order], wrong[order]
@@ -149,6 +173,8 @@ def choose_threshold(
     accepted = np.arange(1, len(values) + 1)[last_of_tie]
     risks = np.cumsum(sorted_wrong)[last_of_tie] / accepted
     candidates = sorted_values[last_of_tie]
+    admissible = np.isfinite(candidates)  # never "accept everything, floor included"
+    candidates, accepted, risks = candidates[admissible], accepted[admissible], risks[admissible]
     meets = np.flatnonzero(risks <= target_risk)
     reached = meets.size > 0
     # Candidates are ordered by decreasing threshold, so the last one meeting it is the lowest.
@@ -163,7 +189,18 @@ def choose_threshold(
         n=len(values),
         chosen_on=chosen_on,
         reached=reached,
+        energy_floor=floor,
+        floor_keep=floor_keep,
     )
+
+
+def energy_floor(logits: np.ndarray, temperature: float, keep: float) -> float:
+    """The energy score that ``keep`` of these (known-class, held-out) images reach: the
+    ``ceil(keep * n)``-th highest, so at least that share is at or above it."""
+    if not 0.0 < keep <= 1.0:
+        raise UserError(f"the energy floor must keep between 0 and 100% of images, not {keep}")
+    values = np.sort(scores_of(logits, temperature, "energy")[1])[::-1]
+    return float(values[max(0, math.ceil(keep * len(values)) - 1)])
 
 
 # -- which score ------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ Every runtime (this checker, the Android app) implements exactly these steps:
 1. ``z = logits / temperature``; ``probs = softmax(z)``;
 2. ``score = max(probs)`` (``max_softmax``) or ``score = logsumexp(z)`` (``energy``: the negative
    free energy, higher means more familiar);
-3. ``score < threshold`` gives ``unknown``; otherwise the top class decides: ``real`` when it is
-   the real class, else ``fake`` (the label names the generator);
+3. ``score < threshold`` gives ``unknown``, and so does ``logsumexp(z) < energy_floor`` when the
+   calibration has a floor (an unfamiliar image, however confident); otherwise the top class
+   decides: ``real`` when it is the real class, else ``fake`` (the label names the generator);
 4. ``confidence = max(probs)`` and ``label = class_names[argmax(probs)]`` (the first maximum, the
    best guess) are reported in every case.
 """
@@ -54,6 +55,16 @@ def scores_of(logits: np.ndarray, temperature: float, score: str) -> tuple[np.nd
     return probs, values
 
 
+def accepts(logits: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs N x C, answered N)``: which rows step 3 of the rule answers (real or fake)."""
+    probs, values = scores_of(logits, calibration.temperature, calibration.score)
+    accepted = values >= calibration.threshold
+    if calibration.energy_floor is not None:
+        energies = scores_of(logits, calibration.temperature, "energy")[1]
+        accepted &= energies >= calibration.energy_floor
+    return probs, accepted
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The checker's answer for one image (see the module docstring for the rule)."""
@@ -85,11 +96,14 @@ def decide(
     if logits.shape[1] != len(class_names):
         raise ValueError(f"logits have {logits.shape[1]} classes, the model {len(class_names)}")
     probs, values = scores_of(logits, calibration.temperature, calibration.score)
+    floor = calibration.energy_floor
+    energies = scores_of(logits, calibration.temperature, "energy")[1]
     verdicts = []
-    for row, value in zip(probs, values, strict=True):
+    for row, value, energy in zip(probs, values, energies, strict=True):
         top = int(np.argmax(row))
         label = class_names[top]
-        if value < calibration.threshold:
+        unfamiliar = floor is not None and energy < floor
+        if value < calibration.threshold or unfamiliar:
             kind = "unknown"
         elif label == real_class:
             kind = "real"
@@ -104,14 +118,32 @@ def decide(
                 score=float(value),
                 threshold=float(calibration.threshold),
                 margin=float(value - calibration.threshold),
-                explanation=explain_verdict(kind, label, float(value), calibration),
+                explanation=explain_verdict(
+                    kind, label, float(value), calibration, float(energy) if unfamiliar else None
+                ),
             )
         )
     return verdicts
 
 
-def explain_verdict(kind: str, label: str, value: float, calibration: Calibration) -> str:
-    """One human sentence, e.g. ``Unknown: confidence 0.61 is below the 0.80 threshold ...``."""
+def explain_verdict(
+    kind: str,
+    label: str,
+    value: float,
+    calibration: Calibration,
+    below_floor: float | None = None,
+) -> str:
+    """One human sentence, e.g. ``Unknown: confidence 0.61 is below the 0.80 threshold ...``;
+    ``below_floor``: the energy score of an image rejected by the calibration's energy floor."""
+    if below_floor is not None and calibration.energy_floor is not None:
+        keeps = f", which {calibration.floor_keep:.0%} of validation images reach" * (
+            calibration.floor_keep is not None
+        )
+        return (
+            f"Unknown: unlike the images the model learnt from (familiarity score "
+            f"{below_floor:.2f} is below the floor {calibration.energy_floor:.2f}{keeps}; "
+            f"best guess: {label})"
+        )
     word = SCORE_WORDS[calibration.score]
     digits = 2
     while digits < 6 and f"{value:.{digits}f}" == f"{calibration.threshold:.{digits}f}":

@@ -293,6 +293,8 @@ def test_bad_options_are_refused(trained_run: Path, tmp_path: Path) -> None:
         run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "opset": 9})
     with pytest.raises(UserError, match="unknown export option"):
         run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "quant": True})
+    with pytest.raises(UserError, match=r"energy_floor must be between 0\.01 and 1"):
+        run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "energy_floor": 1.5})
     with pytest.raises(UserError, match="flip_average must be true or false"):
         run_export_job({"run": str(trained_run), "out": str(tmp_path / "b"), "flip_average": 1})
     (tmp_path / "notes").mkdir()
@@ -338,14 +340,21 @@ def test_cli_exports_and_reports(trained_run: Path, tmp_path: Path, capsys) -> N
     out = tmp_path / "cli-bundle"
     argv = ["--workspace", str(tmp_path / "ws"), "export", "--run", str(trained_run)]
     argv += ["--out", str(out), "--threads", "1", "--score", "energy", "--target-risk", "0.1"]
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
+    assert main([*argv, "--energy-floor", "0.8"]) == 0
+    printed, logged = capsys.readouterr()
     assert (
         "fp32" in printed and "OK   torch vs ONNX FP32" in printed and f"bundle: {out}" in printed
     )
     meta = json.loads((out / "bundle.json").read_text())
     assert meta["calibration"]["score"] == "energy" and meta["calibration"]["target_risk"] == 0.1
     assert meta["calibration_choice"]["how"] == "requested by the user"
+    # the energy floor keeps 80 % of the val images; the threshold is chosen above it
+    assert meta["calibration"]["floor_keep"] == 0.8
+    n = meta["calibration"]["n"]  # at least 80 % of them reach the floor: ceil(0.8 n)
+    assert meta["calibration"]["coverage"] <= np.ceil(0.8 * n) / n < 1 and "energy >= " in logged
+    from core.bundle import load_bundle
+
+    assert load_bundle(out).calibration.energy_floor == meta["calibration"]["energy_floor"]
     assert main(["export", "--run", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "error: the run" in capsys.readouterr().err
 

@@ -161,6 +161,7 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
     for config in configs:
         assert config["kind"] == "export" and config["zip"] is True
         assert config["target_risk"] == 0.05 and config["flip_average"] is False
+        assert config["energy_floor"] is None  # the energy floor is opt-in
         assert config["run"] == str((page.workspace.runs / "20261123-0900-finetune").resolve())
     assert page.progress.value() == page.progress.maximum()
 
@@ -305,6 +306,24 @@ def test_a_real_export_through_the_job_runner(qtbot, studio_workspace, trained_r
     assert f"{bundle.calibration.threshold:.2f}" in page.summary.threshold_label.text()
     assert not (tmp_path / "real-fp32.zip").exists()
     page.shutdown()
+
+
+def test_the_energy_floor_is_opt_in_and_reaches_the_job(page):
+    from app.pages.export_plan import job_configs
+
+    to_options(page)
+    assert not page.floor_spin.isEnabled() and page.read_choices().energy_floor is None
+    page.floor_check.setChecked(True)
+    page.floor_spin.setValue(85.0)
+    assert page.floor_spin.isEnabled()
+    assert "less familiar to the model than 85% of the validation images" in (
+        page.risk_words.text()
+    )
+    choices = page.read_choices()
+    assert choices.energy_floor == 0.85
+    assert {c["energy_floor"] for c in job_configs(choices)} == {0.85}
+    page.floor_check.setChecked(False)
+    assert "less familiar" not in page.risk_words.text()
 
 
 def test_the_bundle_name_follows_the_run_unless_the_user_typed_one(page):

@@ -173,15 +173,27 @@ GEOMETRIES = {
 }
 
 
+FLOORED = "crop"
+"""The geometry bundle that also has an energy floor, rejecting one vector its threshold accepts
+(the rule's step 4 with ``energy_floor``)."""
+
+
 def write_geometry_bundle(name: str, out: Path) -> Path:
     """A bundle of :func:`colour_model` for one of :data:`GEOMETRIES`, whose threshold leaves
-    one golden vector ``unknown`` and accepts the others."""
+    one golden vector ``unknown`` and accepts the others (:data:`FLOORED`: its floor rejects one
+    of those too)."""
     spec, score, temperature, sources = GEOMETRIES[name]
     images = [shared_or_generated(rel, shape, seed) for seed, (rel, shape) in enumerate(sources)]
     pooled = np.stack([spec(image).mean(axis=(1, 2)) for image, _ in images])
     logits = pooled.astype(np.float64) @ COLOUR_WEIGHT.T + COLOUR_BIAS  # what the model computes
-    values = np.sort(scores_of(logits, temperature, score)[1])
+    scores = scores_of(logits, temperature, score)[1]
+    values = np.sort(scores)
     assert values[1] - values[0] > 1e-3, "test images too alike to place a threshold between"
+    floor = {}
+    if name == FLOORED:  # between the energies of the two vectors the threshold accepts
+        energies = scores_of(logits, temperature, "energy")[1][scores > values[0]]
+        assert abs(energies[0] - energies[1]) > 1e-3, "no room for a floor between them"
+        floor = {"energy_floor": float(energies.mean()), "floor_keep": 0.5}
     calibration = Calibration(
         temperature=temperature,
         score=score,
@@ -189,6 +201,7 @@ def write_geometry_bundle(name: str, out: Path) -> Path:
         target_risk=0.05,
         n=len(images),
         chosen_on="fixed by tests/test_mobile_jvm.py",
+        **floor,
     )
     return write_bundle(
         out,
@@ -327,6 +340,8 @@ def test_java_explanations_are_the_desktop_checkers(parity, name: str) -> None:
         for v in decide(logits, bundle.calibration, bundle.class_names, bundle.real_class)
     ]
     assert parity["rows"][name]["explanations"] == expected
+    unfamiliar = [e for e in expected if e.startswith("Unknown: unlike the images")]
+    assert bool(unfamiliar) == (name == FLOORED), expected  # the floor's sentence is covered
 
 
 def test_java_heatmap_matches_python(parity) -> None:
@@ -354,7 +369,8 @@ def test_geometry_bundles_cover_every_mode_and_verdict(geometry_bundles) -> None
         golden = json.loads((path / "golden" / "golden.json").read_text())
         assert meta["preprocess"]["resize_mode"] == name
         kinds = [v["verdict"] for v in golden["vectors"]]
-        assert kinds.count("unknown") == 1
+        assert kinds.count("unknown") == (2 if name == FLOORED else 1), name
+        assert ("energy_floor" in meta["calibration"]) == (name == FLOORED)
         verdicts.update(kinds)
     assert {"unknown", "real"} <= verdicts or {"unknown", "fake"} <= verdicts
     crop = geometry_bundles["crop"] / "golden"

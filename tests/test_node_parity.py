@@ -128,3 +128,15 @@ def test_node_refuses_a_modified_model_or_unknown_version(
     status, summary = check(node, newer)
     assert status == 2
     assert summary["error"] == "bundle format version 2 is not supported"
+
+
+def test_node_applies_the_energy_floor(node: str, tmp_path: Path) -> None:
+    """A bundle whose energy floor rejects a vector its threshold accepts: same verdicts."""
+    from tests.test_mobile_jvm import FLOORED, write_geometry_bundle
+
+    bundle = write_geometry_bundle(FLOORED, tmp_path / "floored")
+    golden = json.loads((bundle / "golden" / "golden.json").read_text())
+    assert [v["verdict"] for v in golden["vectors"]].count("unknown") == 2
+    status, summary = check(node, bundle)
+    assert status == 0, summary
+    assert summary["verdicts_equal"] == summary["vectors"] == len(golden["vectors"])

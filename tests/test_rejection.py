@@ -18,7 +18,7 @@ from core.rejection import (
     heldout_auroc,
     nll,
 )
-from core.verdict import logsumexp, scores_of, softmax
+from core.verdict import accepts, logsumexp, scores_of, softmax
 
 CLASSES = ["real", "sd14", "sdxl"]
 
@@ -169,6 +169,49 @@ def test_calibration_round_trips_and_validates() -> None:
         Calibration(score="entropy")
     with pytest.raises(UserError, match="temperature must be positive"):
         Calibration(temperature=0.0)
+
+
+def test_an_energy_floor_rejects_unfamiliar_images_however_confident() -> None:
+    from core.rejection import energy_floor
+
+    # energies log(e^k + 2): 4 -> 4.04, 5 -> 5.01, 6 -> 6.00; all three are confident
+    logits = np.array([[4.0, 0.0, 0.0], [0.0, 5.0, 0.0], [6.0, 0.0, 0.0]])
+    floor = energy_floor(logits, 1.0, keep=2 / 3)
+    assert floor == pytest.approx(math.log(math.exp(5) + 2))  # two of three reach it
+    assert energy_floor(logits, 1.0, keep=1.0) == pytest.approx(math.log(math.exp(4) + 2))
+    calibration = Calibration(threshold=0.5, energy_floor=floor, floor_keep=2 / 3)
+    verdicts = decide(logits, calibration, CLASSES, "real")
+    assert [v.verdict for v in verdicts] == ["unknown", "fake", "real"]
+    assert verdicts[0].margin > 0  # the confidence alone would have answered
+    assert verdicts[0].explanation == (
+        "Unknown: unlike the images the model learnt from (familiarity score 4.04 is below the "
+        "floor 5.01, which 67% of validation images reach; best guess: real)"
+    )
+    assert accepts(logits, calibration)[1].tolist() == [False, True, True]
+    assert "energy >= 5.01 (keeps 67%)" in calibration.summary()
+    assert Calibration.from_dict(calibration.to_dict()) == calibration
+    assert "energy_floor" not in Calibration(threshold=0.5).to_dict()  # old bundles' shape
+    with pytest.raises(UserError, match="keep between 0 and 100%"):
+        energy_floor(logits, 1.0, keep=0.0)
+    with pytest.raises(UserError, match="energy_floor must be a number"):
+        Calibration(energy_floor=float("nan"))
+
+
+def test_choose_threshold_above_an_energy_floor() -> None:
+    """The floor rejects first; the threshold is the lowest meeting the risk among the rest, and
+    coverage counts every image (the floored ones as rejected)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    logits = rng.normal(0, 1, (400, 3)) + 3.0 * np.eye(3)[labels] * rng.uniform(0, 2, (400, 1))
+    plain = choose_threshold(logits, labels, 1.0, "max_softmax", 0.1)
+    floored = choose_threshold(logits, labels, 1.0, "max_softmax", 0.1, floor_keep=0.8)
+    energies = logsumexp(logits)
+    assert floored.floor_keep == 0.8 and (energies >= floored.energy_floor).mean() >= 0.8
+    probs, accepted = accepts(logits, floored)
+    assert accepted.mean() == pytest.approx(floored.coverage)
+    assert (probs.argmax(axis=1) != labels)[accepted].mean() == pytest.approx(floored.risk)
+    assert floored.risk <= 0.1 and floored.coverage <= 0.8
+    assert floored.coverage < plain.coverage and plain.energy_floor is None
 
 
 def test_heldout_auroc_orients_known_images_high() -> None:

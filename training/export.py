@@ -13,7 +13,10 @@
 3. **calibrate**: the shipped model's logits on the run's val split give the temperature, the
    score (``auto`` picks the one with the higher right-vs-wrong AUROC,
    :func:`core.rejection.compare_scores`) and the threshold for ``target_risk``; how they were
-   chosen is stored in ``bundle.json`` as ``calibration_choice``. The temperature stays 1 when
+   chosen is stored in ``bundle.json`` as ``calibration_choice``; ``energy_floor`` (a share, e.g.
+   0.9) first sets an energy floor that keeps that share of the val images (unfamiliar images
+   below it are unknown whatever the score) and the threshold is chosen above it. The
+   temperature stays 1 when
    the val split has no wrong answers (the likelihood then keeps rising as ``T -> 0`` and every
    probability would round to 1, making the threshold meaningless).
 4. **verify**: torch, ONNX FP32 and ONNX INT8 on the same test images (:mod:`training.verify`):
@@ -89,6 +92,7 @@ EXPORT_DEFAULTS: dict[str, Any] = {
     "zip": False,
     "target_risk": 0.05,
     "score": "auto",
+    "energy_floor": None,
     "calib_images": 200,
     "opset": 17,
     "golden": 6,
@@ -116,6 +120,8 @@ def validate_export(config: dict[str, Any]) -> dict[str, Any]:
     check_range(config, "verify_images", 0, 10_000_000)
     check_range(config, "latency_repeats", 1, 10_000)
     check_range(config, "batch_size", 1, 4096)
+    if config["energy_floor"] is not None:  # the share of val images the floor keeps
+        check_range(config, "energy_floor", 0.01, 1.0)
     if config["score"] not in SCORE_CHOICES:
         raise UserError(f"score must be one of {SCORE_CHOICES}, not {config['score']!r}")
     if not isinstance(config["flip_average"], bool):
@@ -361,15 +367,22 @@ def _calibrate(
         config["score"],
         config["target_risk"],
         f"val split of run {run_dir.name}",
+        config["energy_floor"],
     )
     emit.log(f"calibration: {calibration.summary()}")
     return calibration, choice
 
 
 def calibrate(
-    logits: np.ndarray, labels: np.ndarray, score: str, target_risk: float, chosen_on: str
+    logits: np.ndarray,
+    labels: np.ndarray,
+    score: str,
+    target_risk: float,
+    chosen_on: str,
+    floor_keep: float | None = None,
 ) -> tuple[Calibration, dict[str, Any]]:
-    """Temperature, score and threshold on held-out logits; and how the score was chosen."""
+    """Temperature, score and threshold on held-out logits (with an energy floor that keeps
+    ``floor_keep`` of them, when given); and how the score was chosen."""
     from core.rejection import choose_threshold, compare_scores, fit_temperature
 
     perfect = bool((np.argmax(logits, axis=1) == labels).all())
@@ -384,7 +397,9 @@ def calibrate(
         how = "auto: no wrong answers on the val split, so AUROC is undefined; default kept"
     else:
         how = "auto: higher AUROC of right vs wrong answers on the val split"
-    calibration = choose_threshold(logits, labels, temperature, chosen, target_risk, chosen_on)
+    calibration = choose_threshold(
+        logits, labels, temperature, chosen, target_risk, chosen_on, floor_keep
+    )
     fitted = (
         "not fitted: no wrong answers on the val split" if perfect else "fitted on the val split"
     )
@@ -403,10 +418,9 @@ def selective_figures(
     """Coverage and error rate of the threshold on held-out logits (empty without images)."""
     if not len(labels):
         return {}
-    from core.verdict import scores_of
+    from core.verdict import accepts
 
-    probs, values = scores_of(logits, calibration.temperature, calibration.score)
-    accepted = values >= calibration.threshold
+    probs, accepted = accepts(logits, calibration)
     wrong = probs.argmax(axis=1) != labels
     return {
         "coverage": float(accepted.mean()),

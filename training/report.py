@@ -27,7 +27,7 @@ from core.metrics import classification_report, reliability_bins, roc_curve
 from core.preprocess import load_image
 from core.rejection import Calibration, choose_threshold, fit_temperature
 from core.reports import selection_text
-from core.verdict import scores_of
+from core.verdict import accepts, scores_of
 from training.config import read_split, resolve
 from training.control import CancelToken
 from training.evaluate import (
@@ -110,7 +110,7 @@ def coverage_risk_curve(
     order = np.argsort(-values, kind="mergesort")
     cumulative = np.cumsum(wrong[order]) / np.arange(1, len(order) + 1)
     picks = np.unique(np.linspace(0, len(order) - 1, 21).astype(int))
-    answered = values >= calibration.threshold
+    _, answered = accepts(logits, calibration)
     return {
         "coverage": ((picks + 1) / len(order)).tolist(),
         "risk": cumulative[picks].tolist(),

@@ -43,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rejection score; auto picks the one that separates right from wrong better",
     )
     p.add_argument(
+        "--energy-floor",
+        type=float,
+        metavar="KEEP",
+        help="also answer 'unknown' for unfamiliar images: an energy floor that keeps this share "
+        "of the val split (e.g. 0.9); for models trained with --outlier-loss energy",
+    )
+    p.add_argument(
         "--calib-images",
         type=int,
         default=200,
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "zip": args.zip,
         "target_risk": args.target_risk,
         "score": args.score,
+        "energy_floor": args.energy_floor,
         "calib_images": args.calib_images,
         "opset": args.opset,
         "weights": args.weights,

@@ -297,6 +297,26 @@ class ExportPage(QWidget):
         self.risk_words.setObjectName("explain")
         self.risk_words.setWordWrap(True)
         layout.addWidget(self.risk_words)
+        floor_row = QHBoxLayout()
+        self.floor_check = QCheckBox("Also answer “unsure” for unfamiliar images")
+        self.floor_check.setToolTip(
+            "An energy floor: images less familiar to the model than most validation images "
+            "(an unseen generator, another kind of picture) get “unsure”, however confident. "
+            "Best for runs trained with outlier exposure (energy loss)."
+        )
+        self.floor_spin = QDoubleSpinBox()
+        self.floor_spin.setRange(50.0, 99.9)
+        self.floor_spin.setDecimals(1)
+        self.floor_spin.setSingleStep(1.0)
+        self.floor_spin.setSuffix(" % of validation images kept")
+        self.floor_spin.setValue(90.0)
+        self.floor_spin.setEnabled(False)
+        self.floor_check.toggled.connect(self.floor_spin.setEnabled)
+        self.floor_check.toggled.connect(self._update_risk_words)
+        self.floor_spin.valueChanged.connect(self._update_risk_words)
+        floor_row.addWidget(self.floor_check)
+        floor_row.addWidget(self.floor_spin)
+        layout.addLayout(floor_row)
         self.risk_error = _field_error()
         layout.addWidget(self.risk_error)
         left.addWidget(frame)
@@ -538,6 +558,9 @@ class ExportPage(QWidget):
             flip_average=self.flip_check.isChecked(),
             target=str(self.target_combo.currentData()),
             target_risk=round(self.risk_spin.value() / 100.0, 4),
+            energy_floor=(
+                round(self.floor_spin.value() / 100.0, 4) if self.floor_check.isChecked() else None
+            ),
             folder=Path(self.folder_edit.text().strip()).expanduser(),
             name=self.name_edit.text().strip(),
             zip=self.zip_radio.isChecked(),
@@ -564,6 +587,12 @@ class ExportPage(QWidget):
             f"confidence is below a threshold, chosen on the run's validation images so that "
             f"at most {risk:g}% of the images it does answer are wrong. A lower target means "
             "fewer mistakes and more “unsure” answers."
+            + (
+                f" Images less familiar to the model than {self.floor_spin.value():g}% of the "
+                "validation images are “unsure” too, however confident it is."
+                if self.floor_check.isChecked()
+                else ""
+            )
         )
 
     @Slot()

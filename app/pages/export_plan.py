@@ -88,6 +88,8 @@ class ExportChoices:
     """Average each image with its mirror image inside the exported model."""
     target: str = "android"
     target_risk: float = 0.05
+    energy_floor: float | None = None
+    """Also reject unfamiliar images: the share of validation images the energy floor keeps."""
     folder: Path = Path(".")
     name: str = "bundle"
     zip: bool = True
@@ -106,6 +108,8 @@ def check_choices(choices: ExportChoices) -> dict[str, str]:
         errors["precision"] = "Choose FP32, INT8 or both: nothing would be exported."
     if not 0.0 < choices.target_risk < 0.5:
         errors["risk"] = "The target error rate must be between 0.1% and 49%."
+    if choices.energy_floor is not None and not 0.5 <= choices.energy_floor < 1.0:
+        errors["risk"] = "The unfamiliar-image floor must keep between 50% and 99.9% of images."
     name = choices.name.strip()
     if not name:
         errors["name"] = "Give the bundle a name."
@@ -158,6 +162,7 @@ def job_configs(choices: ExportChoices, workspace_root: Path | None = None) -> l
             "flip_average": choices.flip_average,
             "zip": choices.zip,
             "target_risk": choices.target_risk,
+            "energy_floor": choices.energy_floor,
         }
         if workspace_root is not None:
             config["workspace"] = str(workspace_root)

@@ -65,7 +65,7 @@ function readTensor(path, shape) {
 
 /** The decision rule of docs/bundle-format.md. */
 export function decide(logits, meta) {
-  const { temperature, score: scoreKind, threshold } = meta.calibration;
+  const { temperature, score: scoreKind, threshold, energy_floor: floor } = meta.calibration;
   const z = Array.from(logits, (v) => v / temperature);
   const max = Math.max(...z);
   const exps = z.map((v) => Math.exp(v - max));
@@ -73,10 +73,12 @@ export function decide(logits, meta) {
   const probs = exps.map((v) => v / sum);
   let top = 0;
   probs.forEach((p, i) => { if (p > probs[top]) top = i; });
-  const score = scoreKind === 'energy' ? max + Math.log(sum) : probs[top];
+  const energy = max + Math.log(sum);
+  const score = scoreKind === 'energy' ? energy : probs[top];
   const label = meta.class_names[top];
+  const familiar = floor === undefined || floor === null || energy >= floor;
   let verdict = 'unknown';
-  if (score >= threshold) verdict = label === meta.real_class ? 'real' : 'fake';
+  if (score >= threshold && familiar) verdict = label === meta.real_class ? 'real' : 'fake';
   return { probs, score, label, verdict, confidence: probs[top] };
 }
 

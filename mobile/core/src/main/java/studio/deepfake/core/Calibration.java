@@ -37,9 +37,22 @@ public final class Calibration {
     public final double risk;
     /** Where the threshold was chosen, for display; may be {@code null}. */
     public final String chosenOn;
+    /**
+     * Images whose energy score ({@code logsumexp(logits / T)}) is below it are unknown whatever
+     * the score says (unfamiliar images); NaN when the bundle has no floor.
+     */
+    public final double energyFloor;
+    /** The share of validation images at or above the floor when it was chosen (NaN if unknown). */
+    public final double floorKeep;
 
     public Calibration(double temperature, Score score, double threshold, double targetRisk,
             double coverage, double risk, String chosenOn) {
+        this(temperature, score, threshold, targetRisk, coverage, risk, chosenOn, Double.NaN,
+                Double.NaN);
+    }
+
+    public Calibration(double temperature, Score score, double threshold, double targetRisk,
+            double coverage, double risk, String chosenOn, double energyFloor, double floorKeep) {
         if (!(temperature > 0) || Double.isInfinite(temperature)) {
             throw new BundleException("calibration temperature must be positive, not " + temperature);
         }
@@ -53,6 +66,16 @@ public final class Calibration {
         this.coverage = coverage;
         this.risk = risk;
         this.chosenOn = chosenOn;
+        if (Double.isInfinite(energyFloor)) {
+            throw new BundleException("calibration energy_floor must be a finite number");
+        }
+        this.energyFloor = energyFloor;
+        this.floorKeep = floorKeep;
+    }
+
+    /** Whether the bundle rejects unfamiliar images by their energy score (rule step 4). */
+    public boolean hasEnergyFloor() {
+        return !Double.isNaN(energyFloor);
     }
 
     /** Reads and validates the "calibration" object. */
@@ -65,6 +88,8 @@ public final class Calibration {
                 Json.optDouble(body, "target_risk", Double.NaN, where),
                 Json.optDouble(body, "coverage", Double.NaN, where),
                 Json.optDouble(body, "risk", Double.NaN, where),
-                Json.optString(body, "chosen_on", where));
+                Json.optString(body, "chosen_on", where),
+                Json.optDouble(body, "energy_floor", Double.NaN, where),
+                Json.optDouble(body, "floor_keep", Double.NaN, where));
     }
 }

@@ -7,7 +7,8 @@ import java.util.List;
 /**
  * The decision rule of docs/bundle-format.md, which every runtime implements exactly: {@code
  * probs = softmax(logits / T)}; score is {@code max(probs)} or {@code logsumexp(logits / T)};
- * below the threshold the verdict is unknown, otherwise real or fake by the top class.
+ * below the threshold (or, with an energy floor, an energy below it) the verdict is unknown,
+ * otherwise real or fake by the top class.
  */
 public final class Decision {
     private final List<String> classNames;
@@ -43,15 +44,18 @@ public final class Decision {
         }
         double[] probs = softmax(z);
         int top = argmax(probs);
-        double score = calibration.score == Calibration.Score.ENERGY ? logSumExp(z) : probs[top];
+        double energy = logSumExp(z);
+        double score = calibration.score == Calibration.Score.ENERGY ? energy : probs[top];
         String label = classNames.get(top);
+        boolean unfamiliar = calibration.hasEnergyFloor() && energy < calibration.energyFloor;
         Verdict.Kind kind;
-        if (score < calibration.threshold) {
+        if (score < calibration.threshold || unfamiliar) {
             kind = Verdict.Kind.UNKNOWN;
         } else {
             kind = label.equals(realClass) ? Verdict.Kind.REAL : Verdict.Kind.FAKE;
         }
-        return new Verdict(kind, label, top, probs, score, calibration);
+        return new Verdict(kind, label, top, probs, score, calibration,
+                unfamiliar ? energy : Double.NaN);
     }
 
     /** Numerically stable softmax. */

@@ -34,8 +34,12 @@ public final class Verdict {
     /** One or two sentences for the user. */
     public final String explanation;
 
+    /**
+     * @param belowFloor the energy score of an image rejected by the calibration's energy floor
+     *     (NaN otherwise)
+     */
     Verdict(Kind kind, String label, int labelIndex, double[] probs, double score,
-            Calibration calibration) {
+            Calibration calibration, double belowFloor) {
         this.kind = kind;
         this.label = label;
         this.labelIndex = labelIndex;
@@ -44,7 +48,8 @@ public final class Verdict {
         this.score = score;
         this.threshold = calibration.threshold;
         this.margin = score - calibration.threshold;
-        this.explanation = explain(calibration);
+        this.explanation = Double.isNaN(belowFloor) ? explain(calibration)
+                : explainUnfamiliar(calibration, belowFloor);
     }
 
     /** The headline: "real", "fake (sdxl)" or "unknown". */
@@ -68,6 +73,15 @@ public final class Verdict {
         }
         String head = kind == Kind.REAL ? "Real" : "Fake (" + label + ")";
         return head + ": " + word + " " + fixed(score, digits) + " is at or above " + thresholdText;
+    }
+
+    /** The sentence for an image below the energy floor, as {@code core.verdict.explain_verdict}. */
+    private String explainUnfamiliar(Calibration calibration, double energy) {
+        String keeps = Double.isNaN(calibration.floorKeep) ? ""
+                : ", which " + fixed(100 * calibration.floorKeep, 0) + "% of validation images reach";
+        return "Unknown: unlike the images the model learnt from (familiarity score "
+                + fixed(energy, 2) + " is below the floor " + fixed(calibration.energyFloor, 2) + keeps
+                + "; best guess: " + label + ")";
     }
 
     private static String fixed(double value, int digits) {

@@ -68,6 +68,24 @@ public class DecisionTest {
     }
 
     @Test
+    public void anEnergyFloorRejectsUnfamiliarImagesHoweverConfident() {
+        // logits {4, 0, 0}: confidence 0.9647, energy log(e^4 + 2) = 4.0360
+        Calibration floored = new Calibration(1.0, Calibration.Score.MAX_SOFTMAX, 0.5, 0.05, 0.9,
+                0.04, "test", 4.5, 0.9);
+        Verdict v = new Decision(CLASSES, "real", floored).decide(new float[] {4f, 0f, 0f});
+        assertEquals(Verdict.Kind.UNKNOWN, v.kind);
+        assertTrue(v.margin > 0); // the confidence alone would have answered
+        assertEquals("Unknown: unlike the images the model learnt from (familiarity score 4.04 is"
+                + " below the floor 4.50, which 90% of validation images reach; best guess: real)",
+                v.explanation);
+        Verdict familiar = new Decision(CLASSES, "real", floored).decide(new float[] {5f, 0f, 0f});
+        assertEquals(Verdict.Kind.REAL, familiar.kind);
+        assertTrue(floored.hasEnergyFloor());
+        assertTrue(!new Calibration(1, Calibration.Score.MAX_SOFTMAX, 0.5, 0.05, 0.9, 0.04, "test")
+                .hasEnergyFloor());
+    }
+
+    @Test
     public void wrongNumberOfLogitsIsAClearError() {
         BundleException e = assertThrows(BundleException.class,
                 () -> decision(1, Calibration.Score.MAX_SOFTMAX, 0.5).decide(new float[] {1f, 2f}));
