@@ -403,6 +403,13 @@ def describe_threshold(calibration: Any) -> str:
         f"answers “unsure” when the calibrated {word} is below {float(get('threshold', 0.0)):.2f}"
     )
     target = get("target_risk")
+    floor, keep = get("energy_floor"), get("floor_keep")
+    if floor is not None:
+        kept = f" (which {keep:.0%} of held-out images reach)" if keep is not None else ""
+        text += (
+            f" or when the image is unfamiliar to it: familiarity score below {float(floor):.2f}"
+            + kept
+        )
     if target is not None:
         text += f", chosen for at most {target:.0%} errors among the images it does answer"
     coverage, risk, n = get("coverage"), get("risk"), get("n")
