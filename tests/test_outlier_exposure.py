@@ -65,9 +65,40 @@ def test_the_energy_loss_puts_margins_on_the_logsumexp() -> None:
         exposure_loss("gaussian", 0.5)
 
 
+def test_every_outlier_class_weighs_the_same_in_both_losses() -> None:
+    """Three images of one outlier class and one of another: each class's mean counts once."""
+    import torch.nn.functional as F
+
+    from training.data import OUTLIER
+    from training.loop import energy_exposure_loss, outlier_exposure_loss
+
+    logits = torch.tensor(
+        [[9.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]
+    )
+    targets = torch.tensor([0, OUTLIER, OUTLIER, OUTLIER, OUTLIER - 1])
+    ce = F.cross_entropy(logits[:1], targets[:1]).item()
+    low = math.log(3)
+    hinge = [max(0.0, torch.logsumexp(row, 0).item() - low) ** 2 for row in logits[1:]]
+    known = max(0.0, low + 3.0 - torch.logsumexp(logits[0], 0).item()) ** 2
+    energy, _ = energy_exposure_loss(0.1)(lambda x: x, logits, targets)
+    per_class = (sum(hinge[:3]) / 3 + hinge[3]) / 2
+    assert energy.item() == pytest.approx(ce + 0.1 * (known + per_class), rel=1e-5)
+    assert per_class != pytest.approx(sum(hinge) / 4)  # not the plain mean over images
+    to_uniform = (-F.log_softmax(logits[1:], dim=1).mean(dim=1)).tolist()
+    uniform, _ = outlier_exposure_loss(0.5)(lambda x: x, logits, targets)
+    expected = ce + 0.5 * (sum(to_uniform[:3]) / 3 + to_uniform[3]) / 2
+    assert uniform.item() == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.fixture
 def three_classes(tmp_path: Path) -> Path:
     return make_image_set(tmp_path / "data", {"real": 30, "sd14": 30, "sdxl": 30})
+
+
+def _samples(root: Path) -> list:
+    from core.datasets import Sample
+
+    return [Sample(p, p.parent.name) for p in sorted(root.glob("*/*"))]
 
 
 def mean_score_on(run_dir: Path, folder: Path, score: str = "max_softmax") -> float:
@@ -165,6 +196,15 @@ def test_several_outlier_classes_one_per_domain_are_all_kept_out_of_the_model(
     logs = [e["data"]["message"] for e in sink.of("log")]
     assert sum(m.startswith("outlier exposure: ") for m in logs) == 2, logs
     assert split_record(tmp_path / "oe")["outlier_class"] == "sdxl,gan"
+    from core.preprocess import PreprocessSpec
+    from training.data import OUTLIER, ImageDataset
+
+    samples = [s for s in _samples(data) if s.label in ("sdxl", "gan", "real")]
+    dataset = ImageDataset(
+        samples, ["real"], PreprocessSpec(), cache=False, outliers=["sdxl", "gan"]
+    )
+    codes = {s.label: int(code) for s, code in zip(samples, dataset.labels, strict=True)}
+    assert codes == {"real": 0, "sdxl": OUTLIER, "gan": OUTLIER - 1}  # one code per class
     assert outlier_classes({"outlier_class": ["gan", "sdxl"]}) == ["gan", "sdxl"]
     assert outlier_classes({"outlier_class": None}) == outlier_classes({"outlier_class": ""}) == []
     with pytest.raises(UserError, match="'midjourney' is not a class"):

@@ -19,7 +19,8 @@ from core.errors import UserError
 from core.preprocess import AugmentSpec, PreprocessSpec, load_image
 
 OUTLIER = -1
-"""The label index of an outlier-exposure image (a class the model must not name)."""
+"""The label index of an outlier-exposure image (a class the model must not name); with several
+outlier classes the k-th is ``OUTLIER - k`` (every negative label is an outlier)."""
 CACHE_BUDGET_BYTES = 3 * 1024**3
 """Decoded images are kept in memory when they fit in this budget (decoding once per run)."""
 
@@ -43,7 +44,7 @@ class ImageDataset(Dataset):
             raise UserError(f"images of classes {unknown} are not among the model's {class_names}")
         self.samples = list(samples)
         self.class_to_index = {name: i for i, name in enumerate(class_names)}
-        self.class_to_index.update({name: OUTLIER for name in outliers})
+        self.class_to_index.update({name: OUTLIER - k for k, name in enumerate(outliers)})
         self.labels = np.array([self.class_to_index[s.label] for s in self.samples], dtype=np.int64)
         self.spec = spec
         self.augment = augment

@@ -225,11 +225,21 @@ def mixing_loss(mix: BatchMixer, label_smoothing: float = 0.0) -> ComputeLoss:
     return compute
 
 
+def mean_per_outlier_class(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` (one per outlier image) over each outlier class found in
+    ``targets`` (negative labels), then over those classes: every outlier class weighs the
+    same, however many images it has (770 faces of one generator and 131 scenes of others would
+    otherwise teach mostly about faces)."""
+    groups = targets.unique()
+    return torch.stack([values[targets == group].mean() for group in groups]).mean()
+
+
 def outlier_exposure_loss(weight: float, label_smoothing: float = 0.0) -> ComputeLoss:
     """Cross-entropy on the known classes plus ``weight`` times the cross-entropy of outlier
     images (label :data:`training.data.OUTLIER`) to the uniform distribution (Hendrycks et al.,
     "Deep anomaly detection with outlier exposure", 2019): the model learns to spread its
-    confidence on images of a kind it must not name."""
+    confidence on images of a kind it must not name. Each outlier class weighs the same
+    (:func:`mean_per_outlier_class`)."""
 
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
         logits = model(images)
@@ -240,8 +250,8 @@ def outlier_exposure_loss(weight: float, label_smoothing: float = 0.0) -> Comput
                 logits[known].float(), targets[known], label_smoothing=label_smoothing
             )
         if not known.all():
-            to_uniform = -F.log_softmax(logits[~known].float(), dim=-1).mean(dim=1).mean()
-            loss = loss + weight * to_uniform
+            to_uniform = -F.log_softmax(logits[~known].float(), dim=-1).mean(dim=1)
+            loss = loss + weight * mean_per_outlier_class(to_uniform, targets[~known])
         return loss, logits
 
     return compute
@@ -257,7 +267,8 @@ def energy_exposure_loss(weight: float, label_smoothing: float = 0.0) -> Compute
     of the logits (the negative free energy), as in Liu et al., "Energy-based out-of-distribution
     detection", 2020: known images above ``log K + ENERGY_MARGIN``, outliers
     (label :data:`training.data.OUTLIER`) below ``log K``. It trains the score that the
-    ``energy`` rejection rule reads, where outlier exposure trains the softmax's shape."""
+    ``energy`` rejection rule reads, where outlier exposure trains the softmax's shape. Each
+    outlier class weighs the same in the outlier hinge (:func:`mean_per_outlier_class`)."""
 
     def compute(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor):
         logits = model(images)
@@ -271,7 +282,8 @@ def energy_exposure_loss(weight: float, label_smoothing: float = 0.0) -> Compute
             )
             loss = loss + weight * F.relu(uniform + ENERGY_MARGIN - scores[known]).pow(2).mean()
         if not known.all():
-            loss = loss + weight * F.relu(scores[~known] - uniform).pow(2).mean()
+            above = F.relu(scores[~known] - uniform).pow(2)
+            loss = loss + weight * mean_per_outlier_class(above, targets[~known])
         return loss, logits
 
     return compute
