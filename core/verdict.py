@@ -136,9 +136,9 @@ def explain_verdict(
     """One human sentence, e.g. ``Unknown: confidence 0.61 is below the 0.80 threshold ...``;
     ``below_floor``: the energy score of an image rejected by the calibration's energy floor."""
     if below_floor is not None and calibration.energy_floor is not None:
-        keeps = f", which {calibration.floor_keep:.0%} of validation images reach" * (
-            calibration.floor_keep is not None
-        )
+        keeps = ""
+        if calibration.floor_keep is not None:
+            keeps = f", which {calibration.floor_keep:.0%} of validation images reach"
         return (
             f"Unknown: unlike the images the model learnt from (familiarity score "
             f"{below_floor:.2f} is below the floor {calibration.energy_floor:.2f}{keeps}; "

@@ -357,7 +357,7 @@ def evaluate_model(
         report["leave_out"] = unseen_class_report(
             model, config, logits, known, (leave_out, heldout), emit, cancel
         )
-    if exposed:  # trained toward unknown: how well they are told from the known classes
+    if exposed and not unknown:  # trained toward unknown: told from the known classes?
         report["outliers"] = [
             unseen_class_report(model, config, logits, known, item, emit, cancel)
             for item in exposed.items()
