@@ -78,7 +78,19 @@ def test_default_bundle_remakes_its_test_split_and_figures(tmp_path: Path) -> No
     )  # fmt: skip
     meta = json.loads((bundle / "bundle.json").read_text())
     assert report["selection"]["matches_training_split"] is True
-    assert report["n"] == meta["training_split"]["files"]["test"] == 1052
+    # the seven named classes' test images; the two outlier classes' get rows of their own
+    assert report["n"] == meta["training_split"]["files"]["test"] == 858
     # The export measured these on the parent run's test split: the same images give the same.
     assert report["confusion_matrix"] == meta["metrics"]["confusion_matrix"]
-    assert report["accuracy"] == pytest.approx(0.6749, abs=1e-4)  # README: 67.5 %
+    assert report["accuracy"] == pytest.approx(0.7506, abs=1e-4)  # README: 75.1 %
+    assert report["ece"] <= 0.05
+    outliers = {row["class"]: row for row in report["outliers"]}
+    assert (
+        set(outliers)
+        == {"stylegan1", "other-ai"}
+        == set(meta["training_split"]["outlier_class"].split(","))
+    )
+    assert (outliers["stylegan1"]["n"], outliers["other-ai"]["n"]) == (165, 29)  # test shares
+    # README: its rule answers "unknown" for 90 % / 69 % of them (their test shares)
+    assert outliers["stylegan1"]["verdicts"]["unknown"] == pytest.approx(149 / 165)
+    assert outliers["other-ai"]["verdicts"]["unknown"] == pytest.approx(20 / 29)
