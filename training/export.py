@@ -14,7 +14,7 @@
    score (``auto`` picks the one with the higher right-vs-wrong AUROC,
    :func:`core.rejection.compare_scores`) and the threshold for ``target_risk``; how they were
    chosen is stored in ``bundle.json`` as ``calibration_choice``; ``energy_floor`` (a share, e.g.
-   0.9) first sets an energy floor that keeps that share of the val images (unfamiliar images
+   0.8) first sets an energy floor that keeps that share of the val images (unfamiliar images
    below it are unknown whatever the score) and the threshold is chosen above it. The
    temperature stays 1 when
    the val split has no wrong answers (the likelihood then keeps rising as ``T -> 0`` and every

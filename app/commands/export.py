@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         metavar="KEEP",
         help="also answer 'unknown' for unfamiliar images: an energy floor that keeps this share "
-        "of the val split (e.g. 0.9); for models trained with --outlier-loss energy",
+        "of the val split (e.g. 0.8); for models trained with --outlier-loss energy",
     )
     p.add_argument(
         "--calib-images",

@@ -96,6 +96,19 @@ def _restyle(widget: QWidget, name: str, value: str) -> None:
     widget.style().polish(widget)
 
 
+def _percent_spin(
+    bounds: tuple[float, float], step: float, suffix: str, value: float
+) -> QDoubleSpinBox:
+    """A one-decimal percentage field."""
+    spin = QDoubleSpinBox()
+    spin.setRange(*bounds)
+    spin.setDecimals(1)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setValue(value)
+    return spin
+
+
 def _field_error() -> QLabel:
     label = QLabel()
     label.setObjectName("fieldError")
@@ -284,12 +297,7 @@ class ExportPage(QWidget):
         self.target_hint.setObjectName("muted")
         self.target_hint.setWordWrap(True)
         form.addRow("", self.target_hint)
-        self.risk_spin = QDoubleSpinBox()
-        self.risk_spin.setRange(0.5, 40.0)
-        self.risk_spin.setDecimals(1)
-        self.risk_spin.setSingleStep(0.5)
-        self.risk_spin.setSuffix(" % errors at most")
-        self.risk_spin.setValue(5.0)
+        self.risk_spin = _percent_spin((0.5, 40.0), 0.5, " % errors at most", 5.0)
         self.risk_spin.valueChanged.connect(self._update_risk_words)
         form.addRow("Target risk", self.risk_spin)
         layout.addLayout(form)
@@ -304,12 +312,7 @@ class ExportPage(QWidget):
             "(an unseen generator, another kind of picture) get “unsure”, however confident. "
             "Best for runs trained with outlier exposure (energy loss)."
         )
-        self.floor_spin = QDoubleSpinBox()
-        self.floor_spin.setRange(50.0, 99.9)
-        self.floor_spin.setDecimals(1)
-        self.floor_spin.setSingleStep(1.0)
-        self.floor_spin.setSuffix(" % of validation images kept")
-        self.floor_spin.setValue(90.0)
+        self.floor_spin = _percent_spin((50.0, 99.9), 1.0, " % of validation images kept", 80.0)
         self.floor_spin.setEnabled(False)
         self.floor_check.toggled.connect(self.floor_spin.setEnabled)
         self.floor_check.toggled.connect(self._update_risk_words)
