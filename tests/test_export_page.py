@@ -162,6 +162,7 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
         assert config["kind"] == "export" and config["zip"] is True
         assert config["target_risk"] == 0.05 and config["flip_average"] is False
         assert config["energy_floor"] is None  # the energy floor is opt-in
+        assert config["weights"] == "best"
         assert config["run"] == str((page.workspace.runs / "20261123-0900-finetune").resolve())
     assert page.progress.value() == page.progress.maximum()
 
@@ -308,7 +309,7 @@ def test_a_real_export_through_the_job_runner(qtbot, studio_workspace, trained_r
     page.shutdown()
 
 
-def test_the_energy_floor_is_opt_in_and_reaches_the_job(page):
+def test_the_energy_floor_and_the_weights_reach_the_job(page):
     from app.pages.export_plan import job_configs
 
     to_options(page)
@@ -324,6 +325,8 @@ def test_the_energy_floor_is_opt_in_and_reaches_the_job(page):
     assert {c["energy_floor"] for c in job_configs(choices)} == {0.85}
     page.floor_check.setChecked(False)
     assert "less familiar" not in page.risk_words.text()
+    page.weights_combo.setCurrentIndex(page.weights_combo.findData("last"))  # the final epoch
+    assert {c["weights"] for c in job_configs(page.read_choices())} == {"last"}
 
 
 def test_the_bundle_name_follows_the_run_unless_the_user_typed_one(page):

@@ -277,6 +277,18 @@ class ExportPage(QWidget):
         layout.addWidget(precision_hint)
         self.precision_error = _field_error()
         layout.addWidget(self.precision_error)
+        weights_row = QHBoxLayout()
+        weights_row.addWidget(QLabel("Weights"))
+        self.weights_combo = QComboBox()
+        self.weights_combo.addItem("best validation epoch", "best")
+        self.weights_combo.addItem("last epoch", "last")
+        self.weights_combo.setToolTip(
+            "Which of the run's weights to ship. The last epoch is the safer choice when the "
+            "best validation accuracy came early by calling nearly everything the majority "
+            "class (real)."
+        )
+        weights_row.addWidget(self.weights_combo, 1)
+        layout.addLayout(weights_row)
         self.flip_check = QCheckBox("Mirror averaging: judge each image and its mirror image")
         self.flip_check.setToolTip(
             "Test-time augmentation inside the model: the verdict averages the image and its "
@@ -559,6 +571,7 @@ class ExportPage(QWidget):
             fp32=self.fp32_check.isChecked(),
             int8=self.int8_check.isChecked(),
             flip_average=self.flip_check.isChecked(),
+            weights=str(self.weights_combo.currentData()),
             target=str(self.target_combo.currentData()),
             target_risk=round(self.risk_spin.value() / 100.0, 4),
             energy_floor=(

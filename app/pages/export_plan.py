@@ -86,6 +86,8 @@ class ExportChoices:
     int8: bool = True
     flip_average: bool = False
     """Average each image with its mirror image inside the exported model."""
+    weights: str = "best"
+    """The run's ``best`` (validation) or ``last`` (final epoch) weights."""
     target: str = "android"
     target_risk: float = 0.05
     energy_floor: float | None = None
@@ -160,6 +162,7 @@ def job_configs(choices: ExportChoices, workspace_root: Path | None = None) -> l
             "out": str(choices.bundle_path(precision).resolve()),
             "int8": precision == "int8",
             "flip_average": choices.flip_average,
+            "weights": choices.weights,
             "zip": choices.zip,
             "target_risk": choices.target_risk,
             "energy_floor": choices.energy_floor,
