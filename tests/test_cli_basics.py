@@ -123,3 +123,25 @@ def test_every_torch_job_command_takes_threads_into_its_job_config(
     with pytest.raises(SystemExit):
         main([command, *required, "--threads", "1"])
     assert seen["kind"] in (command, "finetune") and seen["threads"] == 1
+
+
+def test_train_takes_the_monitor_that_picks_the_best_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--monitor val_macro_f1`` reaches the job; the CLI and form offer the loop's monitors."""
+    import app.commands.jobcli as jobcli
+    from app.commands.train import MONITOR_CHOICES
+    from training.loop import MONITORS
+
+    assert set(MONITOR_CHOICES) == set(MONITORS)
+    seen: dict = {}
+
+    def capture(config: dict, workspace, *args, **kwargs) -> dict:
+        seen.update(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(jobcli, "run_job_in_process", capture)
+    for argv, expected in (([], "val_acc"), (["--monitor", "val_macro_f1"], "val_macro_f1")):
+        with pytest.raises(SystemExit):
+            main(["train", "--data", "d", "--out", "o", *argv])
+        assert seen["monitor"] == expected

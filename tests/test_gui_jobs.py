@@ -66,7 +66,15 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
     assert (config["optimizer"], config["weight_decay"], config["ema"]) == ("adamw", 0.05, 0.0)
     from training.config import FINETUNE_DEFAULTS
 
-    defaults = ("optimizer", "weight_decay", "ema", "train_share", "device", "outlier_loss")
+    defaults = (
+        "optimizer",
+        "weight_decay",
+        "ema",
+        "train_share",
+        "device",
+        "outlier_loss",
+        "monitor",
+    )
     assert all(config[k] == FINETUNE_DEFAULTS[k] for k in defaults)
     assert config["device"] == "auto"  # the GPU when there is one
     form.set_value("device", "cpu")

@@ -6,6 +6,9 @@ import argparse
 
 from app.commands import add_threads_option
 
+MONITOR_CHOICES = ("val_acc", "val_macro_f1", "val_auc", "val_loss")
+"""What may pick a run's best epoch (``training.loop.MONITORS``; the app does not import it)."""
+
 
 def add_mixing_arguments(p: argparse.ArgumentParser) -> None:
     """MixUp / CutMix options (train, distill)."""
@@ -79,6 +82,13 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--downscale-prob", type=float, default=0.0, help="chance of down-scaling")
     p.add_argument("--crop-prob", type=float, default=0.5, help="chance of a random crop")
     p.add_argument("--early-stop", type=int, default=0, metavar="EPOCHS", help="patience, 0 = off")
+    p.add_argument(
+        "--monitor",
+        choices=MONITOR_CHOICES,
+        default="val_acc",
+        help="the validation figure that picks the best epoch (and stops early): val_macro_f1 "
+        "weighs every class the same, better than val_acc when one class (real) dominates",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val", type=float, default=0.1, help="validation share of the data")
     p.add_argument("--test", type=float, default=0.1, help="test share of the data")
@@ -174,6 +184,7 @@ def finetune_config(args: argparse.Namespace) -> dict:
         "downscale_prob": args.downscale_prob,
         "crop_prob": args.crop_prob,
         "early_stop": args.early_stop,
+        "monitor": args.monitor,
         "seed": args.seed,
         "val": args.val,
         "test": args.test,

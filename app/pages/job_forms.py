@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.commands.train import MONITOR_CHOICES
 from app.job_queue import RESUMABLE_KINDS
 from core.errors import UserError
 from core.learning_curve import parse_shares
@@ -207,6 +208,16 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 0,
                 1000,
                 help="epochs without improvement (0 = off)",
+                advanced=True,
+            ),
+            Field(
+                "monitor",
+                "Best epoch by",
+                "choice",
+                "val_acc",
+                choices=MONITOR_CHOICES,
+                help="the validation figure that picks the weights kept as best: macro F1 weighs "
+                "every class the same (better when real images dominate the data)",
                 advanced=True,
             ),
             Field(
