@@ -54,6 +54,13 @@ CancelFn = Callable[[], bool]
 _READABLE_WITH_HASH = "SELECT relpath, label, sha256 FROM files WHERE error IS NULL"
 
 
+def class_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Class names given as one name, several separated by commas, or a list: stripped, blanks
+    and repeats dropped, in order (``" sdxl, gan,sdxl"`` -> ``["sdxl", "gan"]``)."""
+    names = value.split(",") if isinstance(value, str) else list(value or [])
+    return list(dict.fromkeys(name.strip() for name in names if name.strip()))
+
+
 @dataclass(frozen=True)
 class Sample:
     """One readable image: absolute ``path`` and class ``label`` (its class subfolder's name)."""

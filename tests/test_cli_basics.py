@@ -128,12 +128,16 @@ def test_every_torch_job_command_takes_threads_into_its_job_config(
 def test_train_takes_the_monitor_that_picks_the_best_epoch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``--monitor val_macro_f1`` reaches the job; the CLI and form offer the loop's monitors."""
+    """``--monitor val_macro_f1`` reaches the job; the CLI and form offer the loop's monitors
+    (and its outlier losses)."""
     import app.commands.jobcli as jobcli
-    from app.commands.train import MONITOR_CHOICES
-    from training.loop import MONITORS
+    from app.commands.train import MONITOR_CHOICES, OUTLIER_LOSS_CHOICES
+    from training.config import FINETUNE_DEFAULTS
+    from training.loop import MONITORS, OUTLIER_LOSSES
 
     assert set(MONITOR_CHOICES) == set(MONITORS)
+    assert set(OUTLIER_LOSS_CHOICES) == set(OUTLIER_LOSSES)
+    assert OUTLIER_LOSS_CHOICES[0] == FINETUNE_DEFAULTS["outlier_loss"]
     seen: dict = {}
 
     def capture(config: dict, workspace, *args, **kwargs) -> dict:

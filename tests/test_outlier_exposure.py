@@ -70,7 +70,7 @@ def test_every_outlier_class_weighs_the_same_in_both_losses() -> None:
     import torch.nn.functional as F
 
     from training.data import OUTLIER
-    from training.loop import energy_exposure_loss, outlier_exposure_loss
+    from training.loop import ENERGY_MARGIN, energy_exposure_loss, outlier_exposure_loss
 
     logits = torch.tensor(
         [[9.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]
@@ -79,7 +79,7 @@ def test_every_outlier_class_weighs_the_same_in_both_losses() -> None:
     ce = F.cross_entropy(logits[:1], targets[:1]).item()
     low = math.log(3)
     hinge = [max(0.0, torch.logsumexp(row, 0).item() - low) ** 2 for row in logits[1:]]
-    known = max(0.0, low + 3.0 - torch.logsumexp(logits[0], 0).item()) ** 2
+    known = max(0.0, low + ENERGY_MARGIN - torch.logsumexp(logits[0], 0).item()) ** 2
     energy, _ = energy_exposure_loss(0.1)(lambda x: x, logits, targets)
     per_class = (sum(hinge[:3]) / 3 + hinge[3]) / 2
     assert energy.item() == pytest.approx(ce + 0.1 * (known + per_class), rel=1e-5)
@@ -235,6 +235,15 @@ def test_bad_outlier_options_are_refused(three_classes: Path, tmp_path: Path, ch
     assert not out.exists()
 
 
+def evaluate_test_split(model: Path, data: Path, workspace: Path, **extra) -> dict:
+    """The evaluate job's report of one run or bundle on the test split of ``data``."""
+    from core.events import EventWriter
+    from training.evaluate import run
+
+    config = {"models": [str(model)], "data": str(data), "split": "test", "latency": False}
+    return run({**config, "workspace": str(workspace), **extra}, EventWriter("t", []))
+
+
 def test_an_exposed_run_prunes_and_exports_without_its_outlier_class(
     three_classes: Path, tmp_path: Path
 ) -> None:
@@ -260,23 +269,15 @@ def test_an_exposed_run_prunes_and_exports_without_its_outlier_class(
     # without the run folder, the bundle re-makes its test split: the outlier class's test
     # images are extra (never trained on), not a sign of a different split
     from core.events import EventWriter
-    from training.evaluate import run as evaluate
 
     run.rename(tmp_path / "moved")
+    elsewhere = tmp_path / "elsewhere"
     for extra in ({"leave_out": "sdxl"}, {"binary": True}):
-        report = evaluate(
-            {"models": [str(bundle)], "data": str(three_classes), "split": "test",
-             "latency": False, "workspace": str(tmp_path / "elsewhere"), **extra},
-            EventWriter("t", []),
-        )  # fmt: skip
+        report = evaluate_test_split(bundle, three_classes, elsewhere, **extra)
         assert report["selection"]["matches_training_split"] is True, extra
     # without --leave-out: its outlier class is no error but a row of its own, with the
     # verdicts the bundle's rule gives those images (meant to be mostly "unknown")
-    report = evaluate(
-        {"models": [str(bundle)], "data": str(three_classes), "split": "test",
-         "latency": False, "workspace": str(tmp_path / "elsewhere")},
-        EventWriter("t", []),
-    )  # fmt: skip
+    report = evaluate_test_split(bundle, three_classes, elsewhere)
     (row,) = report["outliers"]
     assert row["class"] == "sdxl" and row["n"] > 0 and "leave_out" not in report
     assert set(report["per_class"]) == {"real", "sd14"}
@@ -302,36 +303,21 @@ def test_evaluating_an_exposed_run_on_its_outlier_class_scores_only_unseen_image
     three_classes: Path, tmp_path: Path
 ) -> None:
     """``evaluate --leave-out`` of the outlier class: its training images are not "unseen"."""
-    from core.events import EventWriter
-    from training.evaluate import run as evaluate
-
     run = tmp_path / "oe"
     config = {"data": str(three_classes), "out": str(run), "workspace": str(tmp_path), **TINY}
     finetune({**config, "epochs": 1, "outlier_class": "sdxl"})
     split = json.loads((run / "split.json").read_text())
     trained = [f for f in split["splits"]["train"] if split["labels"][f] == "sdxl"]
     assert 0 < len(trained) < 30
-    report = evaluate(
-        {"models": [str(run)], "data": str(three_classes), "split": "test",
-         "leave_out": "sdxl", "latency": False, "workspace": str(tmp_path)},
-        EventWriter("t", []),
-    )  # fmt: skip
+    report = evaluate_test_split(run, three_classes, tmp_path, leave_out="sdxl")
     assert report["leave_out"]["n"] == 30 - len(trained)
     assert report["n"] == len(split["splits"]["test"])  # the known classes' test images
     (three_classes / trained[0]).unlink()  # training images may go; the unseen ones count
-    again = evaluate(
-        {"models": [str(run)], "data": str(three_classes), "split": "test",
-         "leave_out": "sdxl", "latency": False, "workspace": str(tmp_path)},
-        EventWriter("t", []),
-    )  # fmt: skip
+    again = evaluate_test_split(run, three_classes, tmp_path, leave_out="sdxl")
     assert again["leave_out"]["n"] == 30 - len(trained)
     # without --leave-out the same images are the run's outlier row (a run has no rule: no
     # verdicts), and the known classes' figures stay those of the recorded test split
-    plain = evaluate(
-        {"models": [str(run)], "data": str(three_classes), "split": "test",
-         "latency": False, "workspace": str(tmp_path)},
-        EventWriter("t", []),
-    )  # fmt: skip
+    plain = evaluate_test_split(run, three_classes, tmp_path)
     (row,) = plain["outliers"]
     assert (row["class"], row["n"]) == ("sdxl", 30 - len(trained)) and "verdicts" not in row
     assert plain["n"] == report["n"] and plain["accuracy"] == report["accuracy"]

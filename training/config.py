@@ -125,9 +125,9 @@ def validate_finetune(config: dict[str, Any]) -> dict[str, Any]:
 
 def outlier_classes(config: dict[str, Any]) -> list[str]:
     """The ``outlier_class`` names: one class, several separated by commas, or a list."""
-    value = config.get("outlier_class") or []
-    names = value.split(",") if isinstance(value, str) else list(value)
-    return list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    from core.datasets import class_list
+
+    return class_list(config.get("outlier_class"))
 
 
 def check_outliers(config: dict[str, Any]) -> None:

@@ -66,6 +66,8 @@ class ModelUnderTest:
     """A bundle's record of its parent run's split (``training_split``), when it has one."""
     outlier_classes: tuple[str, ...] = ()
     """The classes its training exposed as outliers (trained toward unknown, never named)."""
+    left_out: str | None = None
+    """A run's ``leave_out`` class (trained without it), from its config."""
 
     @property
     def class_names(self) -> list[str]:
@@ -123,6 +125,7 @@ def open_model(path: str | Path, flip_average: bool = False) -> ModelUnderTest:
             split if split.is_file() else None,
             flip_average,
             outlier_classes=tuple(outlier_classes(run_config)),
+            left_out=run_config.get("leave_out"),
         )
     bundle = predictor.bundle
     bundle_flips = bool(bundle.meta.get("export", {}).get("flip_average"))
@@ -310,8 +313,7 @@ def evaluate_model(
     samples, provenance = data_samples(config, model, emit, cancel)
     leave_out = config["leave_out"]
     heldout = [s for s in samples if s.label == leave_out] if leave_out else []
-    exposed = {c: [s for s in samples if s.label == c] for c in model.outlier_classes}
-    exposed = {c: found for c, found in exposed.items() if found and c != leave_out}
+    exposed = outlier_samples(model, samples, leave_out)
     known = [s for s in samples if s.label != leave_out and s.label not in exposed]
     data_classes = sorted({s.label for s in known})
     unknown = [c for c in data_classes if c not in model.class_names]
@@ -363,6 +365,15 @@ def evaluate_model(
             for item in exposed.items()
         ]
     return report
+
+
+def outlier_samples(
+    model: ModelUnderTest, samples: list[Sample], leave_out: str | None = None
+) -> dict[str, list[Sample]]:
+    """The images of each of the model's outlier classes among ``samples`` (classes with none,
+    and a ``leave_out`` class, which has a row of its own, are not keys)."""
+    found = {c: [s for s in samples if s.label == c] for c in model.outlier_classes}
+    return {c: images for c, images in found.items() if images and c != leave_out}
 
 
 def folder_breakdown(

@@ -34,8 +34,10 @@ from training.evaluate import (
     ModelUnderTest,
     compute_logits,
     data_samples,
+    evaluate_model,
     folder_breakdown,
     open_model,
+    outlier_samples,
     unseen_class_report,
 )
 from training.report_charts import line_chart, page, table, thumbnail_uri
@@ -162,16 +164,13 @@ def leave_out_row(
     model: ModelUnderTest, config: dict[str, Any], emit: EventWriter, cancel: CancelToken
 ) -> dict[str, Any] | None:
     """For a run trained with ``leave_out``: detection and rejection of the unseen class."""
-    if model.kind != "run":
+    if not model.left_out:
         return None
-    run_config = json.loads((model.path / "config.json").read_text(encoding="utf-8"))
-    left_out = run_config.get("leave_out")
-    if not left_out:
-        return None
-    from training.evaluate import evaluate_model
-
     report = evaluate_model(
-        model, {**config, "leave_out": left_out, "binary": False, "latency": False}, emit, cancel
+        model,
+        {**config, "leave_out": model.left_out, "binary": False, "latency": False},
+        emit,
+        cancel,
     )
     return report.get("leave_out")
 
@@ -181,7 +180,7 @@ def model_section(
 ) -> dict[str, Any]:
     """Every figure of one model (the JSON half of the report)."""
     samples, provenance = data_samples(config, model, emit, cancel)
-    exposed = {c: [s for s in samples if s.label == c] for c in model.outlier_classes}
+    exposed = outlier_samples(model, samples)
     samples = [s for s in samples if s.label in model.class_names]
     if not samples:
         raise UserError(f"{model.path.name}: the data has no images of its classes")
@@ -224,7 +223,6 @@ def model_section(
         "outliers": [
             unseen_class_report(model, config, logits, samples, (c, found), emit, cancel)
             for c, found in exposed.items()
-            if found
         ],
     }
 

@@ -8,6 +8,8 @@ from app.commands import add_threads_option
 
 MONITOR_CHOICES = ("val_acc", "val_macro_f1", "val_auc", "val_loss")
 """What may pick a run's best epoch (``training.loop.MONITORS``; the app does not import it)."""
+OUTLIER_LOSS_CHOICES = ("uniform", "energy")
+"""The outlier terms (``training.loop.OUTLIER_LOSSES``), the first the default."""
 
 
 def add_mixing_arguments(p: argparse.ArgumentParser) -> None:
@@ -107,8 +109,8 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--outlier-loss",
-        choices=("uniform", "energy"),
-        default="uniform",
+        choices=OUTLIER_LOSS_CHOICES,
+        default=OUTLIER_LOSS_CHOICES[0],
         help="the outlier term: 'uniform' (softmax toward uniform) or 'energy' (logsumexp "
         "margins: known images high, outliers low)",
     )

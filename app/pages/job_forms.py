@@ -32,8 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.commands.train import MONITOR_CHOICES
+from app.commands.train import MONITOR_CHOICES, OUTLIER_LOSS_CHOICES
 from app.job_queue import RESUMABLE_KINDS
+from core.datasets import class_list
 from core.errors import UserError
 from core.learning_curve import parse_shares
 from core.pruning import IMPORTANCES
@@ -281,8 +282,8 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "outlier_loss",
                 "Outlier loss",
                 "choice",
-                "uniform",
-                choices=("uniform", "energy"),
+                OUTLIER_LOSS_CHOICES[0],
+                choices=OUTLIER_LOSS_CHOICES,
                 help="how outlier images are trained: softmax toward uniform, or energy margins "
                 "(known images high, outliers low; pair with the energy rejection score)",
                 advanced=True,
@@ -458,10 +459,12 @@ def validate_config(kind: str, config: Mapping[str, Any]) -> dict[str, str]:
             errors["shares"] = str(exc)
     data = config.get("data")
     data_ok = bool(data) and "data" not in errors
-    for key in ("leave_out", "outlier_class"):  # outlier classes: one or several, by commas
-        value = str(config.get(key) or "")
-        names = [n.strip() for n in value.split(",")] if key == "outlier_class" else [value]
-        names = [n for n in names if n]
+    leave_out = str(config.get("leave_out") or "")
+    named = {
+        "leave_out": [leave_out] if leave_out else [],
+        "outlier_class": class_list(str(config.get("outlier_class") or "")),  # one or several
+    }
+    for key, names in named.items():
         missing = [n for n in names if not (Path(str(data)).expanduser() / n).is_dir()]
         if data_ok and missing:
             errors[key] = f"not a class folder of the data set: {', '.join(missing)}"
