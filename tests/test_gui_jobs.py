@@ -70,6 +70,7 @@ def test_form_validates_next_to_the_fields(qtbot, page, data_dir):
         "optimizer",
         "weight_decay",
         "ema",
+        "sam",
         "train_share",
         "device",
         "outlier_loss",

@@ -95,8 +95,13 @@ def test_finetune_learns_and_records_the_run(toy_data: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"ema": 0.9}, {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4}],
-    ids=["adamw", "weight-average", "sgd"],
+    [
+        {},
+        {"ema": 0.9},
+        {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4},
+        {"sam": 0.05, "cutmix": 1.0},
+    ],
+    ids=["adamw", "weight-average", "sgd", "sharpness-aware"],
 )
 def test_resume_after_kill_reaches_the_same_weights(
     toy_data: Path, tmp_path: Path, options: dict
@@ -350,6 +355,8 @@ def test_cli_trains_one_epoch_then_evaluates(toy_data: Path, tmp_path: Path) -> 
         "1",
         "--ema",
         "0.9",
+        "--sam",
+        "0.05",
         "--out",
         str(out),
         "--json",
@@ -357,7 +364,8 @@ def test_cli_trains_one_epoch_then_evaluates(toy_data: Path, tmp_path: Path) -> 
     )
     assert trained.returncode == 0, trained.stderr
     assert json.loads(trained.stdout)["epochs_run"] == 1
-    assert json.loads((out / "config.json").read_text())["ema"] == 0.9
+    config = json.loads((out / "config.json").read_text())
+    assert (config["ema"], config["sam"]) == (0.9, 0.05)
     assert (out / "checkpoint" / "average.safetensors").is_file()
     evaluated = cli(
         "evaluate", "--model", str(out), "--data", str(toy_data), "--split", "test", "--json",

@@ -42,6 +42,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",
     "device": "auto",
     "ema": 0.0,
+    "sam": 0.0,
     "seed": 0,
     "val": 0.1,
     "test": 0.1,
@@ -81,8 +82,8 @@ def check_range(config: dict[str, Any], key: str, low: float, high: float) -> No
 
 
 def check_compute(config: dict[str, Any]) -> None:
-    """The optimizer, ``precision``, ``device`` and weight-average (``ema``) options of every
-    training job (a GPU named but not there is refused here, before any work starts)."""
+    """The optimizer, ``precision``, ``device``, weight-average (``ema``) and sharpness-aware
+    (``sam``) options of every training job (a GPU named but not there is refused here, before any work starts)."""
     from training.device import resolve_device
     from training.loop import OPTIMIZERS, PRECISIONS
 
@@ -90,6 +91,7 @@ def check_compute(config: dict[str, Any]) -> None:
         if config[key] not in choices:
             raise UserError(f"{key} must be one of {choices}, not {config[key]!r}")
     check_range(config, "ema", 0, 0.99999)
+    check_range(config, "sam", 0, 10)
     resolve_device(config["device"])
 
 

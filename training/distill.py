@@ -65,7 +65,8 @@ SHARED_WITH_FINETUNE = (
     "pretrained", "model_kwargs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
     "warmup_epochs", "label_smoothing", "mixup", "cutmix", "mix_prob", "early_stop", "monitor",
     "balanced", "hflip",
-    "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "device", "ema", "seed", "val",
+    "crop_prob", "jpeg_prob", "downscale_prob", "channels_last", "precision", "device", "ema", "sam", "seed",
+    "val",
     "test", "workers", "threads", "resume", "workspace",
 )  # fmt: skip
 DISTILL_DEFAULTS: dict[str, Any] = {

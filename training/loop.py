@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from training.control import Cancelled, CancelToken
 from training.data import set_epoch
 from training.device import check_device_name, describe_device, resolve_device
 from training.rundir import RunDir
+from training.sam import RandomState, sharpness_aware_gradients
 
 ComputeLoss = Callable[
     [torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
@@ -79,6 +81,10 @@ class FitSettings:
     """Decay of an exponential moving average of the weights (and batch-norm statistics) after
     every step; when set, the average is what is validated and saved. 0 disables; 0.999
     averages over roughly the last 1,000 steps (with timm's warm-up for early steps)."""
+    sam: float = 0.0
+    """Radius ``rho`` of sharpness-aware minimisation (:mod:`training.sam`): each step's
+    gradient is taken at the weights moved ``rho`` along the normalised gradient, for flatter
+    minima at twice the compute per step. 0 disables; 0.05 is the paper's CIFAR value."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +96,8 @@ class FitSettings:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {sorted(MONITORS)}, not {self.monitor!r}")
+        if self.sam < 0.0:
+            raise ValueError(f"sam must be >= 0, not {self.sam!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), not {self.ema!r}")
         check_device_name(self.device)
@@ -369,10 +377,12 @@ def train_one_epoch(
     grad_clip: float = 0.0,
     compute: Compute = Compute(),
     average: WeightAverage | None = None,
+    sam: float = 0.0,
 ) -> dict[str, float]:
     """One pass over ``loader``; raises :class:`Cancelled` between batches when asked.
 
-    ``average``, when given, is updated after every optimizer step.
+    ``average``, when given, is updated after every optimizer step; ``sam`` > 0 takes each
+    step's gradient sharpness-aware with that radius (:mod:`training.sam`).
     """
     model.train()
     total_loss, correct, seen, lr_sum = 0.0, 0, 0, 0.0
@@ -382,10 +392,15 @@ def train_one_epoch(
         if cancel.is_set():
             raise Cancelled
         targets = compute.targets(targets)
+        images = compute.batch(images)
+        randomness = RandomState() if sam else None
         with compute.autocast():
-            loss, logits = compute_loss(model, compute.batch(images), targets)
+            loss, logits = compute_loss(model, images, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if randomness is not None:
+            again = partial(_loss_only, compute_loss, model, images, targets, compute)
+            sharpness_aware_gradients(model, sam, randomness, again)
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         lr_sum += optimizer.param_groups[0]["lr"]
@@ -421,6 +436,18 @@ def train_one_epoch(
         "epoch_s": elapsed,
         "lr": lr_sum / max(1, steps),
     }
+
+
+def _loss_only(
+    compute_loss: ComputeLoss,
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    compute: Compute,
+) -> torch.Tensor:
+    """The loss of one batch (under ``compute``'s autocast), without its logits."""
+    with compute.autocast():
+        return compute_loss(model, images, targets)[0]
 
 
 def _is_better(score: float | None, best: float | None, mode: str) -> bool:
@@ -521,6 +548,7 @@ def fit(
                     grad_clip=settings.grad_clip,
                     compute=compute,
                     average=average,
+                    sam=settings.sam,
                 )
                 emit("progress", {"phase": "validate", "done": 0, "total": 1}, epoch=epoch)
                 val = validate(kept, val_loader, class_names, real_class, cancel, evaluation)

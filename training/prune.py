@@ -81,6 +81,7 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",
     "device": "auto",
     "ema": 0.0,
+    "sam": 0.0,
     "max_train": None,
     "seed": 0,
     "workers": 0,

@@ -142,6 +142,14 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DECAY",
         help="keep and save an exponential moving average of the weights (e.g. 0.999; 0 = off)",
     )
+    p.add_argument(
+        "--sam",
+        type=float,
+        default=0.0,
+        metavar="RHO",
+        help="sharpness-aware minimisation with this radius (e.g. 0.05; 0 = off): flatter "
+        "minima, twice the compute per step",
+    )
     add_threads_option(p)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -200,6 +208,7 @@ def finetune_config(args: argparse.Namespace) -> dict:
         "precision": args.precision,
         "device": args.device,
         "ema": args.ema,
+        "sam": args.sam,
         "workers": args.workers,
         "model_kwargs": args.model_kwargs,
         "workspace": args.workspace,

@@ -146,6 +146,18 @@ WEIGHT_AVERAGE = Field(
     help="decay of a moving average of the weights that is validated and saved (0 = off)",
     advanced=True,
 )
+SHARPNESS_AWARE = Field(
+    "sam",
+    "Sharpness-aware radius (SAM)",
+    "float",
+    0.0,
+    0.0,
+    1.0,
+    decimals=3,
+    step=0.01,
+    help="seek flat minima (e.g. 0.05; 0 = off): often better on small data, twice the time",
+    advanced=True,
+)
 
 
 def _advanced_float(key: str, label: str, default: float, high: float, help: str) -> Field:
@@ -247,6 +259,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             PRECISION,
             DEVICE,
             WEIGHT_AVERAGE,
+            SHARPNESS_AWARE,
             _probability("jpeg_prob", "JPEG re-compression"),
             _probability("downscale_prob", "Random downscale"),
             Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
