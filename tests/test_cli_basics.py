@@ -133,11 +133,12 @@ def test_train_takes_the_monitor_that_picks_the_best_epoch(
     import app.commands.jobcli as jobcli
     from app.commands.train import MONITOR_CHOICES, OUTLIER_LOSS_CHOICES
     from training.config import FINETUNE_DEFAULTS
-    from training.loop import MONITORS, OUTLIER_LOSSES
+    from training.loop import MONITORS, OUTLIER_LOSSES, FitSettings
 
     assert set(MONITOR_CHOICES) == set(MONITORS)
     assert set(OUTLIER_LOSS_CHOICES) == set(OUTLIER_LOSSES)
     assert OUTLIER_LOSS_CHOICES[0] == FINETUNE_DEFAULTS["outlier_loss"]
+    assert MONITOR_CHOICES[0] == FINETUNE_DEFAULTS["monitor"] == FitSettings().monitor
     seen: dict = {}
 
     def capture(config: dict, workspace, *args, **kwargs) -> dict:
@@ -145,7 +146,7 @@ def test_train_takes_the_monitor_that_picks_the_best_epoch(
         raise SystemExit(0)
 
     monkeypatch.setattr(jobcli, "run_job_in_process", capture)
-    for argv, expected in (([], "val_acc"), (["--monitor", "val_macro_f1"], "val_macro_f1")):
+    for argv, expected in (([], "val_macro_f1"), (["--monitor", "val_acc"], "val_acc")):
         with pytest.raises(SystemExit):
             main(["train", "--data", "d", "--out", "o", *argv])
         assert seen["monitor"] == expected

@@ -37,7 +37,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "jpeg_prob": 0.0,
     "downscale_prob": 0.0,
     "early_stop": 0,
-    "monitor": "val_acc",
+    "monitor": "val_macro_f1",
     "channels_last": True,
     "precision": "fp32",
     "device": "auto",

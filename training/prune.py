@@ -76,7 +76,7 @@ PRUNE_DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 0.0,
     "label_smoothing": 0.0,
     "early_stop": 0,
-    "monitor": "val_acc",
+    "monitor": "val_macro_f1",
     "channels_last": True,
     "precision": "fp32",
     "device": "auto",

@@ -227,7 +227,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "monitor",
                 "Best epoch by",
                 "choice",
-                "val_acc",
+                MONITOR_CHOICES[0],
                 choices=MONITOR_CHOICES,
                 help="the validation figure that picks the weights kept as best: macro F1 weighs "
                 "every class the same (better when real images dominate the data)",
