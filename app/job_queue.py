@@ -5,13 +5,16 @@ job's state is appended to ``<workspace.jobs>/history.jsonl`` (one JSON object p
 line of an id wins), so the list survives restarts. Jobs that were queued or running when the app
 last stopped come back as ``interrupted`` (and can be resumed); nothing starts by itself.
 A job starts when the app's :class:`app.compute_slot.ComputeSlot` is free (an export of the
-Export page may be running).
+Export page may be running). The Export page records its own jobs in the same history
+(:func:`append_to_history`); the queue lists them (:meth:`JobQueue.adopt`) but never runs,
+cancels or resumes them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -46,6 +49,9 @@ class JobRecord:
     started: float | None = None
     finished: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    runner_pid: int | None = None
+    """The app process that runs this job outside the queue (an export of the Export page);
+    ``None`` for the queue's own jobs."""
 
     @property
     def resumable(self) -> bool:
@@ -71,6 +77,18 @@ class JobRecord:
 
 def new_job_id(kind: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
+
+
+def append_to_history(jobs_dir: Path, record: JobRecord) -> None:
+    """Append ``record``'s current state to the history in ``jobs_dir`` (the last line of an id
+    wins); raises ``OSError`` when it cannot be written."""
+    with (Path(jobs_dir) / HISTORY_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(record.to_json() + "\n")
+
+
+def runs_elsewhere(record: JobRecord) -> bool:
+    """Whether this app process runs ``record`` outside the queue (the Export page)."""
+    return record.runner_pid == os.getpid()
 
 
 class JobQueue(QObject):
@@ -136,10 +154,21 @@ class JobQueue(QObject):
             raise ValueError(f"job {job_id} ({record.status}) cannot be resumed")
         return self.submit({**record.config, "resume": True})
 
+    def adopt(self, record: JobRecord) -> None:
+        """List (or update) a job that another page runs and records in the history itself
+        (the Export wizard); it is never started, persisted or cancelled here."""
+        known = record.id in self.records
+        self.records[record.id] = record
+        (self.sig_job_updated if known else self.sig_job_added).emit(record)
+
+    def can_cancel(self, record: JobRecord) -> bool:
+        """A job of this queue that is queued or running (not one run elsewhere)."""
+        return record is self.current or (record.status == "queued" and record.runner_pid is None)
+
     def cancel(self, job_id: str) -> None:
         """Cancel a queued job now, or ask the running one to stop."""
         record = self.records.get(job_id)
-        if record is None:
+        if record is None or not self.can_cancel(record):
             return
         if record is self.current:
             self.runner.cancel()
@@ -148,7 +177,8 @@ class JobQueue(QObject):
 
     def pending(self) -> list[JobRecord]:
         return sorted(
-            (r for r in self.records.values() if r.status == "queued"), key=lambda r: r.submitted
+            (r for r in self.records.values() if r.status == "queued" and r.runner_pid is None),
+            key=lambda r: r.submitted,
         )
 
     def history(self) -> list[JobRecord]:
@@ -218,8 +248,7 @@ class JobQueue(QObject):
         self.sig_job_updated.emit(record)
 
     def _persist(self, record: JobRecord) -> None:
-        with self.history_path.open("a", encoding="utf-8") as handle:
-            handle.write(record.to_json() + "\n")
+        append_to_history(self.jobs_dir, record)
 
     def _load_history(self) -> dict[str, JobRecord]:
         records: dict[str, JobRecord] = {}
@@ -235,9 +264,10 @@ class JobQueue(QObject):
                 continue
             records[record.id] = record
         for record in records.values():
-            if record.status not in FINAL_STATUSES:
+            if record.status not in FINAL_STATUSES and not runs_elsewhere(record):
+                stopped = f"the app stopped while this job was {record.status}"
                 record.status = "interrupted"
-                record.summary.setdefault("message", "the app stopped while this job was queued")
+                record.summary.setdefault("message", stopped)
         if len(lines) > COMPACT_FACTOR * len(records) + 20:
             self._compact(records)
         return records

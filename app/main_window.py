@@ -12,7 +12,9 @@ Pages talk to the window through optional, duck-typed hooks, connected when a pa
   with the active bundle when the page is built);
 * ``sig_new_job_requested(kind, values)`` on a page -> the Jobs page's prefilled form;
 * ``sig_job_finished`` (Jobs page) or ``sig_export_finished`` (Export page) -> ``refresh()`` of
-  the Models page.
+  the Models page;
+* ``sig_job_recorded(JobRecord)`` on a page that runs jobs itself (Export) -> ``adopt_record``
+  of the Jobs page when it is built (when it is built later, it reads them from the history).
 """
 
 from __future__ import annotations
@@ -242,12 +244,19 @@ class MainWindow(QMainWindow):
         for name in ("sig_job_finished", "sig_export_finished"):
             if hasattr(page, name):
                 getattr(page, name).connect(self._on_page_job_finished)
+        if hasattr(page, "sig_job_recorded"):
+            page.sig_job_recorded.connect(self._on_page_job_recorded)
 
     @Slot(str, dict)
     def _on_page_new_job_requested(self, kind: str, values: dict) -> None:
         jobs = self.show_page("jobs")
         if hasattr(jobs, "new_job"):
             jobs.new_job(kind, values)
+
+    def _on_page_job_recorded(self, record: object) -> None:
+        jobs = self.pages.get("jobs")
+        if jobs is not None and hasattr(jobs, "adopt_record"):
+            jobs.adopt_record(record)
 
     def _on_page_job_finished(self, *_args: object) -> None:
         models = self.pages.get("models")

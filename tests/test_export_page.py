@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from app.job_queue import HISTORY_FILE
 from app.pages.export import OPTIONS, RUN, RUNNING, SUMMARY, ExportPage
 from app.pages.export_plan import read_exported
 from app.widgets import formatting
@@ -165,6 +166,15 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
         assert config["weights"] == "best"
         assert config["run"] == str((page.workspace.runs / "20261123-0900-finetune").resolve())
     assert page.progress.value() == page.progress.maximum()
+    history = [json.loads(line) for line in (page.workspace.jobs / HISTORY_FILE).open()]
+    assert [(h["kind"], h["status"], h["config"]["int8"]) for h in history] == [
+        ("export", "running", False),
+        ("export", "done", False),
+        ("export", "running", True),
+        ("export", "done", True),
+    ]  # the Jobs page lists them
+    assert [h["summary"].get("bundle") for h in history[1::2]] == [str(fp32), str(int8)]
+    assert [h["id"] for h in history[1::2]] == [p.stem for p in jobs]  # one id per job file
 
     table = page.summary.variant_table
     rows = {table.item(r, 0).text(): [table.item(r, c).text() for c in range(6)] for r in range(3)}
@@ -228,6 +238,7 @@ def test_progress_then_cancel_writes_no_bundle(qtbot, page, tmp_path, monkeypatc
     assert not (tmp_path / "slow-int8").exists()
     assert "Export cancelled" in page.run_message.text()
     assert "export cancelled; no bundle written" in page.log.toPlainText()
+    assert (page.job_record.status, page.job_record.kind) == ("cancelled", "export")
     assert page.back_button.isEnabled()
     page.back_button.click()
     assert page.current_step() == OPTIONS

@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import QObject, Signal
 
 import app.main_window as main_window
+from app.job_queue import JobRecord
 from app.main_window import PAGES, MainWindow, PagePlaceholder, PageSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,6 +146,7 @@ class FakeCheckPage(QObject):
 
     sig_bundle_selected = Signal(str)
     sig_export_finished = Signal(str, object)
+    sig_job_recorded = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
@@ -176,6 +178,14 @@ def test_pages_are_wired_through_their_hooks(qtbot, window, tmp_path):
         jobs.sig_job_finished.emit(object())  # a finished job refreshes the Models page
     with qtbot.waitSignal(models.sig_runs_loaded, timeout=TIMEOUT_MS):
         fake.sig_export_finished.emit("done", {})  # so does an export
+    export = JobRecord(id="x-export", kind="export", config={"out": str(tmp_path)}, status="done")
+    export.summary = {"bundle": str(tmp_path)}
+    fake.sig_job_recorded.emit(export)  # an export job run by its page is listed on Jobs
+    item = jobs.job_list.topLevelItem(0)
+    assert (item.text(0), item.text(1)) == ("done", "Export")
+    jobs.job_list.setCurrentItem(item)
+    assert f"bundle: {tmp_path}" in jobs.log_view.toPlainText()
+    assert not jobs.cancel_button.isEnabled() and jobs.open_button.isEnabled()
 
 
 def test_signal_emit_keeps_bool_refcounts():

@@ -196,3 +196,31 @@ def test_history_is_compacted_and_survives_damaged_lines(qtbot, tmp_path):
     queue = JobQueue(jobs_dir)
     assert {r.id: r.status for r in queue.history()} == {"a": "done", "b": "done"}
     assert len((jobs_dir / HISTORY_FILE).read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_jobs_run_elsewhere_are_listed_but_never_run_or_cancelled_here(qtbot, tmp_path):
+    """The Export page records its jobs in the history; the queue only lists them."""
+    import os
+
+    from app.job_queue import HISTORY_FILE, JobRecord, append_to_history
+
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    ours = JobRecord(id="e1", kind="export", config={}, status="running", runner_pid=os.getpid())
+    crashed = JobRecord(id="e0", kind="export", config={}, status="running", runner_pid=1)
+    for record in (crashed, ours):
+        append_to_history(jobs_dir, record)
+    queue = JobQueue(jobs_dir)
+    assert queue.records["e1"].status == "running"  # this app runs it (the Export page)
+    assert queue.records["e0"].status == "interrupted"  # an app that is gone ran it
+    assert queue.records["e0"].summary["message"] == "the app stopped while this job was running"
+    assert not queue.can_cancel(queue.records["e1"]) and queue.pending() == []
+    queue.cancel("e1")
+    assert queue.records["e1"].status == "running"
+    lines = (jobs_dir / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+    with qtbot.waitSignal(queue.sig_job_updated) as updated:
+        queue.adopt(JobRecord(id="e1", kind="export", config={}, status="done"))
+    assert updated.args[0].status == "done" and queue.records["e1"].status == "done"
+    with qtbot.waitSignal(queue.sig_job_added):
+        queue.adopt(JobRecord(id="e2", kind="export", config={}, status="running"))
+    assert (jobs_dir / HISTORY_FILE).read_text(encoding="utf-8").splitlines() == lines

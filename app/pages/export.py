@@ -5,7 +5,8 @@
    where to save, folder or zip;
 3. **Export**: the ``export`` job(s) run in a child process through :class:`app.jobs.JobRunner`
    (the GUI never imports torch), after the job the Jobs page is running, if any
-   (:mod:`app.compute_slot`): progress, log, cancel;
+   (:mod:`app.compute_slot`): progress, log, cancel; each job is recorded in the Jobs page's
+   history (``sig_job_recorded``);
 4. **Summary**: read back from each bundle's ``verification.json`` and ``bundle.json``: parity,
    accuracy per variant, size, latency, checks, and the threshold in words; "Open folder" and
    "Use for checking" (``sig_bundle_selected``, which the main window turns into the active
@@ -18,6 +19,8 @@ Invalid choices are explained on the step that caused them. The logic lives in
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +53,7 @@ from PySide6.QtWidgets import (
 
 from app import style
 from app.compute_slot import SHARED, ComputeSlot
+from app.job_queue import JobRecord, append_to_history
 from app.jobs import JobRunner
 from app.pages.export_plan import (
     TARGETS,
@@ -72,6 +76,8 @@ from core.runs import RunInfo
 from core.workspace import Workspace
 
 STEPS = ("Choose a run", "Options", "Export", "Summary")
+log = logging.getLogger(__name__)
+
 RUN, OPTIONS, RUNNING, SUMMARY = range(4)
 LOG_LINES = 3000
 PROGRESS_STEPS = 1000
@@ -138,6 +144,9 @@ class ExportPage(QWidget):
     sig_export_finished = Signal(str, dict)
     """``(status, details)``: ``done`` (with ``bundles``), ``cancelled`` or ``failed``."""
     sig_runs_loaded = Signal(int)
+    sig_job_recorded = Signal(object)
+    """The :class:`app.job_queue.JobRecord` of an export job, written to the workspace's job
+    history when it starts and when it ends (the main window hands it to the Jobs page)."""
 
     def __init__(
         self,
@@ -162,6 +171,8 @@ class ExportPage(QWidget):
         self._finished_jobs: list[dict[str, Any]] = []
         self._started = 0.0
         self._auto_name = ""
+        self.job_record: JobRecord | None = None
+        """The export job that runs now or ran last."""
         self.runner = JobRunner(program, grace_ms=grace_ms, parent=self)
         self.runner.sig_event_received.connect(self._on_runner_event_received)
         self.runner.sig_stderr_received.connect(self._on_runner_stderr_received)
@@ -676,8 +687,25 @@ class ExportPage(QWidget):
     def _launch(self, job_file: Path, job_id: str) -> None:
         """Our turn on the compute slot: start the export process."""
         self.phase_label.setText("Starting the export process…")
+        config = {**self._configs[self._job_index], "job": job_id}
+        self.job_record = JobRecord(
+            id=job_id, kind="export", config=config, status="running", runner_pid=os.getpid()
+        )
+        self.job_record.started = time.time()
+        self._record_job()
         self.runner.start(job_file, job_id)
         self.go_to(RUNNING)
+
+    def _record_job(self) -> None:
+        """Write the export job's state to the job history (a failure costs only the line)."""
+        record = self.job_record
+        if record is None:
+            return
+        try:
+            append_to_history(self.workspace.jobs, record)
+        except OSError as exc:
+            log.warning("could not record export job %s in the job history: %s", record.id, exc)
+        self.sig_job_recorded.emit(record)
 
     def is_running(self) -> bool:
         """An export runs or waits for its turn."""
@@ -730,6 +758,11 @@ class ExportPage(QWidget):
 
     @Slot(str, dict)
     def _on_runner_job_finished(self, status: str, summary: dict) -> None:
+        if self.job_record is not None and self.job_record.status == "running":
+            self.job_record.status = status
+            self.job_record.summary = dict(summary)
+            self.job_record.finished = time.time()
+            self._record_job()
         if status == "done":
             self._finished_jobs.append(summary)
             self._job_index += 1

@@ -240,6 +240,12 @@ class JobsPage(QWidget):
         """Queue a job config as it is (the form's Start button validates first)."""
         return self.queue.submit(config)
 
+    def adopt_record(self, record: JobRecord) -> None:
+        """List a job another page runs and records (an export of the Export page)."""
+        self.queue.adopt(record)
+        if record.id == self.shown_job:
+            self._show_job(record)
+
     def curve_data(self, key: str) -> tuple[Any, Any]:
         """Buffered ``(x, y)`` of a live curve (``train_loss``, ``val_acc``, ``lr`` ...)."""
         for plot in self.plots.values():
@@ -350,7 +356,9 @@ class JobsPage(QWidget):
         self.progress_label.setText("")
         self.job_title.setText(self._describe(record))
         self._load_metrics(record)
-        if record.status == "running":
+        if record.status == "running" and record.runner_pid is not None:
+            self._log(f"{record.kind} job {record.id} runs on the Export page (progress, cancel)")
+        elif record.status == "running":
             self._log(f"started {record.kind} job {record.id}")
         else:
             self._show_outcome(record)
@@ -385,6 +393,9 @@ class JobsPage(QWidget):
                 self._log(f"curve folder: {summary['curve_dir']} (its runs: Models page)")
             if summary.get("report"):
                 self._log(f"report: {summary['report']} (listed on the Models page)")
+            if summary.get("bundle"):
+                zipped = f" (zip: {summary['zip']})" if summary.get("zip") else ""
+                self._log(f"bundle: {summary['bundle']}{zipped}")
         elif record.status in ("cancelled", "interrupted"):
             hint = " Press Resume to continue from its last checkpoint." if record.resumable else ""
             self._log(f"{record.status}: {summary.get('message', 'stopped by the user')}.{hint}")
@@ -462,7 +473,7 @@ class JobsPage(QWidget):
 
     def _update_buttons(self) -> None:
         record = self._record()
-        self.cancel_button.setEnabled(record is not None and record.status in ("running", "queued"))
+        self.cancel_button.setEnabled(record is not None and self.queue.can_cancel(record))
         self.resume_button.setEnabled(record is not None and record.resumable)
         self.open_button.setEnabled(record is not None and bool(record.out))
         is_report = record is not None and record.kind == "report"
