@@ -75,9 +75,9 @@ from core.events import Event
 from core.runs import RunInfo
 from core.workspace import Workspace
 
-STEPS = ("Choose a run", "Options", "Export", "Summary")
 log = logging.getLogger(__name__)
 
+STEPS = ("Choose a run", "Options", "Export", "Summary")
 RUN, OPTIONS, RUNNING, SUMMARY = range(4)
 LOG_LINES = 3000
 PROGRESS_STEPS = 1000
