@@ -360,3 +360,22 @@ def test_wizard_steps_show_progress_marks(page):
     assert page.current_step() == RUN
     assert page.step_labels[RUN].property("state") == "current"
     assert page.run_tree.selectedItems()[0].data(0, Qt.ItemDataRole.UserRole).endswith("finetune")
+
+
+def test_an_unwritable_job_history_costs_only_the_record(
+    qtbot, page, tmp_path, monkeypatch, caplog
+):
+    import app.pages.export as export_page
+
+    def full_disk(*_args) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_page, "append_to_history", full_disk)
+    to_options(page)
+    page.fp32_check.setChecked(False)
+    page.folder_edit.setText(str(tmp_path / "out"))
+    with caplog.at_level("WARNING", logger="app.pages.export"):
+        status, _ = export_and_wait(qtbot, page)
+    assert status == "done" and (tmp_path / "out" / "20261123-0900-finetune-int8").is_dir()
+    assert "could not record export job" in caplog.text and "No space left" in caplog.text
+    assert page.job_record.status == "done"  # still handed to the Jobs page
