@@ -83,7 +83,8 @@ def check_range(config: dict[str, Any], key: str, low: float, high: float) -> No
 
 def check_compute(config: dict[str, Any]) -> None:
     """The optimizer, ``precision``, ``device``, weight-average (``ema``) and sharpness-aware
-    (``sam``) options of every training job (a GPU named but not there is refused here, before any work starts)."""
+    (``sam``) options of every training job (a GPU named but not there is refused here, before
+    any work starts)."""
     from training.device import resolve_device
     from training.loop import OPTIMIZERS, PRECISIONS
 

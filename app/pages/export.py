@@ -689,9 +689,13 @@ class ExportPage(QWidget):
         self.phase_label.setText("Starting the export process…")
         config = {**self._configs[self._job_index], "job": job_id}
         self.job_record = JobRecord(
-            id=job_id, kind="export", config=config, status="running", runner_pid=os.getpid()
+            id=job_id,
+            kind="export",
+            config=config,
+            status="running",
+            started=time.time(),
+            runner_pid=os.getpid(),
         )
-        self.job_record.started = time.time()
         self._record_job()
         self.runner.start(job_file, job_id)
         self.go_to(RUNNING)
