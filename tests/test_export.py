@@ -50,6 +50,55 @@ def test_bundle_carries_the_runs_contract(exported_bundle: Path, trained_run: Pa
     assert 0.0 <= meta["metrics"]["coverage"] <= 1.0
 
 
+def test_bundle_metrics_are_what_evaluate_measures_with_the_bundle_temperature(
+    exported_bundle: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    from core.events import EventWriter
+    from training.evaluate import run
+
+    data = json.loads((trained_run / "config.json").read_text())["data"]
+    report = run(
+        {"models": [str(exported_bundle)], "data": data, "split": "test", "latency": False,
+         "workspace": str(tmp_path / "ws")},
+        EventWriter("t", []),
+    )  # fmt: skip
+    meta = json.loads((exported_bundle / "bundle.json").read_text())
+    metrics = meta["metrics"]
+    assert report["selection"]["split"] == "test"
+    assert report["n"] == metrics["n"]
+    assert report["temperature"] == pytest.approx(meta["calibration"]["temperature"])
+    # the ECE of the confidences the app shows, not of the raw softmax
+    assert report["ece"] == pytest.approx(metrics["ece"])
+    assert report["confusion_matrix"] == metrics["confusion_matrix"]
+    verification = json.loads((exported_bundle / "verification.json").read_text())
+    assert metrics["ece_raw"] == pytest.approx(verification["variants"]["fp32"]["ece"])
+
+
+def test_shipped_metrics_carry_the_calibrated_temperature(trained_run: Path) -> None:
+    from core.metrics import expected_calibration_error
+    from core.models import ModelDescription
+    from core.rejection import Calibration
+    from core.verdict import softmax
+    from training.export import shipped_metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    logits = 3 * rng.normal(size=(300, 3))
+    logits[np.arange(300), labels] += 2.0  # over-confident: right 2 times in 3
+    calibration = Calibration(temperature=2.5, threshold=0.6)
+    description = ModelDescription.load(trained_run)
+    metrics = shipped_metrics(logits, labels, calibration, description)
+    calibrated = softmax(logits / 2.5)
+    assert metrics["ece"] == pytest.approx(expected_calibration_error(labels, calibrated))
+    assert metrics["ece_raw"] == pytest.approx(expected_calibration_error(labels, softmax(logits)))
+    assert metrics["ece"] < metrics["ece_raw"] - 0.05
+    answered = calibrated.max(axis=1) >= 0.6
+    assert metrics["coverage"] == pytest.approx(answered.mean())
+    wrong = calibrated.argmax(axis=1) != labels
+    assert metrics["selective_risk"] == pytest.approx(wrong[answered].mean())
+    assert shipped_metrics(logits[:0], labels[:0], calibration, description) == {}
+
+
 def test_fp32_parity_with_torch_on_golden_vectors_and_test_split(
     exported_bundle: Path, trained_run: Path
 ) -> None:

@@ -83,7 +83,8 @@ def test_default_bundle_remakes_its_test_split_and_figures(tmp_path: Path) -> No
     # The export measured these on the parent run's test split: the same images give the same.
     assert report["confusion_matrix"] == meta["metrics"]["confusion_matrix"]
     assert report["accuracy"] == pytest.approx(0.7506, abs=1e-4)  # README: 75.1 %
-    assert report["ece"] <= 0.05
+    assert report["ece"] == pytest.approx(meta["metrics"]["ece"])  # with the temperature
+    assert report["ece"] <= 0.05  # README: 0.030
     outliers = {row["class"]: row for row in report["outliers"]}
     assert (
         set(outliers)

@@ -38,7 +38,8 @@ and ``stats.macs`` doubles.
 
 With ``int8`` the INT8 model is shipped as ``model.onnx`` and the FP32 figures stay in the report;
 without it only FP32 is made. ``bundle.json`` ``metrics`` are the shipped model's test-split
-metrics plus ``coverage`` / ``selective_risk`` of its threshold on the test split.
+metrics as the app shows them (probabilities with the calibrated temperature; ``ece_raw`` is the
+ECE before it) plus ``coverage`` / ``selective_risk`` of its threshold on the test split.
 ``verification.json`` (the report) is written inside the bundle folder; ``zip`` also writes
 ``<out>.zip``.
 """
@@ -218,10 +219,8 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
             run=str(run_dir),
             subset=len(verify_samples) < len(splits[verify_split]),
         )
-        metrics = {
-            **report.pop("metrics"),
-            **selective_figures(checked.shipped_logits, checked.labels, calibration),
-        }
+        report.pop("metrics")
+        metrics = shipped_metrics(checked.shipped_logits, checked.labels, calibration, description)
         _fail_if_broken(report, out)
         from core.bundle import write_bundle
         from core.models import model_stats
@@ -412,17 +411,23 @@ def calibrate(
     }
 
 
-def selective_figures(
-    logits: np.ndarray, labels: np.ndarray, calibration: Calibration
+def shipped_metrics(
+    logits: np.ndarray, labels: np.ndarray, calibration: Calibration, description: ModelDescription
 ) -> dict[str, Any]:
-    """Coverage and error rate of the threshold on held-out logits (empty without images)."""
+    """The shipped model's figures on held-out logits as the app shows them: the probabilities
+    carry the calibrated temperature (``ece_raw``: the ECE without it), plus the coverage and
+    error rate of the threshold. Empty without images."""
     if not len(labels):
         return {}
-    from core.verdict import accepts
+    from core.metrics import classification_report, expected_calibration_error
+    from core.verdict import accepts, softmax
 
     probs, accepted = accepts(logits, calibration)
+    report = classification_report(labels, probs, description.class_names, description.real_class)
     wrong = probs.argmax(axis=1) != labels
     return {
+        **report,
+        "ece_raw": expected_calibration_error(labels, softmax(logits)),
         "coverage": float(accepted.mean()),
         "selective_risk": float(wrong[accepted].mean()) if accepted.any() else None,
     }
