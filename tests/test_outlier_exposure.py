@@ -106,9 +106,9 @@ def mean_score_on(run_dir: Path, folder: Path, score: str = "max_softmax") -> fl
     model gives the images in ``folder``."""
     from core.datasets import Sample
     from core.models import load_model
-    from core.verdict import logsumexp
+    from core.verdict import logsumexp, softmax
     from training.data import ImageDataset, make_loader
-    from training.loop import predict, softmax
+    from training.loop import predict
 
     model, description = load_model(run_dir)
     samples = [Sample(p, description.class_names[0]) for p in sorted(folder.iterdir())]

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from core.events import EventWriter
 from core.metrics import classification_report
 from core.models import save_weights
+from core.verdict import softmax
 from training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from training.control import Cancelled, CancelToken
 from training.data import set_epoch
@@ -340,13 +341,6 @@ def predict(
     if not all_logits:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
     return np.concatenate(all_logits), np.concatenate(all_labels)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def validate(
