@@ -126,6 +126,21 @@ def test_tree_follows_lineage_with_recorded_numbers(page):
     assert not page.empty_label.isVisible()
 
 
+def test_name_column_fits_the_names_so_every_figure_shows(qtbot, page, runs):
+    from app.pages.models import NAME_WIDTH
+
+    tree = page.tree
+    width = tree.columnWidth(0)
+    assert tree.sizeHintForColumn(0) <= width == max(NAME_WIDTH[0], tree.sizeHintForColumn(0) + 16)
+    assert width < NAME_WIDTH[1]  # the short names here need less than the old fixed 300 px
+    figures = sum(tree.columnWidth(c) for c in range(1, len(COLUMNS)))
+    assert width + figures <= tree.viewport().width(), "the ECE and latency columns show"
+    tree.setColumnWidth(0, 250)  # the user's width survives a refresh
+    with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS):
+        page.refresh()
+    assert tree.columnWidth(0) == 250
+
+
 def test_selecting_two_runs_overlays_their_val_curves(qtbot, page, runs):
     page.select_paths([runs["ft"], runs["pruned"]])
     qtbot.waitUntil(lambda: len(page.overlay_curves["val_acc"]) == 2, timeout=TIMEOUT_MS)

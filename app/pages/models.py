@@ -68,6 +68,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("latency", "Latency"),
 )
 NUMERIC_FROM = 4
+NAME_WIDTH = (160, 300)
+"""Bounds of the name column's first width: its names' width, so the figures fit beside it."""
 """Columns from this index on hold numbers (right-aligned)."""
 OVERLAYS: tuple[tuple[str, str], ...] = (
     ("val_acc", "Validation accuracy"),
@@ -163,7 +165,8 @@ class ModelsPage(QWidget):
         header_view.setStretchLastSection(False)
         header_view.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header_view.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.tree.setColumnWidth(0, 300)
+        self.tree.setColumnWidth(0, NAME_WIDTH[1])
+        self._name_width_fitted = False
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.itemSelectionChanged.connect(self._on_tree_selection_changed)
         splitter.addWidget(self.tree)
@@ -315,6 +318,7 @@ class ModelsPage(QWidget):
                 self.tree.addTopLevelItem(item)
             ancestors.append(item)
         self.tree.expandAll()
+        self._fit_name_column_once()
         self.empty_label.setVisible(not self.runs)
         self.select_paths(selected)
         self._update_buttons()
@@ -322,6 +326,14 @@ class ModelsPage(QWidget):
         if self._rescan:
             self._rescan = False
             self.refresh()
+
+    def _fit_name_column_once(self) -> None:
+        """The first runs shown set the name column's width (the user's resizing wins after)."""
+        if self._name_width_fitted or not self.runs:
+            return
+        low, high = NAME_WIDTH
+        self.tree.setColumnWidth(0, max(low, min(high, self.tree.sizeHintForColumn(0) + 16)))
+        self._name_width_fitted = True
 
     @Slot(str)
     def _on_scan_failed(self, message: str) -> None:
