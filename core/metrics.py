@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+ECE_BINS = 15
+"""Equal-width confidence bins of the ECE and the reliability diagram."""
+
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
     """``C x C`` counts; row = true class, column = predicted class."""
@@ -35,6 +38,12 @@ def per_class_prf(matrix: np.ndarray) -> dict[str, list[float]]:
         "f1": f1.tolist(),
         "support": actual.astype(int).tolist(),
     }
+
+
+def macro_f1(matrix: np.ndarray, f1: Sequence[float]) -> float | None:
+    """Mean F1 over the classes that occur in the labels or the predictions of ``matrix``."""
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    return float(np.mean(np.asarray(f1)[present])) if present.any() else None
 
 
 def roc_auc(y_binary: Sequence[int], scores: Sequence[float]) -> float | None:
@@ -71,7 +80,9 @@ def roc_curve(y_binary: Sequence[int], scores: Sequence[float]) -> tuple[np.ndar
     return fpr, tpr
 
 
-def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    y_true: Sequence[int], probs: np.ndarray, n_bins: int = ECE_BINS
+) -> float:
     """ECE of the max-probability confidence over ``n_bins`` equal-width bins (0, 1]."""
     probs = np.asarray(probs, dtype=float)
     confidence = probs.max(axis=1)
@@ -85,7 +96,9 @@ def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins:
     return float(ece)
 
 
-def reliability_bins(y_true: Sequence[int], probs: np.ndarray, n_bins: int = 15) -> list[dict]:
+def reliability_bins(
+    y_true: Sequence[int], probs: np.ndarray, n_bins: int = ECE_BINS
+) -> list[dict]:
     """Per-bin count, mean confidence and accuracy (the reliability diagram's data)."""
     probs = np.asarray(probs, dtype=float)
     confidence = probs.max(axis=1)
@@ -121,7 +134,8 @@ def classification_report(
     """Everything the CLI and GUI show for one evaluation, JSON-ready.
 
     ``auc`` is real-vs-fake ROC-AUC of the fake score; ``binary_accuracy`` counts any fake class
-    predicted for any fake image as right.
+    predicted for any fake image as right. ``macro_f1`` averages the classes that occur among the
+    labels or the predictions (as scikit-learn does): a class absent from both has no F1.
     """
     probs = np.asarray(probs, dtype=float)
     y_true = np.asarray(y_true, dtype=int)
@@ -137,7 +151,7 @@ def classification_report(
             name: {key: prf[key][i] for key in ("precision", "recall", "f1", "support")}
             for i, name in enumerate(class_names)
         },
-        "macro_f1": float(np.mean(prf["f1"])) if num_classes else None,
+        "macro_f1": macro_f1(matrix, prf["f1"]),
         "confusion_matrix": matrix.tolist(),
         "ece": expected_calibration_error(y_true, probs) if len(y_true) else None,
         "auc": None,

@@ -121,6 +121,16 @@ REPORT_PROBS = np.array(
 )
 
 
+def test_macro_f1_leaves_out_classes_absent_from_labels_and_predictions():
+    # real images only, all right; "sd14" is neither true nor predicted, "sdxl" predicted once
+    probs = np.array([[0.05, 0.9, 0.05], [0.1, 0.8, 0.1], [0.1, 0.3, 0.6]])  # NAMES' order
+    report = classification_report([1, 1, 1], probs, NAMES)
+    assert report["per_class"]["real"]["f1"] == pytest.approx(0.8)  # P 1, R 2/3
+    assert report["macro_f1"] == pytest.approx((0.8 + 0.0) / 2)  # sdxl counts (a wrong guess)
+    perfect = classification_report([1, 1], probs[:2], NAMES)
+    assert perfect["macro_f1"] == 1.0  # not 1/3 for two classes the data does not have
+
+
 def test_classification_report_with_real_class():
     report = classification_report(REPORT_TRUE, REPORT_PROBS, NAMES)
     assert report["n"] == 6

@@ -120,6 +120,125 @@ def test_report_writes_html_and_json_with_every_panel(left_out_run, tmp_path: Pa
     assert again["models"][0]["robustness"] == summary["models"][0]["robustness"]
 
 
+def report_of(run_dir: Path, data: Path, out: Path, **options) -> dict:
+    """The JSON body of a report of ``run_dir`` on ``data`` (and its HTML under ``html``)."""
+    from training.report import run
+
+    config = {"models": [str(run_dir)], "data": str(data), "out": str(out)}
+    run({"robustness_images": 8, **config, **options}, EventWriter("t", []))
+    return {**json.loads(out.with_suffix(".json").read_text()), "html": out.read_text()}
+
+
+def linked_copy(data: Path, target: Path, classes: dict[str, str]) -> Path:
+    """``target`` with a symbolic link per class folder: ``{new name: class folder of data}``."""
+    target.mkdir(parents=True)
+    for name, folder in classes.items():
+        (target / name).symlink_to(data / folder, target_is_directory=True)
+    return target
+
+
+def test_report_accounts_for_classes_the_model_never_saw(left_out_run, tmp_path: Path) -> None:
+    data, run_dir = left_out_run
+    extra = make_image_set(tmp_path / "extra", {"gan_c": 10}, seed=3)
+    mixed = linked_copy(
+        data, tmp_path / "mixed", {"real": "real", "gan_a": "gan_a", "gan_b": "gan_b"}
+    )
+    (mixed / "gan_c").symlink_to(extra / "gan_c", target_is_directory=True)
+    body = report_of(run_dir, mixed, tmp_path / "mixed.html")
+    (section,) = body["models"]
+    assert section["metrics"]["n"] == 48  # real + gan_a: the model's classes
+    assert section["leave_out"]["class"] == "gan_b" and section["leave_out"]["n"] == 12
+    (unseen,) = section["unseen"]  # not dropped in silence
+    assert unseen["class"] == "gan_c" and unseen["n"] == 10
+    assert 0 <= unseen["detected_as_fake"] <= 1 and set(unseen["auroc"]) == {
+        "max_softmax",
+        "energy",
+    }
+    assert "not trained on: gan_c (10) images" in body["html"]
+    assert "Classes the model was not trained on</h3>" in body["html"]
+
+
+def test_a_leave_out_run_on_data_without_its_class_says_so(left_out_run, tmp_path: Path) -> None:
+    data, run_dir = left_out_run
+    without = linked_copy(data, tmp_path / "without", {"real": "real", "gan_a": "gan_a"})
+    body = report_of(run_dir, without, tmp_path / "without.html")
+    (section,) = body["models"]
+    assert section["leave_out"] is None and body["leave_out_matrix"] == []
+    assert any("without 'gan_b'" in note for note in section["notes"])
+    assert "these data hold no images of it" in body["html"]
+
+
+def test_data_of_other_classes_are_refused_naming_both_sides(left_out_run, tmp_path) -> None:
+    from core.errors import UserError
+
+    data, run_dir = left_out_run
+    upper = linked_copy(data, tmp_path / "upper", {"REAL": "real", "GAN_A": "gan_a"})
+    with pytest.raises(
+        UserError, match=r"\['GAN_A', 'REAL'\].*\['gan_a', 'real'\].*upper and lower"
+    ):
+        report_of(run_dir, upper, tmp_path / "upper.html")
+
+
+def test_robustness_shares_of_decided_verdicts_add_up(left_out_run, tmp_path: Path) -> None:
+    data, run_dir = left_out_run
+    body = report_of(run_dir, data, tmp_path / "rob.html", robustness_images=30)
+    for row in body["models"][0]["robustness"].values():
+        assert row["n"] == 30 and 0 <= row["decided"] <= 30
+        if row["decided"]:
+            assert row["same"] + row["flipped"] + row["to_unknown"] == pytest.approx(1.0)
+        assert (row["from_unknown"] is None) == (row["decided"] == 30)
+    none = report_of(run_dir, data, tmp_path / "none.html", robustness_images=0)
+    assert none["models"][0]["robustness"] == {}
+    assert "Robustness not measured" in none["html"]
+
+
+def test_one_class_data_draw_no_roc_and_absent_classes_leave_macro_f1(left_out_run, tmp_path):
+    data, run_dir = left_out_run
+    only_real = linked_copy(data, tmp_path / "only-real", {"real": "real"})
+    body = report_of(run_dir, only_real, tmp_path / "real.html")
+    (section,) = body["models"]
+    m = section["metrics"]
+    assert m["auc"] is None and section["roc"] is None
+    assert "No ROC: the data hold only real or only fake images." in body["html"]
+    assert "ROC (fake = positive)" not in body["html"]
+    predicted_gan = m["confusion_matrix"][0][0] + m["confusion_matrix"][1][0]
+    expected = [m["per_class"]["real"]["f1"]] + ([0.0] if predicted_gan else [])
+    assert m["macro_f1"] == pytest.approx(np.mean(expected))
+
+
+def test_report_escapes_names_and_spreads_thumbnails_over_errors(tmp_path: Path) -> None:
+    from training.report import render_section, spread_over_cells
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    predicted = np.array([1, 1, 1, 0, 0, 1, 0, 1, 2])  # cells (0,1) x3, (1,0), (2,0), (2,1)
+    shown, total = spread_over_cells(labels, predicted, 4)
+    assert total == 6 and shown == [0, 4, 6, 7]  # one of each cell before a second of any
+    assert spread_over_cells(labels, predicted, 10) == ([0, 1, 2, 4, 6, 7], 6)
+    image = tmp_path / "it's <b>.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(image)
+    section = {
+        "model": str(tmp_path / "<i>model"), "kind": "bundle", "notes": [],
+        "selection": {"split": "all", "source": "all images"}, "stats": {},
+        "metrics": {"n": 1, "accuracy": 0.0, "macro_f1": 0.0, "auc": None, "ece": 0.5,
+                    "class_names": ["fake", "real"], "confusion_matrix": [[0, 0], [1, 0]],
+                    "per_class": {c: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": s}
+                                  for c, s in (("fake", 0), ("real", 1))}},
+        "roc": None, "reliability": [{"count": 1, "confidence": 0.5, "accuracy": 0.0}],
+        "coverage_risk": {"coverage": [1.0], "risk": [1.0],
+                          "at_threshold": {"coverage": 1.0, "risk": 1.0}},
+        "calibration": {"score": "max_softmax", "temperature": 1.0, "threshold": 0.5},
+        "robustness": {}, "leave_out": None, "misclassified_total": 1,
+        "misclassified": [{"path": str(image), "true": "real", "predicted": "fake",
+                           "confidence": 0.5}],
+    }  # fmt: skip
+    html = render_section(section)
+    assert "<i>model" not in html and "&lt;i&gt;model" in html
+    assert 'title="it&#x27;s &lt;b&gt;.png: real -&gt; fake (0.50)"' in html
+    assert "1 of 1 misclassified images" in html
+
+
 def test_perturbations_change_the_image_as_named() -> None:
     from training.report import perturb
 

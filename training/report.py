@@ -15,7 +15,7 @@ import json
 import random
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -23,18 +23,17 @@ from PIL import Image
 from core.datasets import Sample
 from core.errors import UserError
 from core.events import EventWriter
-from core.metrics import classification_report, reliability_bins, roc_curve
+from core.metrics import ECE_BINS, classification_report, reliability_bins, roc_curve
 from core.preprocess import load_image
 from core.rejection import Calibration, choose_threshold, fit_temperature
 from core.reports import selection_text
 from core.verdict import accepts, scores_of
-from training.config import read_split, resolve
+from training.config import check_range, read_split, resolve
 from training.control import CancelToken
 from training.evaluate import (
     ModelUnderTest,
     compute_logits,
     data_samples,
-    evaluate_model,
     folder_breakdown,
     open_model,
     outlier_samples,
@@ -105,7 +104,7 @@ def calibration_for(
 def coverage_risk_curve(
     logits: np.ndarray, labels: np.ndarray, calibration: Calibration
 ) -> dict[str, list[float]]:
-    """Coverage and selective risk when accepting the top-k scores, k = 1..N (20 points), and
+    """Coverage and selective risk when accepting the top-k scores, k = 1..N (21 points), and
     ``at_threshold``: the share answered at the calibrated threshold and the errors among them."""
     probs, values = scores_of(logits, calibration.temperature, calibration.score)
     wrong = probs.argmax(axis=1) != labels
@@ -129,18 +128,25 @@ def robustness(
     calibration: Calibration,
     config: dict[str, Any],
     cancel: CancelToken,
-) -> dict[str, dict[str, float]]:
-    """Per perturbation: share of verdicts kept, flipped (real<->fake) or turned unknown."""
+) -> dict[str, dict[str, float | int | None]]:
+    """Per perturbation, of the ``decided`` verdicts (real or fake) on the clean images: the
+    share kept (``same``), flipped (real <-> fake) and turned unknown (``to_unknown``), which sum
+    to 1; and of the ``unknown`` ones, the share the perturbation turned into an answer."""
     from core.verdict import decide
 
     rng = random.Random(config["seed"] or 0)  # the same images every time
     chosen = rng.sample(samples, min(len(samples), config["robustness_images"]))
+    if not chosen:
+        return {}
     images = [load_image(s.path) for s in chosen]
 
     def verdicts(rgbs: list[np.ndarray]) -> list[str]:
         batch = np.stack([model.preprocess(rgb) for rgb in rgbs])
         logits = np.concatenate([model.logits(batch[i : i + 64]) for i in range(0, len(batch), 64)])
         return [v.verdict for v in decide(logits, calibration, model.class_names, model.real_class)]
+
+    def share(count: int, of: int) -> float | None:
+        return count / of if of else None
 
     base = verdicts(images)
     result = {}
@@ -149,81 +155,148 @@ def robustness(
             break
         after = verdicts([perturb(rgb, name) for rgb in images])
         pairs = list(zip(base, after, strict=True))
-        n = len(pairs)
         decided = [(b, a) for b, a in pairs if b != "unknown"]
+        undecided = [a for b, a in pairs if b == "unknown"]
         result[name] = {
-            "n": n,
-            "same": sum(b == a for b, a in pairs) / n,
-            "flipped": sum(a not in (b, "unknown") for b, a in decided) / max(1, len(decided)),
-            "to_unknown": sum(a == "unknown" for b, a in decided) / max(1, len(decided)),
+            "n": len(pairs),
+            "decided": len(decided),
+            "same": share(sum(b == a for b, a in decided), len(decided)),
+            "flipped": share(sum(a not in (b, "unknown") for b, a in decided), len(decided)),
+            "to_unknown": share(sum(a == "unknown" for _, a in decided), len(decided)),
+            "from_unknown": share(sum(a != "unknown" for a in undecided), len(undecided)),
         }
     return result
 
 
-def leave_out_row(
-    model: ModelUnderTest, config: dict[str, Any], emit: EventWriter, cancel: CancelToken
-) -> dict[str, Any] | None:
-    """For a run trained with ``leave_out``: detection and rejection of the unseen class."""
-    if not model.left_out:
-        return None
-    report = evaluate_model(
-        model,
-        {**config, "leave_out": model.left_out, "binary": False, "latency": False},
-        emit,
-        cancel,
+class DataRoles(NamedTuple):
+    """The images of a data set as one model sees them, by class."""
+
+    known: list[Sample]
+    """Images of the model's classes: the accuracy, ROC, calibration and robustness figures."""
+    left_out: list[Sample]
+    """Images of the class the run was trained without (its leave-one-generator-out row)."""
+    outliers: dict[str, list[Sample]]
+    """Images of classes its training pushed toward "unknown" (outlier exposure)."""
+    unseen: dict[str, list[Sample]]
+    """Images of any other class the model was never trained on (scored as unseen)."""
+
+
+def data_roles(model: ModelUnderTest, samples: list[Sample]) -> DataRoles:
+    """Sort ``samples`` into :class:`DataRoles` for ``model``."""
+    outliers = outlier_samples(model, samples, model.left_out)
+    known = [s for s in samples if s.label in model.class_names]
+    left_out = [s for s in samples if model.left_out and s.label == model.left_out]
+    unseen: dict[str, list[Sample]] = {}
+    for sample in samples:
+        if sample.label not in {*model.class_names, *outliers, model.left_out}:
+            unseen.setdefault(sample.label, []).append(sample)
+    return DataRoles(known, left_out, outliers, dict(sorted(unseen.items())))
+
+
+def no_known_images(model: ModelUnderTest, samples: list[Sample]) -> UserError:
+    """The error for data that hold none of the model's classes, naming both sides."""
+    found = sorted({s.label for s in samples})
+    text = (
+        f"{model.path.name}: none of the data's classes {found} is one of the model's "
+        f"{model.class_names}"
     )
-    return report.get("leave_out")
+    lowered = {c.lower() for c in model.class_names}
+    if any(c.lower() in lowered for c in found):
+        text += " (class folder names must match exactly, upper and lower case included)"
+    return UserError(text)
+
+
+def role_notes(model: ModelUnderTest, roles: DataRoles) -> list[str]:
+    """What the report did with images that are not of the model's classes, in sentences."""
+    notes = []
+    if roles.unseen:
+        listed = ", ".join(f"{c} ({len(images)})" for c, images in roles.unseen.items())
+        notes.append(
+            f"Classes the model was not trained on: {listed} images. They are not in the "
+            "accuracy, ROC or calibration figures; the unseen-classes table says how often they "
+            "are called fake and how well the rejection scores tell them apart."
+        )
+    if model.left_out and not roles.left_out:
+        notes.append(
+            f"The run was trained without {model.left_out!r}, but these data hold no images of "
+            "it: no leave-one-generator-out row."
+        )
+    return notes
+
+
+def spread_over_cells(
+    labels: np.ndarray, predicted: np.ndarray, count: int
+) -> tuple[list[int], int]:
+    """Up to ``count`` misclassified rows taken in turn from each (true, predicted) cell, so
+    every kind of error shows; and how many rows are misclassified in all."""
+    wrong = np.flatnonzero(predicted != labels)
+    cells: dict[tuple[int, int], list[int]] = {}
+    for i in wrong:
+        cells.setdefault((int(labels[i]), int(predicted[i])), []).append(int(i))
+    queues = [cells[key] for key in sorted(cells)]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < min(count, len(wrong)):
+        picked += [queue[depth] for queue in queues if depth < len(queue)][: count - len(picked)]
+        depth += 1
+    return sorted(picked), len(wrong)
 
 
 def model_section(
     model: ModelUnderTest, config: dict[str, Any], emit: EventWriter, cancel: CancelToken
 ) -> dict[str, Any]:
     """Every figure of one model (the JSON half of the report)."""
-    samples, provenance = data_samples(config, model, emit, cancel)
-    exposed = outlier_samples(model, samples)
-    samples = [s for s in samples if s.label in model.class_names]
-    if not samples:
-        raise UserError(f"{model.path.name}: the data has no images of its classes")
+    samples, provenance = data_samples({**config, "leave_out": model.left_out}, model, emit, cancel)
+    roles = data_roles(model, samples)
+    if not roles.known:
+        raise no_known_images(model, samples)
     calibration = calibration_for(model, config, emit, cancel)
-    logits = compute_logits(model, samples, config["batch_size"], emit, cancel)
-    labels = np.array([model.class_names.index(s.label) for s in samples])
+    logits = compute_logits(model, roles.known, config["batch_size"], emit, cancel)
+    labels = np.array([model.class_names.index(s.label) for s in roles.known])
     probs, _ = scores_of(logits, calibration.temperature, "max_softmax")
     metrics = classification_report(labels, probs, model.class_names, model.real_class)
     by_folder = folder_breakdown(
-        samples, config["data"], labels, probs, model.class_names, model.real_class
+        roles.known, config["data"], labels, probs, model.class_names, model.real_class
     )
     if by_folder:
         metrics["by_folder"] = by_folder
     real_index = model.class_names.index(model.real_class)
     fpr, tpr = roc_curve(labels != real_index, 1.0 - probs[:, real_index])
     predicted = probs.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != labels)[: config["thumbnails"]]
+    shown, wrong = spread_over_cells(labels, predicted, config["thumbnails"])
+
+    def unseen_rows(groups: dict[str, list[Sample]]) -> list[dict[str, Any]]:
+        return [
+            unseen_class_report(model, config, logits, roles.known, item, emit, cancel)
+            for item in groups.items()
+        ]
+
     emit("progress", {"phase": "robustness", "done": 0, "total": 1})
     return {
         "model": str(model.path),
         "kind": model.kind,
         "selection": provenance,
+        "notes": role_notes(model, roles),
         "stats": model.stats,
         "calibration": calibration.to_dict(),
         "metrics": metrics,
-        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
-        "reliability": reliability_bins(labels, probs, n_bins=10),
+        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()} if metrics["auc"] is not None else None,
+        "reliability": reliability_bins(labels, probs, n_bins=ECE_BINS),
         "coverage_risk": coverage_risk_curve(logits, labels, calibration),
+        "misclassified_total": wrong,
         "misclassified": [
             {
-                "path": str(samples[i].path),
-                "true": samples[i].label,
+                "path": str(roles.known[i].path),
+                "true": roles.known[i].label,
                 "predicted": model.class_names[predicted[i]],
                 "confidence": float(probs[i].max()),
             }
-            for i in wrong
+            for i in shown
         ],
-        "robustness": robustness(model, samples, calibration, config, cancel),
-        "leave_out": leave_out_row(model, config, emit, cancel),
-        "outliers": [
-            unseen_class_report(model, config, logits, samples, (c, found), emit, cancel)
-            for c, found in exposed.items()
-        ],
+        "robustness": robustness(model, roles.known, calibration, config, cancel),
+        "leave_out": unseen_rows({model.left_out: roles.left_out})[0] if roles.left_out else None,
+        "outliers": unseen_rows(roles.outliers),
+        "unseen": unseen_rows(roles.unseen),
     }
 
 
@@ -277,17 +350,176 @@ def _answered_here(point: dict[str, Any]) -> str:
     return text + f" with {point['risk']:.1%} errors among them; the rest is shown as unknown"
 
 
+def _charts(section: dict[str, Any]) -> str:
+    """ROC (when the data have real and fake images), reliability and coverage-vs-risk."""
+    m = section["metrics"]
+    charts = []
+    if section["roc"]:
+        charts.append(
+            line_chart(
+                "ROC (fake = positive)",
+                [(f"AUC {m['auc']:.3f}", section["roc"]["fpr"], section["roc"]["tpr"])],
+                "false positive rate",
+                "true positive rate",
+                diagonal=True,
+                legend_below=True,
+            )
+        )
+    used = [b for b in section["reliability"] if b["count"]]
+    charts.append(
+        line_chart(
+            f"Reliability ({len(section['reliability'])} bins, as the ECE)",
+            [
+                (
+                    f"ECE {m['ece']:.3f}",
+                    [b["confidence"] for b in used],
+                    [b["accuracy"] for b in used],
+                )
+            ],
+            "confidence",
+            "accuracy",
+            diagonal=True,
+        )
+    )
+    curve = section["coverage_risk"]
+    point = curve["at_threshold"]
+    top = max([r for r in curve["risk"] if r is not None] + [point["risk"] or 0.0, 0.01])
+    charts.append(
+        line_chart(
+            "Coverage vs risk",
+            [("by score", curve["coverage"], curve["risk"])],
+            "coverage",
+            "error among accepted",
+            y_max=float(np.ceil(top * 10) / 10),
+            marks=[("threshold", point["coverage"], point["risk"])]
+            if point["risk"] is not None
+            else [],
+        )
+    )
+    note = (
+        ""
+        if section["roc"]
+        else "<p class='note'>No ROC: the data hold only real or only fake images.</p>"
+    )
+    return note + "<div class='charts'>" + "".join(charts) + "</div>"
+
+
+def _rejection_text(section: dict[str, Any]) -> str:
+    cal = section["calibration"]
+    return (
+        f"<p>Rejection: {escape(cal['score'])} score, temperature {cal['temperature']:.3f}, "
+        f"threshold {cal['threshold']:.4f}"
+        + (
+            f", chosen for at most {cal['target_risk']:.0%} errors: coverage "
+            f"{(cal.get('coverage') or 0):.1%}, risk {(cal.get('risk') or 0):.1%} "
+            f"({escape(cal.get('chosen_on', ''))})"
+            if cal.get("target_risk") is not None
+            else ""
+        )
+        + (
+            f", energy floor {cal['energy_floor']:.3f}"
+            if cal.get("energy_floor") is not None
+            else ""
+        )
+        + _answered_here(section["coverage_risk"]["at_threshold"])
+        + "</p>"
+    )
+
+
+def _robustness_table(rob: dict[str, dict[str, Any]]) -> str:
+    if not rob:
+        return "<p class='note'>Robustness not measured (no images asked for).</p>"
+    return (
+        "<p class='note'>Of the images' decided verdicts (real or fake): the share unchanged, "
+        "flipped between real and fake, or turned unknown by the perturbation (they add up to "
+        "1); of their unknown verdicts, the share the perturbation turned into an answer.</p>"
+        + table(
+            [
+                "perturbation",
+                "images",
+                "decided",
+                "unchanged",
+                "flipped",
+                "became unknown",
+                "unknown became answered",
+            ],
+            [
+                [
+                    k,
+                    v["n"],
+                    v["decided"],
+                    v["same"],
+                    v["flipped"],
+                    v["to_unknown"],
+                    v["from_unknown"],
+                ]
+                for k, v in rob.items()
+            ],
+        )
+    )
+
+
+def _thumbnails(section: dict[str, Any]) -> str:
+    items = section["misclassified"]
+    if not items:
+        return ""
+    total = section.get("misclassified_total", len(items))
+    parts = [
+        f"<h3>Misclassified examples</h3><p class='note'>{len(items)} of {total} misclassified "
+        "images, taken in turn from each cell of the confusion matrix.</p><div class='thumbs'>"
+    ]
+    for item in items:
+        try:
+            uri = thumbnail_uri(load_image(item["path"]))
+        except UserError:
+            continue
+        title = escape(
+            f"{Path(item['path']).name}: {item['true']} -> {item['predicted']} "
+            f"({item['confidence']:.2f})",
+            quote=True,
+        )
+        parts.append(f'<img src="{uri}" title="{title}" alt="{title}">')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _per_class_table(m: dict[str, Any]) -> str:
+    """P/R/F1 per class; a dash for a class with no images here that was never predicted."""
+    matrix = np.array(m["confusion_matrix"])
+    absent = (matrix.sum(axis=0) + matrix.sum(axis=1)) == 0
+    rows = []
+    for i, name in enumerate(m["class_names"]):
+        figures = m["per_class"][name]
+        prf = [None] * 3 if absent[i] else [figures[k] for k in ("precision", "recall", "f1")]
+        rows.append([name, *prf, figures["support"]])
+    return (
+        "<h3>Per class</h3><p class='note'>A dash: the class has no images here and was never "
+        "predicted (left out of the macro F1).</p>"
+        + table(["class", "precision", "recall", "F1", "support"], rows)
+    )
+
+
 def render_section(section: dict[str, Any]) -> str:
     """The HTML half of one model's section."""
     m = section["metrics"]
     names = m["class_names"]
     name = Path(section["model"]).name
-    parts = [f"<h2>{name} <span class='note'>({section['kind']})</span></h2>"]
+    parts = [f"<h2>{escape(name)} <span class='note'>({escape(section['kind'])})</span></h2>"]
     parts.append(f"<p class='note'>{escape(selection_text(section['selection']))}</p>")
+    parts += [f"<p class='note'>{escape(note)}</p>" for note in section.get("notes", [])]
     stats = section["stats"]
     parts.append(
         table(
-            ["n", "accuracy", "macro F1", "AUC real vs fake", "ECE", "params", "MACs", "bytes"],
+            [
+                "n",
+                "accuracy",
+                "macro F1",
+                "AUC real vs fake",
+                f"ECE ({ECE_BINS} bins)",
+                "params",
+                "MACs",
+                "bytes",
+            ],
             [
                 [
                     m["n"],
@@ -302,16 +534,7 @@ def render_section(section: dict[str, Any]) -> str:
             ],
         )
     )
-    parts.append("<h3>Per class</h3>")
-    parts.append(
-        table(
-            ["class", "precision", "recall", "F1", "support"],
-            [
-                [c, *(m["per_class"][c][k] for k in ("precision", "recall", "f1", "support"))]
-                for c in names
-            ],
-        )
-    )
+    parts.append(_per_class_table(m))
     if m.get("by_folder"):
         parts.append("<h3>By sub-folder (the folder below each class folder)</h3>")
         parts.append(
@@ -329,75 +552,20 @@ def render_section(section: dict[str, Any]) -> str:
             ["", *names], [[c, *row] for c, row in zip(names, m["confusion_matrix"], strict=True)]
         )
     )
-    cal = section["calibration"]
-    rel = section["reliability"]
-    used = [b for b in rel if b["count"]]
-    charts = [
-        line_chart(
-            "ROC (fake = positive)",
-            [("ROC", section["roc"]["fpr"], section["roc"]["tpr"])],
-            "false positive rate",
-            "true positive rate",
-            diagonal=True,
-        ),
-        line_chart(
-            "Reliability",
-            [("accuracy", [b["confidence"] for b in used], [b["accuracy"] for b in used])],
-            "confidence",
-            "accuracy",
-            diagonal=True,
-        ),
-        line_chart(
-            "Coverage vs risk",
-            [
-                (
-                    "selective risk",
-                    section["coverage_risk"]["coverage"],
-                    section["coverage_risk"]["risk"],
-                )
-            ],
-            "coverage",
-            "error among accepted",
-        ),
-    ]
-    parts.append("<div class='charts'>" + "".join(charts) + "</div>")
-    parts.append(
-        f"<p>Rejection: {cal['score']} score, temperature {cal['temperature']:.3f}, threshold "
-        f"{cal['threshold']:.4f}"
-        + (
-            f", chosen for at most {cal['target_risk']:.0%} errors: coverage "
-            f"{(cal.get('coverage') or 0):.1%}, risk {(cal.get('risk') or 0):.1%} "
-            f"({cal.get('chosen_on', '')})"
-            if cal.get("target_risk") is not None
-            else ""
-        )
-        + _answered_here(section["coverage_risk"]["at_threshold"])
-        + "</p>"
-    )
-    rob = section["robustness"]
-    parts.append("<h3>Robustness (share of decided verdicts)</h3>")
-    parts.append(
-        table(
-            ["perturbation", "n", "unchanged", "flipped", "became unknown"],
-            [[k, v["n"], v["same"], v["flipped"], v["to_unknown"]] for k, v in rob.items()],
-        )
-    )
+    parts.append(_charts(section))
+    parts.append(_rejection_text(section))
+    parts.append("<h3>Robustness</h3>")
+    parts.append(_robustness_table(section["robustness"]))
     if section["leave_out"]:
         parts.append("<h3>Unseen generator (left out of training)</h3>")
         parts.append(leave_out_table([section["leave_out"]], with_model=False))
     if section.get("outliers"):
         parts.append("<h3>Outlier classes (trained toward unknown, never named)</h3>")
         parts.append(leave_out_table(section["outliers"], with_model=False, what="outlier class"))
-    if section["misclassified"]:
-        parts.append("<h3>Misclassified examples</h3><div class='thumbs'>")
-        for item in section["misclassified"]:
-            try:
-                uri = thumbnail_uri(load_image(item["path"]))
-            except UserError:
-                continue
-            title = f"{Path(item['path']).name}: {item['true']} -> {item['predicted']} ({item['confidence']:.2f})"
-            parts.append(f"<img src='{uri}' title='{title}' alt='{title}'>")
-        parts.append("</div>")
+    if section.get("unseen"):
+        parts.append("<h3>Classes the model was not trained on</h3>")
+        parts.append(leave_out_table(section["unseen"], with_model=False, what="class"))
+    parts.append(_thumbnails(section))
     return "".join(parts)
 
 
@@ -406,6 +574,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     from training.common import set_threads
 
     config = resolve(config, REPORT_DEFAULTS, required=("data", "models", "out"))
+    check_range(config, "robustness_images", 0, 100_000)
     if config["split"] == "all":
         config["split"] = None  # the GUI form's word for "every image"
     cancel = cancel or CancelToken()
@@ -421,7 +590,7 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     matrix = leave_out_matrix(sections)
     body = render_leave_out_matrix(matrix) + "".join(render_section(s) for s in sections)
     note = (
-        f"<p class='note'>Data: {config['data']} ({config['split'] or 'all images'}). "
+        f"<p class='note'>Data: {escape(str(config['data']))} ({config['split'] or 'all images'}). "
         "Train a leave-one-generator-out model with <code>deepfake-studio train --leave-out G</code> "
         "(in the app: the fine-tune form's advanced option Leave out class) and add it to the "
         "report's models to fill the unseen-generator rows.</p>"
@@ -450,8 +619,10 @@ def _headline(section: dict[str, Any]) -> dict[str, Any]:
         "macro_f1": m["macro_f1"],
         "auc": m["auc"],
         "ece": m["ece"],
-        "coverage": section["calibration"].get("coverage"),
+        "coverage": section["calibration"].get("coverage"),  # where the threshold was chosen
+        "answered_here": section["coverage_risk"]["at_threshold"],  # on the report's images
         "robustness": section["robustness"],
         "leave_out": section["leave_out"],
         "outliers": section["outliers"],
+        "unseen": section["unseen"],
     }

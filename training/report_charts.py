@@ -23,20 +23,38 @@ def line_chart(
     x_label: str,
     y_label: str,
     diagonal: bool = False,
+    y_max: float = 1.0,
+    marks: Sequence[tuple[str, float, float]] = (),
+    legend_below: bool = False,
 ) -> str:
-    """An SVG line chart of ``(name, xs, ys)`` series on the unit square."""
+    """An SVG line chart of ``(name, xs, ys)`` series, x from 0 to 1 and y from 0 to ``y_max``,
+    with ticks at 0, half and the top of each axis; ``marks`` are labelled points. The series
+    names stand top left, or bottom right with ``legend_below``."""
     colours = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return _xy(x, min(y / y_max, 1.0))
+
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'role="img" aria-label="{html.escape(title)}">',
         f'<text x="{WIDTH / 2}" y="16" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
         f'<rect x="{PAD}" y="{PAD}" width="{WIDTH - 2 * PAD}" height="{HEIGHT - 2 * PAD}" '
         'fill="none" stroke="#999"/>',
-        f'<text x="{WIDTH / 2}" y="{HEIGHT - 6}" text-anchor="middle" font-size="11">'
+        f'<text x="{WIDTH / 2}" y="{HEIGHT - 4}" text-anchor="middle" font-size="11">'
         f"{html.escape(x_label)}</text>",
-        f'<text x="12" y="{HEIGHT / 2}" font-size="11" transform="rotate(-90 12 {HEIGHT / 2})" '
+        f'<text x="10" y="{HEIGHT / 2}" font-size="11" transform="rotate(-90 10 {HEIGHT / 2})" '
         f'text-anchor="middle">{html.escape(y_label)}</text>',
     ]
+    for fraction in (0.0, 0.5, 1.0):
+        x, bottom = _xy(fraction, 0)
+        left, y = _xy(0, fraction)
+        parts.append(
+            f'<text x="{x:.1f}" y="{bottom + 12:.1f}" font-size="9" text-anchor="middle">'
+            f"{fraction:g}</text>"
+            f'<text x="{left - 3:.1f}" y="{y + 3:.1f}" font-size="9" text-anchor="end">'
+            f"{fraction * y_max:g}</text>"
+        )
     if diagonal:
         (x0, y0), (x1, y1) = _xy(0, 0), _xy(1, 1)
         parts.append(
@@ -44,7 +62,7 @@ def line_chart(
         )
     for i, (name, xs, ys) in enumerate(series):
         points = " ".join(
-            "{:.1f},{:.1f}".format(*_xy(float(x), float(y)))
+            "{:.1f},{:.1f}".format(*at(float(x), float(y)))
             for x, y in zip(xs, ys, strict=True)
             if y is not None
         )
@@ -52,9 +70,21 @@ def line_chart(
         parts.append(
             f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
         )
+        x, y, anchor = (
+            (WIDTH - PAD - 6, HEIGHT - PAD - 8 - 13 * i, "end")
+            if legend_below
+            else (PAD + 6, PAD + 14 + 13 * i, "start")
+        )
         parts.append(
-            f'<text x="{PAD + 6}" y="{PAD + 14 + 13 * i}" font-size="11" fill="{colour}">'
+            f'<text x="{x}" y="{y}" font-size="11" fill="{colour}" text-anchor="{anchor}">'
             f"{html.escape(name)}</text>"
+        )
+    for label, x, y in marks:
+        cx, cy = at(x, y)
+        parts.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#111"/>'
+            f'<text x="{cx - 6:.1f}" y="{cy - 7:.1f}" font-size="10" text-anchor="end">'
+            f"{html.escape(label)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

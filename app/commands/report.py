@@ -28,7 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_split_options(p)
     p.add_argument("--out", required=True, metavar="REPORT.html")
     p.add_argument("--target-risk", type=float, default=0.05, help="for runs without a bundle")
-    p.add_argument("--robustness-images", type=int, default=300)
+    p.add_argument(
+        "--robustness-images",
+        type=int,
+        default=300,
+        help="images perturbed (0: no robustness panel)",
+    )
     add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print the headline figures as JSON")
     p.set_defaults(func=run)
