@@ -166,6 +166,26 @@ def test_existing_run_is_not_overwritten(toy_data: Path, tmp_path: Path) -> None
         finetune({**base, "out": str(tmp_path / "r")})
 
 
+def test_resume_with_other_settings_is_refused_and_leaves_the_run_alone(
+    toy_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "r"
+    base = {"data": str(toy_data), "workspace": str(tmp_path), **TINY, "epochs": 1}
+    finetune({**base, "out": str(run_dir)})
+    files = ("model.json", "run.json", "config.json", "last.safetensors")
+    before = {name: (run_dir / name).read_bytes() for name in files}
+    other_arch = {**base, "arch": "mobilenetv3_small_050", "resume": True, "out": str(run_dir)}
+    with pytest.raises(UserError, match=r"arch 'resnet10t' \(now 'mobilenetv3_small_050'\)"):
+        finetune(other_arch)
+    with pytest.raises(UserError, match=r"epochs 1 \(now 2\).*config.json"):
+        finetune({**base, "epochs": 2, "resume": True, "out": str(run_dir)})
+    assert {name: (run_dir / name).read_bytes() for name in files} == before
+    # Where and how fast it runs may change, and the same data folder spelt another way is it.
+    monkeypatch.chdir(toy_data.parent)
+    finetune({**base, "data": toy_data.name, "threads": 2, "resume": True, "out": str(run_dir)})
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+
+
 def test_unknown_option_and_out_of_range_values_are_refused(toy_data: Path) -> None:
     with pytest.raises(UserError, match="unknown finetune option"):
         finetune({"data": str(toy_data), "out": "x", "epoch": 3})

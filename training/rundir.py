@@ -12,6 +12,9 @@ from typing import Any
 
 from core.errors import UserError
 
+RUNTIME_KEYS = frozenset({"resume", "out", "workspace", "threads", "workers", "device"})
+"""Settings a resumed run may change: where and how fast it runs, not what or how it learns."""
+
 
 def new_run_name(kind: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
@@ -54,6 +57,7 @@ class RunDir:
         except OSError as exc:
             raise UserError(f"cannot create run folder {run.path}: {exc.strerror}") from None
         if resume and (run.path / "run.json").exists():
+            run.refuse_other_settings(config)
             run.update(status="running")
             return run
         write_json_atomic(run.config_path, config)
@@ -71,6 +75,27 @@ class RunDir:
             },
         )
         return run
+
+    def refuse_other_settings(self, config: dict[str, Any]) -> None:
+        """Refuse to resume with settings other than those the run was started with (another
+        architecture would overwrite ``model.json`` beside the old weights; another schedule
+        would not continue the same run). Settings an older run did not record are not compared."""
+        try:
+            recorded = self.config()
+        except (OSError, ValueError):
+            return  # nothing readable to compare against; the checkpoint load will tell
+        changed = [
+            f"{key} {recorded[key]!r} (now {config[key]!r})"
+            for key in sorted(recorded)
+            if key in config and key not in RUNTIME_KEYS
+            and not _same_setting(recorded[key], config[key])
+        ]  # fmt: skip
+        if changed:
+            raise UserError(
+                f"{self.path.name} was started with other settings: {'; '.join(changed)}. "
+                "Resuming continues a run exactly as it began: use its own settings (they are in "
+                f"{self.config_path}), or start a new run in another folder"
+            )
 
     @property
     def config_path(self) -> Path:
@@ -142,3 +167,14 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
+
+
+def _same_setting(recorded: Any, requested: Any) -> bool:
+    """Equal as JSON stores them, or two spellings of the same existing path."""
+    requested = json.loads(json.dumps(requested))
+    if recorded == requested:
+        return True
+    if isinstance(recorded, str) and isinstance(requested, str):
+        first, second = Path(recorded).expanduser(), Path(requested).expanduser()
+        return first.exists() and second.exists() and first.resolve() == second.resolve()
+    return False
