@@ -392,12 +392,20 @@ class DatasetIndex:
         """
         if split not in splitting.SPLITS:
             raise UserError(f"unknown split {split!r}; expected one of {splitting.SPLITS}")
+        return self.seeded_splits(seed, val, test)[split]
+
+    def seeded_splits(
+        self, seed: int = 0, val: float = 0.1, test: float = 0.1
+    ) -> dict[str, list[Sample]]:
+        """Every split :meth:`make_splits` would make (samples sorted by relative path), without
+        storing anything."""
         with self._db() as conn:
             rows = conn.execute(_READABLE_WITH_HASH + " ORDER BY relpath").fetchall()
         assignment = splitting.assign_splits(rows, seed=seed, val=val, test=test)
-        return [
-            Sample(self.root / rel, label) for rel, label, _ in rows if assignment[rel] == split
-        ]
+        splits: dict[str, list[Sample]] = {name: [] for name in splitting.SPLITS}
+        for rel, label, _ in rows:
+            splits[assignment[rel]].append(Sample(self.root / rel, label))
+        return splits
 
     def split_params(self) -> dict[str, float] | None:
         """``{"seed", "val", "test"}`` of the stored splits, or ``None``."""

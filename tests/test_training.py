@@ -186,6 +186,26 @@ def test_resume_with_other_settings_is_refused_and_leaves_the_run_alone(
     assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
 
 
+def test_training_leaves_the_data_sets_own_splits_alone(toy_data: Path, tmp_path: Path) -> None:
+    from core.datasets import DatasetIndex
+    from core.workspace import Workspace
+
+    index = DatasetIndex.build(toy_data, Workspace.resolve(tmp_path))
+    index.make_splits(seed=7, val=0.2, test=0.2)  # the Datasets page's "Make splits"
+    stored = {name: index.samples(name) for name in ("train", "val", "test")}
+    run_dir = tmp_path / "r"
+    finetune({"data": str(toy_data), "workspace": str(tmp_path), **TINY, "epochs": 1,
+              "out": str(run_dir), "val": 0.25, "test": 0.25})  # fmt: skip
+    assert index.split_params() == {"seed": 7, "val": 0.2, "test": 0.2}
+    assert {name: index.samples(name) for name in stored} == stored
+    recorded = json.loads((run_dir / "split.json").read_text())["splits"]
+    seeded = index.seeded_splits(seed=0, val=0.25, test=0.25)
+    for name in ("train", "val", "test"):
+        assert sorted(recorded[name]) == sorted(
+            s.path.relative_to(toy_data).as_posix() for s in seeded[name]
+        )
+
+
 def test_unknown_option_and_out_of_range_values_are_refused(toy_data: Path) -> None:
     with pytest.raises(UserError, match="unknown finetune option"):
         finetune({"data": str(toy_data), "out": "x", "epoch": 3})

@@ -42,7 +42,8 @@ def seed_everything(seed: int) -> None:
 def prepare_splits(
     config: dict[str, Any], emit: EventWriter, cancel: CancelToken
 ) -> tuple[dict[str, list[Sample]], list[str], Path]:
-    """Index ``config['data']``, make its seeded splits and drop a left-out class.
+    """Index ``config['data']``, make its seeded splits and drop a left-out class. The splits
+    are not stored in the index: the data set's own (Datasets page) stay as they are.
 
     Returns:
         ``(splits, class_names, root)`` where ``splits`` maps train/val/test to samples.
@@ -59,7 +60,7 @@ def prepare_splits(
     bad = index.errors()
     if bad:
         emit.log(f"{len(bad)} unreadable file(s) skipped, e.g. {bad[0][0]}: {bad[0][1]}", "warning")
-    index.make_splits(seed=config["seed"], val=config["val"], test=config["test"])
+    seeded = index.seeded_splits(seed=config["seed"], val=config["val"], test=config["test"])
     class_names = index.class_names
     outliers = outlier_classes(config)
     leave_out = config.get("leave_out")
@@ -68,11 +69,11 @@ def prepare_splits(
             raise UserError(f"{option} {name!r} is not a class of {root} ({class_names})")
     class_names = [c for c in class_names if c != leave_out and c not in outliers]
     splits = {
-        name: [s for s in index.samples(name) if s.label in class_names]
+        name: [s for s in seeded[name] if s.label in class_names]
         for name in ("train", "val", "test")
     }
     for outlier in outliers:  # trained toward "unknown"; never validated or tested as a class
-        extra = [s for s in index.samples("train") if s.label == outlier]
+        extra = [s for s in seeded["train"] if s.label == outlier]
         splits["train"] += extra
         emit.log(
             f"outlier exposure: {len(extra)} {outlier} training images, weight "

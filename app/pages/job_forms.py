@@ -80,6 +80,25 @@ class Field:
 
 
 DATA = Field("data", "Data set", "folder", help="folder with one subfolder per class")
+SPLIT_SHARES = tuple(
+    Field(
+        key,
+        label,
+        "float",
+        0.1,
+        low,
+        0.5,
+        decimals=2,
+        step=0.05,
+        help=f"share of each class held out for {use}; with the seed, the same as the Datasets "
+        "page's Make splits gives the same split",
+        advanced=True,
+    )
+    for key, label, low, use in (
+        ("val", "Validation share", 0.01, "choosing the best epoch"),
+        ("test", "Test share", 0.0, "the final test figures"),
+    )
+)
 OUT = Field("out", "Output run", "output", help="new run folder")
 ARCH = Field(
     "arch",
@@ -263,6 +282,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             _probability("jpeg_prob", "JPEG re-compression"),
             _probability("downscale_prob", "Random downscale"),
             Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
+            *SPLIT_SHARES,
             Field(
                 "train_share",
                 "Training share",
