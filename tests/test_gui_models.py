@@ -124,6 +124,9 @@ def test_tree_follows_lineage_with_recorded_numbers(page):
     other = item_named(page, "r0-other")
     assert [other.text(COLUMN[k]) for k in ("accuracy", "f1", "params", "latency")] == [""] * 4
     assert not page.empty_label.isVisible()
+    header = page.tree.headerItem()  # which figure a column holds is one hover away
+    assert "calibrated temperature" in header.toolTip(COLUMN["ece"])
+    assert "validation figures for a run that never finished" in header.toolTip(COLUMN["accuracy"])
 
 
 def test_name_column_fits_the_names_so_every_figure_shows(qtbot, page, runs):

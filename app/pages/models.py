@@ -68,6 +68,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("latency", "Latency"),
 )
 NUMERIC_FROM = 4
+HEADER_TIPS = {
+    "accuracy": "test split figures of the run (validation figures for a run that never finished)",
+    "ece": "expected calibration error of the confidences: a bundle's with its calibrated "
+    "temperature (what the app shows), a run's of the raw softmax",
+    "latency": "one image, measured by the export on the computer that made the bundle",
+}
+"""Header tooltips: what a column's figure is measured on."""
 NAME_WIDTH = (160, 300)
 """Bounds of the name column's first width: its names' width, so the figures fit beside it."""
 """Columns from this index on hold numbers (right-aligned)."""
@@ -157,6 +164,9 @@ class ModelsPage(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels([title for _, title in COLUMNS])
+        for column, (key, _) in enumerate(COLUMNS):
+            if key in HEADER_TIPS:
+                self.tree.headerItem().setToolTip(column, HEADER_TIPS[key])
         self.tree.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
