@@ -126,7 +126,7 @@ def test_tree_follows_lineage_with_recorded_numbers(page):
     assert not page.empty_label.isVisible()
     header = page.tree.headerItem()  # which figure a column holds is one hover away
     assert "calibrated temperature" in header.toolTip(COLUMN["ece"])
-    assert "validation figures for a run that never finished" in header.toolTip(COLUMN["accuracy"])
+    assert "validation figures where it has none" in header.toolTip(COLUMN["accuracy"])
 
 
 def test_name_column_fits_the_names_so_every_figure_shows(qtbot, page, runs):

@@ -69,7 +69,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 NUMERIC_FROM = 4
 HEADER_TIPS = {
-    "accuracy": "test split figures of the run (validation figures for a run that never finished)",
+    "accuracy": "test split figures of the run (validation figures where it has none: no test "
+    "split, or it never finished)",
     "ece": "expected calibration error of the confidences: a bundle's with its calibrated "
     "temperature (what the app shows), a run's of the raw softmax",
     "latency": "one image, measured by the export on the computer that made the bundle",
