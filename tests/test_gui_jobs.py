@@ -146,6 +146,26 @@ def test_validate_config_ranges_and_runs(tmp_path):
     assert validate_config("prune", cfg) == {}
 
 
+def test_forms_refuse_unfinished_runs_and_unwritable_outputs(tmp_path):
+    import os
+    import socket
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    (teacher / "run.json").write_text(json.dumps({"status": "running", **owner}), "utf-8")
+    config = {"teacher": str(teacher), "data": "x", "out": "/proc/deepfake-studio/run"}
+    errors = validate_config("distill", config)
+    assert errors["teacher"] == "this run is still running; wait until it has finished"
+    assert errors["out"] == "cannot write in /proc; choose another folder"
+    (teacher / "run.json").write_text(json.dumps({"status": "cancelled"}), "utf-8")
+    assert "did not finish (cancelled)" in validate_config("distill", config)["teacher"]
+    assert "did not finish" in validate_config("prune", {"run": str(teacher)})["run"]
+    fine = {"out": str(tmp_path / "new" / "run")}
+    assert "out" not in validate_config("finetune", fine)
+    assert validate_config("finetune", {"out": "/proc/x"})["out"].startswith("cannot write in")
+
+
 def test_report_form_takes_several_models_and_a_new_html_file(qtbot, studio_workspace, tmp_path):
     from app.pages.job_forms import JobForm
 

@@ -177,3 +177,87 @@ def test_derived_runs_inherit_the_data_set(tmp_path):
     assert read_run(child).data is None
     roots = build_lineage(scan_runs(tmp_path))
     assert roots[0].children[0].data == "/data/faces"
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def running_run(root: Path, name: str, **owner) -> Path:
+    """A run whose run.json says running, with ``owner`` fields (pid, host)."""
+    path = make_run(root, name, "finetune")
+    body = json.loads((path / "run.json").read_text())
+    body.update(status="running", **owner)
+    (path / "run.json").write_text(json.dumps(body))
+    return path
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
+    import os
+    import socket
+
+    host = socket.gethostname()
+    killed = running_run(tmp_path, "killed", pid=dead_pid(), host=host)
+    alive = running_run(tmp_path, "alive", pid=os.getpid(), host=host)
+    elsewhere = running_run(tmp_path, "elsewhere", pid=dead_pid(), host=host + "-other")
+    unrecorded = running_run(tmp_path, "old")  # written before runs recorded their pid
+    assert read_run(killed).status == "interrupted"
+    assert read_run(alive).status == "running"
+    assert read_run(elsewhere).status == "running"  # cannot be checked from here
+    assert read_run(unrecorded).status == "running"
+
+
+def test_settle_run_ends_only_runs_nobody_writes_any_more(tmp_path):
+    import os
+    import socket
+
+    from core.runs import settle_run
+
+    host = socket.gethostname()
+    killed = running_run(tmp_path, "killed", pid=dead_pid(), host=host)
+    assert settle_run(killed, "failed", "the job crashed")
+    body = json.loads((killed / "run.json").read_text())
+    assert body["status"] == "failed" and body["summary"]["message"] == "the job crashed"
+    assert not settle_run(killed, "interrupted", "again")  # no longer running: left alone
+    alive = running_run(tmp_path, "alive", pid=os.getpid(), host=host)
+    assert not settle_run(alive, "failed", "someone else's job ended")
+    assert read_run(alive).status == "running"
+    assert settle_run(alive, "failed", "its own job ended", pid=os.getpid())
+    assert not settle_run(tmp_path / "missing", "failed", "no run here")
+
+
+def test_unfinished_runs_say_why_they_cannot_be_used(tmp_path):
+    import os
+    import socket
+
+    from core.runs import unfinished_reason
+
+    host = socket.gethostname()
+    assert unfinished_reason(make_run(tmp_path, "done", "finetune")) is None
+    assert unfinished_reason(tmp_path) is None  # not a run: the callers say so
+    busy = running_run(tmp_path, "busy", pid=os.getpid(), host=host)
+    assert "still running" in unfinished_reason(busy)
+    killed = running_run(tmp_path, "killed", pid=dead_pid(), host=host)
+    assert "did not finish (interrupted)" in unfinished_reason(killed)
+    settle = json.loads((killed / "run.json").read_text())
+    settle["status"] = "cancelled"
+    (killed / "run.json").write_text(json.dumps(settle))
+    assert "did not finish (cancelled)" in unfinished_reason(killed)
+
+
+def test_a_run_records_its_process_while_it_runs(tmp_path):
+    import os
+
+    from training.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "r", kind="finetune", config={})
+    assert run.info()["pid"] == os.getpid() and read_run(run.path).status == "running"
+    run.update(status="cancelled", pid=1)
+    RunDir.create(tmp_path / "r", kind="finetune", config={}, resume=True)
+    assert run.info()["pid"] == os.getpid() and run.info()["status"] == "running"

@@ -11,17 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.runs import owner_stamp, write_json_atomic
 
 
 def new_run_name(kind: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
-
-
-def write_json_atomic(path: Path, body: Any) -> None:
-    """Write JSON via a temporary file and rename, so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
 
 
 @dataclass
@@ -68,6 +62,7 @@ class RunDir:
                 "data": config.get("data"),
                 "arch": config.get("arch"),
                 "summary": {},
+                **owner_stamp(),
             },
         )
         return run
@@ -102,9 +97,12 @@ class RunDir:
         return json.loads(self.config_path.read_text(encoding="utf-8"))
 
     def update(self, **fields: Any) -> None:
-        """Merge ``fields`` into run.json (``summary`` is merged key by key)."""
+        """Merge ``fields`` into run.json (``summary`` is merged key by key); a run set
+        ``running`` records this process as its owner (:func:`core.runs.run_status`)."""
         info = self.info()
         summary = fields.pop("summary", None)
+        if fields.get("status") == "running":
+            fields.update(owner_stamp())
         info.update(fields)
         if summary:
             info.setdefault("summary", {}).update(summary)
