@@ -34,8 +34,10 @@ def page(qtbot, studio_workspace, fake_job_program) -> JobsPage:
 
 
 def fake_config(page: JobsPage, **extra) -> dict:
-    """A finetune config for the fake job (extra keys steer tests/fake_job.py)."""
+    """A finetune config for the fake job with an output folder of its own (extra keys steer
+    tests/fake_job.py)."""
     form = page.form_by_kind["finetune"]
+    form.reset_output()
     return {**form.config(), "data": "unused", **extra}
 
 
@@ -257,6 +259,10 @@ def test_cancel_then_resume(qtbot, page, tmp_path):
     assert page.resume_button.isEnabled() and not page.cancel_button.isEnabled()
     assert "Press Resume" in page.log_view.toPlainText()
     done_before = record.summary["epochs_done"]
+    # the final state, not the last progress line (no speed, no ETA)
+    assert page.progress_label.text().startswith("cancelled during epoch ")
+    assert "ETA" not in page.progress_label.text()
+    assert page.progress.text().startswith("cancelled at ")
 
     with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
         qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
@@ -264,11 +270,16 @@ def test_cancel_then_resume(qtbot, page, tmp_path):
     assert resumed.id != record.id and resumed.status == "done"
     assert resumed.config["resume"] is True and resumed.config["out"] == str(out)
     assert f"resuming after epoch {done_before}" in page.log_view.toPlainText()
+    assert page.progress.text() == "done" and page.progress_label.text().startswith("done")
     # the resumed job shows the whole run: epochs from metrics.csv, then its own
     assert page.curve_data("val_acc")[0].tolist() == list(range(1, 9))
     np.testing.assert_allclose(
         page.curve_data("val_acc")[1], 0.9 - 0.4 / np.arange(1, 9), atol=1e-4
     )
+    # the cancelled job's run was continued to its end: it no longer offers Resume
+    page.job_list.setCurrentItem(page._items[record.id])
+    assert page.shown_job == record.id and not page.resume_button.isEnabled()
+    assert "Press Resume" not in page.log_view.toPlainText()
 
 
 def test_crash_shows_the_stderr_tail(qtbot, page):
@@ -279,6 +290,8 @@ def test_crash_shows_the_stderr_tail(qtbot, page):
     assert "FAILED: the job exited with status 1 without reporting a result" in log
     assert "RuntimeError: CUDA out of memory (fake crash)" in log
     assert page.job_list.topLevelItem(0).text(0) == "failed"
+    assert page.progress_label.text().startswith("failed during epoch 1/3")  # died starting 2
+    assert page.progress.text().startswith("failed at ")
 
 
 def test_queue_order_and_history_after_recreating_the_page(

@@ -98,6 +98,8 @@ class JobsPage(QWidget):
         self._epoch_s: float | None = None
         self._loaded_x: set[float] = set()
         self._loaded_rows = 0
+        self._reached = ""
+        """Where the shown job got to ("epoch 2/3"), for its final state."""
 
         from app.widgets.page_header import PageHeader
 
@@ -311,8 +313,7 @@ class JobsPage(QWidget):
     @Slot(object)
     def _on_queue_job_updated(self, record: JobRecord) -> None:
         self._refresh_item(record)
-        if record.id == self.shown_job:
-            self._update_buttons()
+        self._update_buttons()  # another job's change can end the shown one's Resume
 
     @Slot(object)
     def _on_queue_job_started(self, record: JobRecord) -> None:
@@ -353,7 +354,9 @@ class JobsPage(QWidget):
             plot.clear()
         self.log_view.clear()
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self.progress_label.setText("")
+        self._reached = ""
         self.job_title.setText(self._describe(record))
         self._load_metrics(record)
         if record.status == "running" and record.runner_pid is not None:
@@ -380,11 +383,23 @@ class JobsPage(QWidget):
                 if key in columns:
                     plot.set_series(key, x, columns[key])
 
+    def _show_final_progress(self, record: JobRecord) -> None:
+        """The progress bar and line of an ended job: its outcome, not its last ETA."""
+        status = record.status
+        if status == "done":
+            self.progress.setValue(PROGRESS_STEPS)
+        at = " at %p%" if status != "done" and self.progress.value() > 0 else ""
+        self.progress.setFormat(f"{status}{at}")
+        reached = f" during {self._reached}" if self._reached and status != "done" else ""
+        took = record.finished - record.started if record.finished and record.started else None
+        after = f" after {formatting.duration(took)}" if took is not None else ""
+        self.progress_label.setText(f"{status}{reached}{after}")
+
     def _show_outcome(self, record: JobRecord) -> None:
         self.job_title.setText(self._describe(record))
+        self._show_final_progress(record)
         summary = record.summary
         if record.status == "done":
-            self.progress.setValue(PROGRESS_STEPS)
             self._log(f"finished{': ' + headline(summary) if headline(summary) else ''}")
             if summary.get("run_dir"):
                 self._log(f"run folder: {summary['run_dir']}")
@@ -397,7 +412,8 @@ class JobsPage(QWidget):
                 zipped = f" (zip: {summary['zip']})" if summary.get("zip") else ""
                 self._log(f"bundle: {summary['bundle']}{zipped}")
         elif record.status in ("cancelled", "interrupted"):
-            hint = " Press Resume to continue from its last checkpoint." if record.resumable else ""
+            resumable = self.queue.can_resume(record)
+            hint = " Press Resume to continue from its last checkpoint." if resumable else ""
             self._log(f"{record.status}: {summary.get('message', 'stopped by the user')}.{hint}")
         elif record.status == "failed":
             self._log(f"FAILED: {summary.get('message', 'the job failed')}")
@@ -420,7 +436,8 @@ class JobsPage(QWidget):
         if phase:
             parts.append(str(phase))
         if event.epoch is not None:
-            parts.append(f"epoch {event.epoch}" + (f"/{epochs}" if epochs else ""))
+            self._reached = f"epoch {event.epoch}" + (f"/{epochs}" if epochs else "")
+            parts.append(self._reached)
         speed = event.data.get("images_per_s")
         if isinstance(speed, int | float):
             parts.append(f"{speed:.0f} images/s")
@@ -474,7 +491,7 @@ class JobsPage(QWidget):
     def _update_buttons(self) -> None:
         record = self._record()
         self.cancel_button.setEnabled(record is not None and self.queue.can_cancel(record))
-        self.resume_button.setEnabled(record is not None and record.resumable)
+        self.resume_button.setEnabled(record is not None and self.queue.can_resume(record))
         self.open_button.setEnabled(record is not None and bool(record.out))
         is_report = record is not None and record.kind == "report"
         self.open_button.setText("Open report" if is_report else "Open folder")
