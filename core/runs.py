@@ -213,7 +213,11 @@ def _lookup(sources: Iterable[Mapping[str, Any]], names: tuple[str, ...]) -> flo
 
 
 def read_metrics(path: Path) -> dict[str, list[float]]:
-    """Columns of a ``metrics.csv`` as float lists (blank or non-numeric cells become NaN)."""
+    """Columns of a ``metrics.csv`` as float lists (blank or non-numeric cells become NaN).
+
+    The rows of a pruned run (``step`` and ``epoch`` columns) come ordered by step, then epoch,
+    whatever order an older resume left them in.
+    """
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -224,6 +228,8 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
         for key in row:
             if key is not None:
                 columns.setdefault(key, [])
+    if "step" in columns and "epoch" in columns:
+        rows.sort(key=lambda row: (_sort_number(row.get("step")), _sort_number(row.get("epoch"))))
     for row in rows:
         for key, values in columns.items():
             number = finite_number(row.get(key))
@@ -231,20 +237,38 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
     return columns
 
 
+def _sort_number(value: Any) -> float:
+    number = finite_number(value)
+    return math.inf if number is None else number
+
+
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def x_axis(columns: Mapping[str, list[float]]) -> tuple[list[float], str]:
+def pruning_x(step: float, epoch: float, epochs_per_step: float) -> float:
+    """Where a pruned run's row sits on its x axis: at ``step`` right after that pruning step,
+    its fine-tuning epochs evenly between ``step`` and ``step + 1``."""
+    return step + epoch / (epochs_per_step + 1)
+
+
+def x_axis(
+    columns: Mapping[str, list[float]], epochs_per_step: float | None = None
+) -> tuple[list[float], str]:
     """The x values and label to plot a run's ``metrics.csv`` rows against.
 
     ``epoch`` when it increases row by row (fine-tuning), else ``step`` (pruning records one
-    evaluation per step), else the row number (epochs restart at each pruning step).
+    evaluation per step; when epochs restart at each step, :func:`pruning_x` of each row, with
+    ``epochs_per_step`` or the most epochs any step recorded), else the row number.
     """
     for name in ("epoch", "step"):
         values = columns.get(name) or []
         if values and all(b > a for a, b in pairwise(values)):
             return list(values), name
+    steps, epochs = columns.get("step") or [], columns.get("epoch") or []
+    if steps and len(steps) == len(epochs) and all(map(math.isfinite, [*steps, *epochs])):
+        per_step = epochs_per_step if epochs_per_step is not None else max(epochs)
+        return [pruning_x(s, e, per_step) for s, e in zip(steps, epochs, strict=True)], "step"
     rows = max((len(v) for v in columns.values()), default=0)
     return [float(i) for i in range(1, rows + 1)], "row"
 

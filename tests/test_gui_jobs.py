@@ -401,3 +401,22 @@ def test_failed_job_row_explains_itself(qtbot, page):
     assert row.toolTip(0) == "the data set has only one class"
     assert page.resume_button.isEnabled()  # a failed training run can go on from its checkpoint
     assert "FAILED: the data set has only one class" in page.log_view.toPlainText()
+
+
+def test_a_prune_job_draws_its_rows_where_metrics_csv_puts_them(qtbot, page, tmp_path):
+    out = tmp_path / "pruned"
+    out.mkdir()
+    rows = ["step0,0,0,0.66", "step1,0,1,0.63", "step1,1,1,0.7"]
+    (out / "metrics.csv").write_text("stage,epoch,step,val_acc\n" + "\n".join(rows) + "\n")
+    from app.job_queue import JobRecord
+
+    job = JobRecord("p1", "prune", {"kind": "prune", "epochs": 1, "out": str(out)}, "running")
+    page.queue.records[job.id] = job
+    page._show_job(job)
+    assert page.curve_data("val_acc")[0].tolist() == [0.0, 1.0, 1.5]
+    # live rows of the same run land on the same axis: step 2 right after pruning, then its epoch
+    for epoch, acc in ((0, 0.5), (1, 0.6)):
+        event = Event("metric", "p1", epoch=epoch, data={"step": 2, "val_acc": acc})
+        page._on_queue_event_received("p1", event)
+    assert page.curve_data("val_acc")[0].tolist() == [0.0, 1.0, 1.5, 2.0, 2.5]
+    assert "step 2 epoch 1: val_acc 0.6" in page.log_view.toPlainText()

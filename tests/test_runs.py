@@ -10,7 +10,15 @@ import pytest
 from run_factory import make_bundle, make_run
 
 from core.errors import UserError
-from core.runs import build_lineage, delete_run, read_metrics, read_run, scan_runs, walk
+from core.runs import (
+    build_lineage,
+    delete_run,
+    read_metrics,
+    read_run,
+    scan_runs,
+    walk,
+    x_axis,
+)
 
 
 @pytest.fixture
@@ -148,9 +156,11 @@ def test_x_axis_picks_epoch_step_or_row():
     from core.runs import x_axis
 
     assert x_axis({"epoch": [1.0, 2.0, 3.0], "val_acc": [0.5] * 3}) == ([1.0, 2.0, 3.0], "epoch")
-    # a pruned run: epochs restart at each step, steps repeat -> row numbers
+    # a pruned run: epochs restart at each step -> each step's epochs between it and the next
     pruned = {"epoch": [0.0, 0.0, 1.0, 0.0, 1.0], "step": [0.0, 1.0, 1.0, 2.0, 2.0]}
-    assert x_axis(pruned) == ([1.0, 2.0, 3.0, 4.0, 5.0], "row")
+    assert x_axis(pruned) == ([0.0, 1.0, 1.5, 2.0, 2.5], "step")
+    assert x_axis(pruned, epochs_per_step=3)[0] == [0.0, 1.0, 1.25, 2.0, 2.25]
+    assert x_axis({"epoch": [2.0, 1.0], "val_acc": [0.1, 0.2]}) == ([1.0, 2.0], "row")
     assert x_axis({"step": [1.0, 2.0], "val_acc": [0.1, 0.2]}) == ([1.0, 2.0], "step")
     assert x_axis({}) == ([], "row")
 
@@ -261,3 +271,34 @@ def test_a_run_records_its_process_while_it_runs(tmp_path):
     run.update(status="cancelled", pid=1)
     RunDir.create(tmp_path / "r", kind="finetune", config={}, resume=True)
     assert run.info()["pid"] == os.getpid() and run.info()["status"] == "running"
+
+
+def test_a_resumed_prune_keeps_its_metrics_rows_in_order(tmp_path):
+    from training.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "p", kind="prune", config={})
+
+    def prune(steps_done: int) -> None:
+        """What a prune job writes: step0, then per step its pruned row and fine-tuning epoch;
+        a resumed job rewrites the rows it re-validates (epoch 0) and skips finished epochs."""
+        run.append_metrics({"stage": "step0", "epoch": 0, "val_acc": 0.6, "step": 0})
+        for k in (1, 2):
+            run.append_metrics({"stage": f"step{k}", "epoch": 0, "val_acc": 0.5, "step": k})
+            if k > steps_done:
+                run.append_metrics({"stage": f"step{k}", "epoch": 1, "val_acc": 0.7, "step": k})
+
+    prune(steps_done=0)
+    prune(steps_done=2)  # killed at the very end, then resumed
+    order = [(r["stage"], r["epoch"]) for r in run.read_metrics()]
+    assert order == [("step0", "0"), ("step1", "0"), ("step1", "1"), ("step2", "0"), ("step2", "1")]
+    x, label = x_axis(read_metrics(run.metrics_path))
+    assert (x, label) == ([0.0, 1.0, 1.5, 2.0, 2.5], "step")
+
+
+def test_scrambled_pruning_rows_are_read_in_step_order(tmp_path):
+    path = tmp_path / "metrics.csv"
+    rows = ["step1,1,1,0.7", "step2,1,2,0.6", "step0,0,0,0.66", "step1,0,1,0.63", "step2,0,2,0.53"]
+    path.write_text("stage,epoch,step,val_acc\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    columns = read_metrics(path)
+    assert columns["val_acc"] == [0.66, 0.63, 0.7, 0.53, 0.6]
+    assert x_axis(columns)[0] == [0.0, 1.0, 1.5, 2.0, 2.5]

@@ -109,10 +109,15 @@ class RunDir:
         write_json_atomic(self.path / "run.json", info)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        """Append one row to metrics.csv, widening the header when new columns appear."""
+        """Append one row to metrics.csv, widening the header when new columns appear.
+
+        A row of an epoch/step already there (a resumed run re-runs it) replaces that row where
+        it stands, so the rows stay in the order the run made them.
+        """
         rows = self.read_metrics()
+        same = [index for index, r in enumerate(rows) if _same_step(r, row)]
         rows = [r for r in rows if not _same_step(r, row)]
-        rows.append({k: _csv_value(v) for k, v in row.items()})
+        rows.insert(same[0] if same else len(rows), {k: _csv_value(v) for k, v in row.items()})
         columns: list[str] = []
         for r in rows:
             columns.extend(k for k in r if k not in columns)

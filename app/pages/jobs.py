@@ -39,7 +39,7 @@ from app.style import STATUSES, status_icon
 from app.widgets import formatting
 from app.widgets.live_plot import LivePlot, Series
 from core.events import Event
-from core.runs import read_metrics, x_axis
+from core.runs import pruning_x, read_metrics, x_axis
 from core.workspace import ENV_VAR as WORKSPACE_ENV
 from core.workspace import Workspace
 
@@ -350,8 +350,10 @@ class JobsPage(QWidget):
         self.shown_job = record.id
         self._metric_points = 0
         self._epoch_s: float | None = None
+        x_label = "pruning step" if _epochs_per_step(record) is not None else "epoch"
         for plot in self.plots.values():
             plot.clear()
+            plot.set_x_label(x_label)
         self.log_view.clear()
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
@@ -374,7 +376,7 @@ class JobsPage(QWidget):
         if not record.out:
             return
         columns = read_metrics(Path(record.out) / "metrics.csv")
-        x, _ = x_axis(columns)
+        x, _ = x_axis(columns, _epochs_per_step(record))
         if not x:
             return
         self._loaded_x, self._loaded_rows = set(x), len(x)
@@ -447,13 +449,9 @@ class JobsPage(QWidget):
 
     def _on_metric(self, event: Event) -> None:
         self._metric_points += 1
-        record = self._record()
-        if record is not None and record.kind in EPOCH_KINDS and event.epoch is not None:
-            x: float = event.epoch
-            if x in self._loaded_x:
-                return  # already drawn from metrics.csv
-        else:  # pruning: epochs restart at each step, so rows are numbered
-            x = self._loaded_rows + self._metric_points
+        x = self._metric_x(event)
+        if x in self._loaded_x:
+            return  # already drawn from metrics.csv
         for key, value in event.data.items():
             if not isinstance(value, int | float):
                 continue
@@ -464,7 +462,20 @@ class JobsPage(QWidget):
             for k, v in event.data.items()
             if k in LOG_METRICS and isinstance(v, int | float)
         )
-        self._log(f"epoch {x}: {shown}")
+        step = event.data.get("step")
+        where = f"step {step} epoch {event.epoch}" if step is not None else f"epoch {x:g}"
+        self._log(f"{where}: {shown}")
+
+    def _metric_x(self, event: Event) -> float:
+        """The x of a metric event, as :func:`core.runs.x_axis` places its metrics.csv row."""
+        record = self._record()
+        step = event.data.get("step")
+        per_step = _epochs_per_step(record) if record is not None else None
+        if per_step is not None and isinstance(step, int | float) and event.epoch is not None:
+            return pruning_x(step, event.epoch, per_step)
+        if record is not None and record.kind in EPOCH_KINDS and event.epoch is not None:
+            return float(event.epoch)
+        return float(self._loaded_rows + self._metric_points)  # rows are numbered
 
     def _describe(self, record: JobRecord) -> str:
         title = JOB_KINDS.get(record.kind, (record.kind,))[0]
@@ -499,6 +510,12 @@ class JobsPage(QWidget):
     def _log(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.log_view.appendPlainText(f"{stamp}  {text}")
+
+
+def _epochs_per_step(record: JobRecord) -> float | None:
+    """A prune job's fine-tuning epochs per step (``None`` for other jobs)."""
+    epochs = record.config.get("epochs") if record.kind == "prune" else None
+    return float(epochs) if isinstance(epochs, int | float) else None
 
 
 def headline(summary: Mapping[str, Any]) -> str:
