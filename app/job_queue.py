@@ -4,6 +4,8 @@ Each submitted job gets an id and a config file ``<workspace.jobs>/<id>.json``. 
 job's state is appended to ``<workspace.jobs>/history.jsonl`` (one JSON object per line, the last
 line of an id wins), so the list survives restarts. Jobs that were queued or running when the app
 last stopped come back as ``interrupted`` (and can be resumed); nothing starts by itself.
+A job that ends without finishing (failed, killed, cancelled before it could save, interrupted)
+leaves its run.json saying so (:func:`core.runs.settle_run`), not ``running`` forever.
 A job starts when the app's :class:`app.compute_slot.ComputeSlot` is free (an export of the
 Export page may be running). The Export page records its own jobs in the same history
 (:func:`append_to_history`); the queue lists them (:meth:`JobQueue.adopt`) but never runs,
@@ -27,12 +29,15 @@ from PySide6.QtCore import QObject, Signal, Slot
 from app.compute_slot import SHARED, ComputeSlot
 from app.jobs import JobRunner
 from core.events import Event
+from core.runs import RUN_FILE, read_json, settle_run
 
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.jsonl"
 FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
 RESUMABLE_KINDS = ("finetune", "distill", "prune", "curve")
+OUTPUT_TAKEN = "output_taken"
+"""Summary flag of a job that failed because its output folder held another run."""
 COMPACT_FACTOR = 4
 """The history file is rewritten when it has this many lines per job (plus slack)."""
 
@@ -55,11 +60,14 @@ class JobRecord:
 
     @property
     def resumable(self) -> bool:
-        """Cancelled, failed or interrupted training with an output folder to continue."""
+        """Cancelled, failed or interrupted training with an output folder of its own to
+        continue (not one that held another run when it started: :meth:`JobQueue.can_resume`
+        also knows whether a later job resumed it)."""
         return (
             self.status in ("cancelled", "failed", "interrupted")
             and self.kind in RESUMABLE_KINDS
             and bool(self.config.get("out"))
+            and not self.summary.get(OUTPUT_TAKEN)
         )
 
     @property
@@ -84,6 +92,15 @@ def append_to_history(jobs_dir: Path, record: JobRecord) -> None:
     wins); raises ``OSError`` when it cannot be written."""
     with (Path(jobs_dir) / HISTORY_FILE).open("a", encoding="utf-8") as handle:
         handle.write(record.to_json() + "\n")
+
+
+def output_taken(record: JobRecord, pid: int | None) -> bool:
+    """Whether a job that did not resume found its output folder holding a run of another
+    process (its child ``pid`` would have recorded itself as the run's owner)."""
+    if record.config.get("resume") or not record.out:
+        return False
+    run = read_json(Path(record.out) / RUN_FILE)
+    return bool(run) and (pid is None or run.get("pid") != pid)
 
 
 def runs_elsewhere(record: JobRecord) -> bool:
@@ -150,9 +167,19 @@ class JobQueue(QObject):
     def resume(self, job_id: str) -> JobRecord:
         """Submit a resumable job's config again with ``"resume": true``."""
         record = self.records[job_id]
-        if not record.resumable:
+        if not self.can_resume(record):
             raise ValueError(f"job {job_id} ({record.status}) cannot be resumed")
         return self.submit({**record.config, "resume": True})
+
+    def can_resume(self, record: JobRecord) -> bool:
+        """:attr:`JobRecord.resumable`, and no later job has resumed its run (or finished one in
+        its folder): only the newest job of a run continues it."""
+        return record.resumable and not any(
+            other.out == record.out
+            and other.submitted > record.submitted
+            and (other.config.get("resume") or other.status == "done")
+            for other in self.records.values()
+        )
 
     def adopt(self, record: JobRecord) -> None:
         """List (or update) a job that another page runs and records in the history itself
@@ -200,7 +227,9 @@ class JobQueue(QObject):
             self.runner.sig_job_finished.disconnect(self._on_runner_finished)
             self.runner.shutdown()
             self.current = None
-            self._set_status(record, "interrupted", {"message": "the app was closed"})
+            summary = {"message": "the app was closed"}
+            self._settle_run(record, "interrupted", summary, self.runner.pid)
+            self._set_status(record, "interrupted", summary)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -233,10 +262,33 @@ class JobQueue(QObject):
         record, self.current = self.current, None
         if record is not None:
             record.finished = time.time()
+            summary = dict(summary)
+            if status != "done":
+                self._record_outcome(record, status, summary)
             self._set_status(record, status, summary)
             self.sig_job_finished.emit(record)
         self.slot.release(self)  # someone waiting (an export) goes first, then our next job
         self._start_next()
+
+    def _settle_run(
+        self, record: JobRecord, status: str, summary: dict[str, Any], pid: int | None
+    ) -> None:
+        """Bring the run.json of a job that ended unfinished up to date (``pid``: its child)."""
+        message = str(summary.get("message") or f"the job {status}")
+        if record.out and settle_run(Path(record.out), status, message, pid):
+            log.info("run %s recorded as %s", record.out, status)
+
+    def _record_outcome(self, record: JobRecord, status: str, summary: dict[str, Any]) -> None:
+        """What an unfinished job leaves behind: its run settled, or, when its output folder
+        held another run (it refused to start), a flag and that run left alone."""
+        if not output_taken(record, self.runner.pid):
+            self._settle_run(record, status, summary, self.runner.pid)
+            return
+        summary[OUTPUT_TAKEN] = True
+        summary["message"] = (
+            f"{record.out} already holds another run; start the job again with a new output "
+            "folder (Resume on the job that made that run continues it)"
+        )
 
     def _set_status(
         self, record: JobRecord, status: str, summary: dict[str, Any] | None = None
@@ -266,6 +318,8 @@ class JobQueue(QObject):
         for record in records.values():
             if record.status not in FINAL_STATUSES and not runs_elsewhere(record):
                 stopped = f"the app stopped while this job was {record.status}"
+                if record.status == "running":  # its child may have been killed with the app
+                    self._settle_run(record, "interrupted", {"message": stopped}, None)
                 record.status = "interrupted"
                 record.summary.setdefault("message", stopped)
         if len(lines) > COMPACT_FACTOR * len(records) + 20:

@@ -64,6 +64,8 @@ class JobRunner(QObject):
         self.env = dict(env or {})
         self.grace_ms = grace_ms
         self.job_id: str | None = None
+        self.pid: int | None = None
+        """The process id of the running (or last) child, once it has started."""
         self._process: QProcess | None = None
         self._last_process: QProcess | None = None
         self._stdout_buffer = b""
@@ -93,6 +95,7 @@ class JobRunner(QObject):
         self._terminal = None
         self._cancel_requested = False
         self._terminated = False
+        self.pid = None
         self._release_last_process()
         process = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
@@ -105,7 +108,7 @@ class JobRunner(QObject):
         process.readyReadStandardError.connect(self._on_process_stderr)
         process.finished.connect(self._on_process_finished)
         process.errorOccurred.connect(self._on_process_error)
-        process.started.connect(lambda: self.sig_job_started.emit(self.job_id or ""))
+        process.started.connect(self._on_process_started)
         self._process = process
         args = [*self.program[1:], "job", str(job_file)]
         log.info("starting job %s: %s %s", self.job_id, self.program[0], " ".join(args))
@@ -146,6 +149,12 @@ class JobRunner(QObject):
         return "\n".join(lines)
 
     # -- process slots ------------------------------------------------------------------------
+
+    @Slot()
+    def _on_process_started(self) -> None:
+        if self._process is not None:
+            self.pid = self._process.processId() or None
+        self.sig_job_started.emit(self.job_id or "")
 
     @Slot()
     def _on_process_stdout(self) -> None:

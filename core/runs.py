@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -28,6 +30,9 @@ BUNDLE_FILE = "bundle.json"
 VERIFICATION_FILE = "verification.json"
 """The export job's report; ``variants[shipped]`` has the shipped model's latency."""
 WEIGHT_FILES = ("best.safetensors", "last.safetensors", "model.onnx")
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+"""A run whose run.json says ``running`` though the process that wrote it has ended."""
 
 METRIC_ALIASES: dict[str, tuple[str, ...]] = {
     "accuracy": ("test_acc", "accuracy", "test_accuracy", "best_val_acc", "val_acc", "acc"),
@@ -77,7 +82,104 @@ class RunInfo:
         return self.path / "metrics.csv"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def write_json_atomic(path: Path, body: Any) -> None:
+    """Write JSON via a temporary file and rename, so a crash never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def owner_stamp() -> dict[str, Any]:
+    """The ``pid`` and ``host`` a job records in run.json while it runs (see :func:`run_status`)."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a zombie counts as alive)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
+        return _windows_process_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _windows_process_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # access denied: it exists
+    code = ctypes.c_ulong()
+    try:
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    finally:
+        kernel32.CloseHandle(handle)
+    return bool(ok) and code.value == 259  # STILL_ACTIVE
+
+
+def owner_gone(run: Mapping[str, Any]) -> bool:
+    """Whether the process recorded in a run.json has ended (``False`` when none is recorded
+    or it ran on another host, where it cannot be checked)."""
+    pid = run.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return False
+    if run.get("host") not in (None, socket.gethostname()):
+        return False
+    return not process_alive(pid)
+
+
+def run_status(run: Mapping[str, Any]) -> str:
+    """A run.json's status, ``interrupted`` for a ``running`` run whose process has ended
+    (killed, or its machine went down): nothing else will ever update it."""
+    status = str(run.get("status") or "")
+    return INTERRUPTED if status == RUNNING and owner_gone(run) else status
+
+
+def settle_run(directory: Path, status: str, message: str, pid: int | None = None) -> bool:
+    """Record ``status`` in a run.json that still says ``running`` after its job ended.
+
+    Only a run whose recorded process has ended (or is ``pid``, the job that just ended, or is
+    not recorded) is changed, never one another process is still writing. Returns whether
+    run.json was changed; a missing or unwritable run.json is left alone.
+    """
+    path = Path(directory) / RUN_FILE
+    run = read_json(path)
+    if run.get("status") != RUNNING:
+        return False
+    recorded = run.get("pid")
+    if recorded is not None and recorded != pid and not owner_gone(run):
+        return False
+    summary = _mapping(run, "summary")
+    run.update(status=status, summary={**summary, "message": message})
+    try:
+        write_json_atomic(path, run)
+    except OSError:
+        return False
+    return True
+
+
+def unfinished_reason(directory: Path) -> str | None:
+    """Why the run in ``directory`` cannot be used as a finished model (export, prune, distill),
+    or ``None`` (also for folders without run.json: bundles, model folders)."""
+    run = read_json(Path(directory) / RUN_FILE)
+    status = run_status(run)
+    if status in ("", "done"):
+        return None
+    if status == RUNNING:
+        return "this run is still running; wait until it has finished"
+    return f"this run did not finish ({status}); resume it first or choose a finished run"
+
+
+def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; ``{}`` when the file is missing, torn or not an object."""
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
@@ -111,7 +213,11 @@ def _lookup(sources: Iterable[Mapping[str, Any]], names: tuple[str, ...]) -> flo
 
 
 def read_metrics(path: Path) -> dict[str, list[float]]:
-    """Columns of a ``metrics.csv`` as float lists (blank or non-numeric cells become NaN)."""
+    """Columns of a ``metrics.csv`` as float lists (blank or non-numeric cells become NaN).
+
+    The rows of a pruned run (``step`` and ``epoch`` columns) come ordered by step, then epoch,
+    whatever order an older resume left them in.
+    """
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -122,6 +228,8 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
         for key in row:
             if key is not None:
                 columns.setdefault(key, [])
+    if "step" in columns and "epoch" in columns:
+        rows.sort(key=lambda row: (_sort_number(row.get("step")), _sort_number(row.get("epoch"))))
     for row in rows:
         for key, values in columns.items():
             number = finite_number(row.get(key))
@@ -129,20 +237,38 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
     return columns
 
 
+def _sort_number(value: Any) -> float:
+    number = finite_number(value)
+    return math.inf if number is None else number
+
+
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def x_axis(columns: Mapping[str, list[float]]) -> tuple[list[float], str]:
+def pruning_x(step: float, epoch: float, epochs_per_step: float) -> float:
+    """Where a pruned run's row sits on its x axis: at ``step`` right after that pruning step,
+    its fine-tuning epochs evenly between ``step`` and ``step + 1``."""
+    return step + epoch / (epochs_per_step + 1)
+
+
+def x_axis(
+    columns: Mapping[str, list[float]], epochs_per_step: float | None = None
+) -> tuple[list[float], str]:
     """The x values and label to plot a run's ``metrics.csv`` rows against.
 
     ``epoch`` when it increases row by row (fine-tuning), else ``step`` (pruning records one
-    evaluation per step), else the row number (epochs restart at each pruning step).
+    evaluation per step; when epochs restart at each step, :func:`pruning_x` of each row, with
+    ``epochs_per_step`` or the most epochs any step recorded), else the row number.
     """
     for name in ("epoch", "step"):
         values = columns.get(name) or []
         if values and all(b > a for a, b in pairwise(values)):
             return list(values), name
+    steps, epochs = columns.get("step") or [], columns.get("epoch") or []
+    if steps and len(steps) == len(epochs) and all(map(math.isfinite, [*steps, *epochs])):
+        per_step = epochs_per_step if epochs_per_step is not None else max(epochs)
+        return [pruning_x(s, e, per_step) for s, e in zip(steps, epochs, strict=True)], "step"
     rows = max((len(v) for v in columns.values()), default=0)
     return [float(i) for i in range(1, rows + 1)], "row"
 
@@ -183,17 +309,17 @@ def _find_bundle(directory: Path, run: Mapping[str, Any], config: Mapping[str, A
 def read_run(directory: Path) -> RunInfo | None:
     """A :class:`RunInfo` for a run directory or bundle folder; ``None`` if it is neither."""
     directory = Path(directory)
-    run = _read_json(directory / RUN_FILE)
+    run = read_json(directory / RUN_FILE)
     if not run:
         return read_bundle(directory)
-    config = _read_json(directory / "config.json")
-    model = _read_json(directory / "model.json")
+    config = read_json(directory / "config.json")
+    model = read_json(directory / "model.json")
     summary = _mapping(run, "summary")
     nested = [_mapping(summary, k) for k in NESTED_SUMMARY_KEYS]
     metrics = read_metrics(directory / "metrics.csv")
     last_row = {k: _last_finite(v) for k, v in metrics.items()}
     bundle = _find_bundle(directory, run, config)
-    bundle_meta = _read_json(bundle / BUNDLE_FILE) if bundle else {}
+    bundle_meta = read_json(bundle / BUNDLE_FILE) if bundle else {}
     bundle_metrics = _mapping(bundle_meta, "metrics")
     sources = [summary, *nested, bundle_metrics, last_row]
 
@@ -207,7 +333,7 @@ def read_run(directory: Path) -> RunInfo | None:
         path=directory,
         name=str(run.get("id") or directory.name),
         kind=str(run.get("kind") or config.get("kind") or "run"),
-        status=str(run.get("status") or ""),
+        status=run_status(run),
         parent=run.get("parent") or config.get("run") or config.get("teacher"),
         created=str(run.get("created") or ""),
         arch=run.get("arch") or model.get("arch") or config.get("arch") or bundle_meta.get("arch"),
@@ -228,13 +354,13 @@ def read_run(directory: Path) -> RunInfo | None:
 
 def read_bundle(directory: Path) -> RunInfo | None:
     """A :class:`RunInfo` (kind ``bundle``) for an exported bundle folder, else ``None``."""
-    meta = _read_json(Path(directory) / BUNDLE_FILE)
+    meta = read_json(Path(directory) / BUNDLE_FILE)
     if not meta:
         return None
     metrics = _mapping(meta, "metrics")
     model = _mapping(meta, "model")
     precision = model.get("precision")
-    verification = _read_json(Path(directory) / VERIFICATION_FILE)
+    verification = read_json(Path(directory) / VERIFICATION_FILE)
     shipped = _mapping(_mapping(verification, "variants"), str(verification.get("shipped")))
     return RunInfo(
         path=Path(directory),

@@ -8,6 +8,7 @@ Linux).
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +61,27 @@ class Workspace:
     def reports(self) -> Path:
         """Quality reports (``report`` jobs): ``NAME.html`` with its figures in ``NAME.json``."""
         return self._sub("reports")
+
+
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` or its closest ancestor that exists (``None`` if none does)."""
+    existing = Path(path)
+    while not existing.exists():
+        if existing.parent == existing:
+            return None
+        existing = existing.parent
+    return existing
+
+
+def writable_folder(folder: Path) -> bool:
+    """Whether ``folder`` can be created (or written) there: its nearest existing ancestor is
+    a folder we can write in (probed: permissions alone lie for root and on /proc)."""
+    existing = nearest_existing(folder)
+    if existing is None or not existing.is_dir():
+        return False
+    try:
+        with tempfile.TemporaryDirectory(prefix=".write-test-", dir=existing):
+            pass
+    except OSError:
+        return False
+    return True

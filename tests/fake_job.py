@@ -8,8 +8,9 @@ Usage: ``python tests/fake_job.py job JOB.json``. Keys of the job config it unde
   segfault or an out-of-memory kill looks like to the GUI).
 * ``error_at_epoch``: end with an ``error`` event (a clean failure).
 * ``out``: a folder where it keeps ``state.json`` (the last finished epoch) so ``"resume": true``
-  continues after it, like a real job's checkpoint; ``run.json`` and ``metrics.csv`` are written
-  like a real run directory.
+  continues after it, like a real job's checkpoint; ``run.json`` (``running`` with this process
+  as owner from the start) and ``metrics.csv`` are written like a real run directory, and an
+  ``out`` that already holds a run.json fails without ``resume``, like a real job.
 
 The line ``cancel`` on stdin ends the job after the current step with ``done`` +
 ``"cancelled": true``.
@@ -27,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.events import EventWriter
+from core.runs import owner_stamp
 
 
 def _watch_stdin(flag: threading.Event) -> None:
@@ -39,6 +41,7 @@ def _watch_stdin(flag: threading.Event) -> None:
 def _write_run(out: Path, config: dict, status: str, rows: list[dict]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     run = {
+        **owner_stamp(),
         "id": out.name,
         "kind": config.get("kind", "finetune"),
         "parent": config.get("run"),
@@ -66,10 +69,15 @@ def main(argv: list[str]) -> int:
     out = Path(config["out"]) if config.get("out") else None
     state_path = out / "state.json" if out else None
     start, rows = 0, []
+    if out and not config.get("resume") and (out / "run.json").exists():
+        emit("error", {"message": f"{out} already holds a run; pass --resume to continue it"})
+        return 2
     if config.get("resume") and state_path and state_path.exists():
         state = json.loads(state_path.read_text(encoding="utf-8"))
         start, rows = state["epoch"], state["rows"]
         emit.log(f"resuming after epoch {start}")
+    if out:
+        _write_run(out, config, "running", rows)
     cancel = threading.Event()
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
     emit.log(f"fake job: {epochs} epochs x {steps} steps")

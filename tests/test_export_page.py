@@ -96,6 +96,16 @@ def test_next_without_a_run_is_explained_on_the_run_step(page, tmp_path):
     assert "best.safetensors, split.json missing" in page.run_error.text()
 
 
+def test_a_run_that_did_not_finish_is_refused_with_its_reason(page):
+    run = page.workspace.runs / "20261123-0900-finetune"
+    body = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    (run / "run.json").write_text(json.dumps({**body, "status": "failed"}), encoding="utf-8")
+    page.select_run(run)
+    page.next_button.click()
+    assert page.current_step() == RUN
+    assert "did not finish (failed)" in page.run_error.text()
+
+
 # -- step 2 ------------------------------------------------------------------------------------------
 def test_invalid_options_are_explained_on_the_options_step(page, tmp_path):
     to_options(page)

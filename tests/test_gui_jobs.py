@@ -34,8 +34,10 @@ def page(qtbot, studio_workspace, fake_job_program) -> JobsPage:
 
 
 def fake_config(page: JobsPage, **extra) -> dict:
-    """A finetune config for the fake job (extra keys steer tests/fake_job.py)."""
+    """A finetune config for the fake job with an output folder of its own (extra keys steer
+    tests/fake_job.py)."""
     form = page.form_by_kind["finetune"]
+    form.reset_output()
     return {**form.config(), "data": "unused", **extra}
 
 
@@ -146,6 +148,26 @@ def test_validate_config_ranges_and_runs(tmp_path):
     assert validate_config("prune", cfg) == {}
 
 
+def test_forms_refuse_unfinished_runs_and_unwritable_outputs(tmp_path):
+    import os
+    import socket
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    (teacher / "run.json").write_text(json.dumps({"status": "running", **owner}), "utf-8")
+    config = {"teacher": str(teacher), "data": "x", "out": "/proc/deepfake-studio/run"}
+    errors = validate_config("distill", config)
+    assert errors["teacher"] == "this run is still running; wait until it has finished"
+    assert errors["out"] == "cannot write in /proc; choose another folder"
+    (teacher / "run.json").write_text(json.dumps({"status": "cancelled"}), "utf-8")
+    assert "did not finish (cancelled)" in validate_config("distill", config)["teacher"]
+    assert "did not finish" in validate_config("prune", {"run": str(teacher)})["run"]
+    fine = {"out": str(tmp_path / "new" / "run")}
+    assert "out" not in validate_config("finetune", fine)
+    assert validate_config("finetune", {"out": "/proc/x"})["out"].startswith("cannot write in")
+
+
 def test_report_form_takes_several_models_and_a_new_html_file(qtbot, studio_workspace, tmp_path):
     from app.pages.job_forms import JobForm
 
@@ -237,6 +259,10 @@ def test_cancel_then_resume(qtbot, page, tmp_path):
     assert page.resume_button.isEnabled() and not page.cancel_button.isEnabled()
     assert "Press Resume" in page.log_view.toPlainText()
     done_before = record.summary["epochs_done"]
+    # the final state, not the last progress line (no speed, no ETA)
+    assert page.progress_label.text().startswith("cancelled during epoch ")
+    assert "ETA" not in page.progress_label.text()
+    assert page.progress.text().startswith("cancelled at ")
 
     with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
         qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
@@ -244,11 +270,16 @@ def test_cancel_then_resume(qtbot, page, tmp_path):
     assert resumed.id != record.id and resumed.status == "done"
     assert resumed.config["resume"] is True and resumed.config["out"] == str(out)
     assert f"resuming after epoch {done_before}" in page.log_view.toPlainText()
+    assert page.progress.text() == "done" and page.progress_label.text().startswith("done")
     # the resumed job shows the whole run: epochs from metrics.csv, then its own
     assert page.curve_data("val_acc")[0].tolist() == list(range(1, 9))
     np.testing.assert_allclose(
         page.curve_data("val_acc")[1], 0.9 - 0.4 / np.arange(1, 9), atol=1e-4
     )
+    # the cancelled job's run was continued to its end: it no longer offers Resume
+    page.job_list.setCurrentItem(page._items[record.id])
+    assert page.shown_job == record.id and not page.resume_button.isEnabled()
+    assert "Press Resume" not in page.log_view.toPlainText()
 
 
 def test_crash_shows_the_stderr_tail(qtbot, page):
@@ -259,6 +290,8 @@ def test_crash_shows_the_stderr_tail(qtbot, page):
     assert "FAILED: the job exited with status 1 without reporting a result" in log
     assert "RuntimeError: CUDA out of memory (fake crash)" in log
     assert page.job_list.topLevelItem(0).text(0) == "failed"
+    assert page.progress_label.text().startswith("failed during epoch 1/3")  # died starting 2
+    assert page.progress.text().startswith("failed at ")
 
 
 def test_queue_order_and_history_after_recreating_the_page(
@@ -368,3 +401,22 @@ def test_failed_job_row_explains_itself(qtbot, page):
     assert row.toolTip(0) == "the data set has only one class"
     assert page.resume_button.isEnabled()  # a failed training run can go on from its checkpoint
     assert "FAILED: the data set has only one class" in page.log_view.toPlainText()
+
+
+def test_a_prune_job_draws_its_rows_where_metrics_csv_puts_them(qtbot, page, tmp_path):
+    out = tmp_path / "pruned"
+    out.mkdir()
+    rows = ["step0,0,0,0.66", "step1,0,1,0.63", "step1,1,1,0.7"]
+    (out / "metrics.csv").write_text("stage,epoch,step,val_acc\n" + "\n".join(rows) + "\n")
+    from app.job_queue import JobRecord
+
+    job = JobRecord("p1", "prune", {"kind": "prune", "epochs": 1, "out": str(out)}, "running")
+    page.queue.records[job.id] = job
+    page._show_job(job)
+    assert page.curve_data("val_acc")[0].tolist() == [0.0, 1.0, 1.5]
+    # live rows of the same run land on the same axis: step 2 right after pruning, then its epoch
+    for epoch, acc in ((0, 0.5), (1, 0.6)):
+        event = Event("metric", "p1", epoch=epoch, data={"step": 2, "val_acc": acc})
+        page._on_queue_event_received("p1", event)
+    assert page.curve_data("val_acc")[0].tolist() == [0.0, 1.0, 1.5, 2.0, 2.5]
+    assert "step 2 epoch 1: val_acc 0.6" in page.log_view.toPlainText()

@@ -156,6 +156,10 @@ def test_cancelled_job_resumes_from_its_checkpoint(qtbot, tmp_path, fake_job_pro
     assert blocker.args[0].status == "done"
     assert metric_epochs[resumed.id] == list(range(done_before + 1, 7))
     assert not resumed.resumable
+    # the run was continued to its end: the cancelled job no longer offers to resume it
+    assert not queue.can_resume(record)
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        queue.resume(record.id)
 
 
 def test_interrupted_jobs_come_back_as_interrupted(qtbot, tmp_path, fake_job_program):
@@ -224,3 +228,58 @@ def test_jobs_run_elsewhere_are_listed_but_never_run_or_cancelled_here(qtbot, tm
     with qtbot.waitSignal(queue.sig_job_added):
         queue.adopt(JobRecord(id="e2", kind="export", config={}, status="running"))
     assert (jobs_dir / HISTORY_FILE).read_text(encoding="utf-8").splitlines() == lines
+
+
+def run_json(out: Path) -> dict:
+    return json.loads((out / "run.json").read_text(encoding="utf-8"))
+
+
+def test_a_job_that_dies_leaves_its_run_failed_not_running(qtbot, tmp_path, fake_job_program):
+    queue = JobQueue(tmp_path / "jobs", program=fake_job_program)
+    out = tmp_path / "run"
+    with qtbot.waitSignal(queue.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
+        queue.submit({"kind": "finetune", "crash_at_epoch": 2, "out": str(out)})
+    record = blocker.args[0]
+    assert record.status == "failed"
+    body = run_json(out)
+    assert body["status"] == "failed"  # the child wrote "running" and was gone without a word
+    assert "without reporting a result" in body["summary"]["message"]
+    assert queue.can_resume(record)
+
+
+def test_a_job_found_interrupted_at_start_up_ends_its_run(tmp_path):
+    import socket
+    import subprocess
+
+    from app.job_queue import JobRecord, append_to_history
+
+    out = tmp_path / "run"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    owner = {"pid": gone.pid, "host": socket.gethostname()}
+    (out / "run.json").write_text(json.dumps({"status": "running", "summary": {}, **owner}))
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    config = {"kind": "finetune", "out": str(out)}
+    append_to_history(jobs_dir, JobRecord("j1", "finetune", config, status="running"))
+    queue = JobQueue(jobs_dir)
+    assert queue.records["j1"].status == "interrupted" and queue.can_resume(queue.records["j1"])
+    body = run_json(out)
+    assert body["status"] == "interrupted"
+    assert body["summary"]["message"] == "the app stopped while this job was running"
+
+
+def test_a_job_whose_output_held_another_run_is_not_resumable(qtbot, tmp_path, fake_job_program):
+    queue = JobQueue(tmp_path / "jobs", program=fake_job_program)
+    out = tmp_path / "run"
+    finished: list = []
+    queue.sig_job_finished.connect(finished.append)
+    first = queue.submit({"kind": "finetune", "epochs": 1, "out": str(out)})
+    second = queue.submit({"kind": "finetune", "epochs": 1, "out": str(out)})
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=TIMEOUT_MS)
+    assert (first.status, second.status) == ("done", "failed")
+    assert not second.resumable and not queue.can_resume(second)
+    assert "already holds another run" in second.summary["message"]
+    assert "--resume" not in second.summary["message"]
+    assert run_json(out)["status"] == "done"  # the first job's run is left as it was

@@ -10,7 +10,15 @@ import pytest
 from run_factory import make_bundle, make_run
 
 from core.errors import UserError
-from core.runs import build_lineage, delete_run, read_metrics, read_run, scan_runs, walk
+from core.runs import (
+    build_lineage,
+    delete_run,
+    read_metrics,
+    read_run,
+    scan_runs,
+    walk,
+    x_axis,
+)
 
 
 @pytest.fixture
@@ -148,9 +156,11 @@ def test_x_axis_picks_epoch_step_or_row():
     from core.runs import x_axis
 
     assert x_axis({"epoch": [1.0, 2.0, 3.0], "val_acc": [0.5] * 3}) == ([1.0, 2.0, 3.0], "epoch")
-    # a pruned run: epochs restart at each step, steps repeat -> row numbers
+    # a pruned run: epochs restart at each step -> each step's epochs between it and the next
     pruned = {"epoch": [0.0, 0.0, 1.0, 0.0, 1.0], "step": [0.0, 1.0, 1.0, 2.0, 2.0]}
-    assert x_axis(pruned) == ([1.0, 2.0, 3.0, 4.0, 5.0], "row")
+    assert x_axis(pruned) == ([0.0, 1.0, 1.5, 2.0, 2.5], "step")
+    assert x_axis(pruned, epochs_per_step=3)[0] == [0.0, 1.0, 1.25, 2.0, 2.25]
+    assert x_axis({"epoch": [2.0, 1.0], "val_acc": [0.1, 0.2]}) == ([1.0, 2.0], "row")
     assert x_axis({"step": [1.0, 2.0], "val_acc": [0.1, 0.2]}) == ([1.0, 2.0], "step")
     assert x_axis({}) == ([], "row")
 
@@ -177,3 +187,118 @@ def test_derived_runs_inherit_the_data_set(tmp_path):
     assert read_run(child).data is None
     roots = build_lineage(scan_runs(tmp_path))
     assert roots[0].children[0].data == "/data/faces"
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def running_run(root: Path, name: str, **owner) -> Path:
+    """A run whose run.json says running, with ``owner`` fields (pid, host)."""
+    path = make_run(root, name, "finetune")
+    body = json.loads((path / "run.json").read_text())
+    body.update(status="running", **owner)
+    (path / "run.json").write_text(json.dumps(body))
+    return path
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
+    import os
+    import socket
+
+    host = socket.gethostname()
+    killed = running_run(tmp_path, "killed", pid=dead_pid(), host=host)
+    alive = running_run(tmp_path, "alive", pid=os.getpid(), host=host)
+    elsewhere = running_run(tmp_path, "elsewhere", pid=dead_pid(), host=host + "-other")
+    unrecorded = running_run(tmp_path, "old")  # written before runs recorded their pid
+    assert read_run(killed).status == "interrupted"
+    assert read_run(alive).status == "running"
+    assert read_run(elsewhere).status == "running"  # cannot be checked from here
+    assert read_run(unrecorded).status == "running"
+
+
+def test_settle_run_ends_only_runs_nobody_writes_any_more(tmp_path):
+    import os
+    import socket
+
+    from core.runs import settle_run
+
+    host = socket.gethostname()
+    killed = running_run(tmp_path, "killed", pid=dead_pid(), host=host)
+    assert settle_run(killed, "failed", "the job crashed")
+    body = json.loads((killed / "run.json").read_text())
+    assert body["status"] == "failed" and body["summary"]["message"] == "the job crashed"
+    assert not settle_run(killed, "interrupted", "again")  # no longer running: left alone
+    alive = running_run(tmp_path, "alive", pid=os.getpid(), host=host)
+    assert not settle_run(alive, "failed", "someone else's job ended")
+    assert read_run(alive).status == "running"
+    assert settle_run(alive, "failed", "its own job ended", pid=os.getpid())
+    assert not settle_run(tmp_path / "missing", "failed", "no run here")
+
+
+def test_unfinished_runs_say_why_they_cannot_be_used(tmp_path):
+    import os
+    import socket
+
+    from core.runs import unfinished_reason
+
+    host = socket.gethostname()
+    assert unfinished_reason(make_run(tmp_path, "done", "finetune")) is None
+    assert unfinished_reason(tmp_path) is None  # not a run: the callers say so
+    busy = running_run(tmp_path, "busy", pid=os.getpid(), host=host)
+    assert "still running" in unfinished_reason(busy)
+    killed = running_run(tmp_path, "killed", pid=dead_pid(), host=host)
+    assert "did not finish (interrupted)" in unfinished_reason(killed)
+    settle = json.loads((killed / "run.json").read_text())
+    settle["status"] = "cancelled"
+    (killed / "run.json").write_text(json.dumps(settle))
+    assert "did not finish (cancelled)" in unfinished_reason(killed)
+
+
+def test_a_run_records_its_process_while_it_runs(tmp_path):
+    import os
+
+    from training.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "r", kind="finetune", config={})
+    assert run.info()["pid"] == os.getpid() and read_run(run.path).status == "running"
+    run.update(status="cancelled", pid=1)
+    RunDir.create(tmp_path / "r", kind="finetune", config={}, resume=True)
+    assert run.info()["pid"] == os.getpid() and run.info()["status"] == "running"
+
+
+def test_a_resumed_prune_keeps_its_metrics_rows_in_order(tmp_path):
+    from training.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "p", kind="prune", config={})
+
+    def prune(steps_done: int) -> None:
+        """What a prune job writes: step0, then per step its pruned row and fine-tuning epoch;
+        a resumed job rewrites the rows it re-validates (epoch 0) and skips finished epochs."""
+        run.append_metrics({"stage": "step0", "epoch": 0, "val_acc": 0.6, "step": 0})
+        for k in (1, 2):
+            run.append_metrics({"stage": f"step{k}", "epoch": 0, "val_acc": 0.5, "step": k})
+            if k > steps_done:
+                run.append_metrics({"stage": f"step{k}", "epoch": 1, "val_acc": 0.7, "step": k})
+
+    prune(steps_done=0)
+    prune(steps_done=2)  # killed at the very end, then resumed
+    order = [(r["stage"], r["epoch"]) for r in run.read_metrics()]
+    assert order == [("step0", "0"), ("step1", "0"), ("step1", "1"), ("step2", "0"), ("step2", "1")]
+    x, label = x_axis(read_metrics(run.metrics_path))
+    assert (x, label) == ([0.0, 1.0, 1.5, 2.0, 2.5], "step")
+
+
+def test_scrambled_pruning_rows_are_read_in_step_order(tmp_path):
+    path = tmp_path / "metrics.csv"
+    rows = ["step1,1,1,0.7", "step2,1,2,0.6", "step0,0,0,0.66", "step1,0,1,0.63", "step2,0,2,0.53"]
+    path.write_text("stage,epoch,step,val_acc\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    columns = read_metrics(path)
+    assert columns["val_acc"] == [0.66, 0.63, 0.7, 0.53, 0.6]
+    assert x_axis(columns)[0] == [0.0, 1.0, 1.5, 2.0, 2.5]

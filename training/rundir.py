@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.runs import owner_stamp, write_json_atomic
 
 RUNTIME_KEYS = frozenset({"resume", "out", "workspace", "threads", "workers", "device"})
 """Settings a resumed run may change: where and how fast it runs, not what or how it learns."""
@@ -18,13 +19,6 @@ RUNTIME_KEYS = frozenset({"resume", "out", "workspace", "threads", "workers", "d
 
 def new_run_name(kind: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(2)}"
-
-
-def write_json_atomic(path: Path, body: Any) -> None:
-    """Write JSON via a temporary file and rename, so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
 
 
 @dataclass
@@ -72,6 +66,7 @@ class RunDir:
                 "data": config.get("data"),
                 "arch": config.get("arch"),
                 "summary": {},
+                **owner_stamp(),
             },
         )
         return run
@@ -127,19 +122,27 @@ class RunDir:
         return json.loads(self.config_path.read_text(encoding="utf-8"))
 
     def update(self, **fields: Any) -> None:
-        """Merge ``fields`` into run.json (``summary`` is merged key by key)."""
+        """Merge ``fields`` into run.json (``summary`` is merged key by key); a run set
+        ``running`` records this process as its owner (:func:`core.runs.run_status`)."""
         info = self.info()
         summary = fields.pop("summary", None)
+        if fields.get("status") == "running":
+            fields.update(owner_stamp())
         info.update(fields)
         if summary:
             info.setdefault("summary", {}).update(summary)
         write_json_atomic(self.path / "run.json", info)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        """Append one row to metrics.csv, widening the header when new columns appear."""
+        """Append one row to metrics.csv, widening the header when new columns appear.
+
+        A row of an epoch/step already there (a resumed run re-runs it) replaces that row where
+        it stands, so the rows stay in the order the run made them.
+        """
         rows = self.read_metrics()
+        same = [index for index, r in enumerate(rows) if _same_step(r, row)]
         rows = [r for r in rows if not _same_step(r, row)]
-        rows.append({k: _csv_value(v) for k, v in row.items()})
+        rows.insert(same[0] if same else len(rows), {k: _csv_value(v) for k, v in row.items()})
         columns: list[str] = []
         for r in rows:
             columns.extend(k for k in r if k not in columns)

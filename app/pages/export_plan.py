@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,9 @@ from core.runs import (
     RunInfo,
     finite_number,  # a finite float or None (shared with the Models page)
     scan_runs,
+    unfinished_reason,
 )
+from core.workspace import writable_folder
 
 REQUIRED_RUN_FILES = ("model.json", "best.safetensors")
 VERIFICATION_FILE = "verification.json"
@@ -57,24 +58,10 @@ def check_run(path: Path | None) -> str | None:
             f"{path.name} cannot be exported: {', '.join(missing)} missing. Is the run finished? "
             "Export needs its model description, best weights and data split."
         )
+    unfinished = unfinished_reason(path)
+    if unfinished:
+        return f"{path.name} cannot be exported: {unfinished}."
     return None
-
-
-def writable_folder(folder: Path) -> bool:
-    """Whether a bundle can be created under ``folder`` (probed: permissions alone lie for root)."""
-    existing = folder
-    while not existing.exists():
-        if existing.parent == existing:
-            return False
-        existing = existing.parent
-    if not existing.is_dir():
-        return False
-    try:
-        with tempfile.TemporaryDirectory(prefix=".write-test-", dir=existing):
-            pass
-    except OSError:
-        return False
-    return True
 
 
 @dataclass

@@ -38,7 +38,8 @@ from core.datasets import class_list
 from core.errors import UserError
 from core.learning_curve import parse_shares
 from core.pruning import IMPORTANCES
-from core.workspace import Workspace
+from core.runs import unfinished_reason
+from core.workspace import Workspace, nearest_existing, writable_folder
 
 ARCHITECTURES = (
     "mobilenetv3_small_050",
@@ -520,12 +521,12 @@ def _check(field: Field, value: Any, resume: bool) -> str | None:
                 return "folder not found"
             if not (path / "run.json").is_file():
                 return "not a run folder (no run.json)"
-            return None
+            return unfinished_reason(path)
         if path.exists() and not path.is_dir():
             return "exists and is a file"
         if not resume and path.is_dir() and any(path.iterdir()):
             return "folder is not empty; choose a new one"
-        return None
+        return _check_writable(path)
     if value is None:
         return None  # not given: the job uses its default
     if field.kind in ("int", "float"):
@@ -572,7 +573,15 @@ def _check_report_file(value: Any) -> str | None:
         return "exists; choose a new name"
     if path.parent.exists() and not path.parent.is_dir():
         return "its folder is a file"
-    return None
+    return _check_writable(path.parent)
+
+
+def _check_writable(folder: Path) -> str | None:
+    """A message when ``folder`` cannot be created or written (its nearest existing parent)."""
+    if writable_folder(folder):
+        return None
+    existing = nearest_existing(folder)
+    return f"cannot write in {existing}; choose another folder" if existing else "no such drive"
 
 
 def _check_data_folder(path: Path) -> str | None:

@@ -39,7 +39,7 @@ from app.style import STATUSES, status_icon
 from app.widgets import formatting
 from app.widgets.live_plot import LivePlot, Series
 from core.events import Event
-from core.runs import read_metrics, x_axis
+from core.runs import pruning_x, read_metrics, x_axis
 from core.workspace import ENV_VAR as WORKSPACE_ENV
 from core.workspace import Workspace
 
@@ -98,6 +98,8 @@ class JobsPage(QWidget):
         self._epoch_s: float | None = None
         self._loaded_x: set[float] = set()
         self._loaded_rows = 0
+        self._reached = ""
+        """Where the shown job got to ("epoch 2/3"), for its final state."""
 
         from app.widgets.page_header import PageHeader
 
@@ -311,8 +313,7 @@ class JobsPage(QWidget):
     @Slot(object)
     def _on_queue_job_updated(self, record: JobRecord) -> None:
         self._refresh_item(record)
-        if record.id == self.shown_job:
-            self._update_buttons()
+        self._update_buttons()  # another job's change can end the shown one's Resume
 
     @Slot(object)
     def _on_queue_job_started(self, record: JobRecord) -> None:
@@ -349,11 +350,15 @@ class JobsPage(QWidget):
         self.shown_job = record.id
         self._metric_points = 0
         self._epoch_s: float | None = None
+        x_label = "pruning step" if _epochs_per_step(record) is not None else "epoch"
         for plot in self.plots.values():
             plot.clear()
+            plot.set_x_label(x_label)
         self.log_view.clear()
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self.progress_label.setText("")
+        self._reached = ""
         self.job_title.setText(self._describe(record))
         self._load_metrics(record)
         if record.status == "running" and record.runner_pid is not None:
@@ -371,7 +376,7 @@ class JobsPage(QWidget):
         if not record.out:
             return
         columns = read_metrics(Path(record.out) / "metrics.csv")
-        x, _ = x_axis(columns)
+        x, _ = x_axis(columns, _epochs_per_step(record))
         if not x:
             return
         self._loaded_x, self._loaded_rows = set(x), len(x)
@@ -380,11 +385,23 @@ class JobsPage(QWidget):
                 if key in columns:
                     plot.set_series(key, x, columns[key])
 
+    def _show_final_progress(self, record: JobRecord) -> None:
+        """The progress bar and line of an ended job: its outcome, not its last ETA."""
+        status = record.status
+        if status == "done":
+            self.progress.setValue(PROGRESS_STEPS)
+        at = " at %p%" if status != "done" and self.progress.value() > 0 else ""
+        self.progress.setFormat(f"{status}{at}")
+        reached = f" during {self._reached}" if self._reached and status != "done" else ""
+        took = record.finished - record.started if record.finished and record.started else None
+        after = f" after {formatting.duration(took)}" if took is not None else ""
+        self.progress_label.setText(f"{status}{reached}{after}")
+
     def _show_outcome(self, record: JobRecord) -> None:
         self.job_title.setText(self._describe(record))
+        self._show_final_progress(record)
         summary = record.summary
         if record.status == "done":
-            self.progress.setValue(PROGRESS_STEPS)
             self._log(f"finished{': ' + headline(summary) if headline(summary) else ''}")
             if summary.get("run_dir"):
                 self._log(f"run folder: {summary['run_dir']}")
@@ -397,7 +414,8 @@ class JobsPage(QWidget):
                 zipped = f" (zip: {summary['zip']})" if summary.get("zip") else ""
                 self._log(f"bundle: {summary['bundle']}{zipped}")
         elif record.status in ("cancelled", "interrupted"):
-            hint = " Press Resume to continue from its last checkpoint." if record.resumable else ""
+            resumable = self.queue.can_resume(record)
+            hint = " Press Resume to continue from its last checkpoint." if resumable else ""
             self._log(f"{record.status}: {summary.get('message', 'stopped by the user')}.{hint}")
         elif record.status == "failed":
             self._log(f"FAILED: {summary.get('message', 'the job failed')}")
@@ -420,7 +438,8 @@ class JobsPage(QWidget):
         if phase:
             parts.append(str(phase))
         if event.epoch is not None:
-            parts.append(f"epoch {event.epoch}" + (f"/{epochs}" if epochs else ""))
+            self._reached = f"epoch {event.epoch}" + (f"/{epochs}" if epochs else "")
+            parts.append(self._reached)
         speed = event.data.get("images_per_s")
         if isinstance(speed, int | float):
             parts.append(f"{speed:.0f} images/s")
@@ -430,13 +449,9 @@ class JobsPage(QWidget):
 
     def _on_metric(self, event: Event) -> None:
         self._metric_points += 1
-        record = self._record()
-        if record is not None and record.kind in EPOCH_KINDS and event.epoch is not None:
-            x: float = event.epoch
-            if x in self._loaded_x:
-                return  # already drawn from metrics.csv
-        else:  # pruning: epochs restart at each step, so rows are numbered
-            x = self._loaded_rows + self._metric_points
+        x = self._metric_x(event)
+        if x in self._loaded_x:
+            return  # already drawn from metrics.csv
         for key, value in event.data.items():
             if not isinstance(value, int | float):
                 continue
@@ -447,7 +462,20 @@ class JobsPage(QWidget):
             for k, v in event.data.items()
             if k in LOG_METRICS and isinstance(v, int | float)
         )
-        self._log(f"epoch {x}: {shown}")
+        step = event.data.get("step")
+        where = f"step {step} epoch {event.epoch}" if step is not None else f"epoch {x:g}"
+        self._log(f"{where}: {shown}")
+
+    def _metric_x(self, event: Event) -> float:
+        """The x of a metric event, as :func:`core.runs.x_axis` places its metrics.csv row."""
+        record = self._record()
+        step = event.data.get("step")
+        per_step = _epochs_per_step(record) if record is not None else None
+        if per_step is not None and isinstance(step, int | float) and event.epoch is not None:
+            return pruning_x(step, event.epoch, per_step)
+        if record is not None and record.kind in EPOCH_KINDS and event.epoch is not None:
+            return float(event.epoch)
+        return float(self._loaded_rows + self._metric_points)  # rows are numbered
 
     def _describe(self, record: JobRecord) -> str:
         title = JOB_KINDS.get(record.kind, (record.kind,))[0]
@@ -474,7 +502,7 @@ class JobsPage(QWidget):
     def _update_buttons(self) -> None:
         record = self._record()
         self.cancel_button.setEnabled(record is not None and self.queue.can_cancel(record))
-        self.resume_button.setEnabled(record is not None and record.resumable)
+        self.resume_button.setEnabled(record is not None and self.queue.can_resume(record))
         self.open_button.setEnabled(record is not None and bool(record.out))
         is_report = record is not None and record.kind == "report"
         self.open_button.setText("Open report" if is_report else "Open folder")
@@ -482,6 +510,12 @@ class JobsPage(QWidget):
     def _log(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.log_view.appendPlainText(f"{stamp}  {text}")
+
+
+def _epochs_per_step(record: JobRecord) -> float | None:
+    """A prune job's fine-tuning epochs per step (``None`` for other jobs)."""
+    epochs = record.config.get("epochs") if record.kind == "prune" else None
+    return float(epochs) if isinstance(epochs, int | float) else None
 
 
 def headline(summary: Mapping[str, Any]) -> str:

@@ -320,7 +320,7 @@ class ModelsPage(QWidget):
                 item.setTextAlignment(
                     column, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                 )
-            if run.status in ("failed", "cancelled"):
+            if run.status in ("failed", "cancelled", "interrupted"):
                 item.setForeground(0, QBrush(QColor(MUTED)))
             del ancestors[depth:]
             if ancestors:

@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.style import MUTED, PLOT_COLOURS, TEXT
+from app.widgets.plot_axes import ValueAxis, WholeNumberAxis, y_range
 
 pg.setConfigOptions(antialias=True, background="w", foreground=TEXT)
 
@@ -77,7 +78,9 @@ class LivePlot(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget()
+        self.plot = pg.PlotWidget(
+            axisItems={"left": ValueAxis("left"), "bottom": WholeNumberAxis("bottom")}
+        )
         self.plot.setMinimumHeight(150)
         item = self.plot.getPlotItem()
         item.setTitle(f"<span style='font-size:10pt;font-weight:600'>{title}</span>")
@@ -152,7 +155,20 @@ class LivePlot(QWidget):
             self.curves[key].setData(self._x[key].view(), self._y[key].view())
         if self._dirty:
             self.flushes += 1
+            self._fit_y()
         self._dirty.clear()
+
+    def set_x_label(self, label: str) -> None:
+        self.plot.getPlotItem().setLabel("bottom", label, color=MUTED)
+
+    def _fit_y(self) -> None:
+        """Pad flat curves (one point, a constant) around their value; else auto-range."""
+        view = self.plot.getPlotItem().getViewBox()
+        flat = y_range(float(y) for buffer in self._y.values() for y in buffer.view())
+        if flat is None:
+            view.enableAutoRange(axis="y")
+        else:
+            view.setYRange(*flat, padding=0)
 
     def _on_timer_timeout(self) -> None:
         if not self._dirty:
