@@ -167,16 +167,14 @@ def settle_run(directory: Path, status: str, message: str, pid: int | None = Non
     return True
 
 
-def unfinished_reason(directory: Path) -> str | None:
-    """Why the run in ``directory`` cannot be used as a finished model (export, prune, distill),
-    or ``None`` (also for folders without run.json: bundles, model folders)."""
-    run = read_json(Path(directory) / RUN_FILE)
-    status = run_status(run)
-    if status in ("", "done"):
-        return None
-    if status == RUNNING:
+def still_running_reason(directory: Path) -> str | None:
+    """Why the run in ``directory`` cannot be used as a model yet (export, prune, distill): its
+    job is still writing its weights; else ``None`` (also for folders without run.json). A
+    cancelled, failed or interrupted run can be used: its best weights so far are a model (the
+    callers check that they exist), the way a run cancelled when good enough is exported."""
+    if run_status(read_json(Path(directory) / RUN_FILE)) == RUNNING:
         return "this run is still running; wait until it has finished"
-    return f"this run did not finish ({status}); resume it first or choose a finished run"
+    return None
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -96,14 +96,21 @@ def test_next_without_a_run_is_explained_on_the_run_step(page, tmp_path):
     assert "best.safetensors, split.json missing" in page.run_error.text()
 
 
-def test_a_run_that_did_not_finish_is_refused_with_its_reason(page):
+def test_a_run_still_running_is_refused_and_a_cancelled_one_exported(page):
+    import os
+    import socket
+
     run = page.workspace.runs / "20261123-0900-finetune"
     body = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    (run / "run.json").write_text(json.dumps({**body, "status": "failed"}), encoding="utf-8")
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    (run / "run.json").write_text(json.dumps({**body, "status": "running", **owner}), "utf-8")
     page.select_run(run)
     page.next_button.click()
     assert page.current_step() == RUN
-    assert "did not finish (failed)" in page.run_error.text()
+    assert "still running; wait until it has finished" in page.run_error.text()
+    (run / "run.json").write_text(json.dumps({**body, "status": "cancelled"}), "utf-8")
+    page.next_button.click()  # cancelled when good enough: its best weights are a model
+    assert page.current_step() != RUN
 
 
 # -- step 2 ------------------------------------------------------------------------------------------

@@ -286,6 +286,21 @@ def test_incomplete_source_run_is_refused(parent_run: Path, tmp_path: Path, miss
         run_job("prune", {"run": str(broken), "out": str(tmp_path / "out")})
 
 
+def test_a_source_run_still_running_is_refused(parent_run: Path, tmp_path: Path) -> None:
+    import json
+    import os
+    import socket
+
+    busy = tmp_path / "busy"
+    shutil.copytree(parent_run, busy, ignore=shutil.ignore_patterns("checkpoint*"))
+    body = json.loads((busy / "run.json").read_text())
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}  # a live process writes it
+    (busy / "run.json").write_text(json.dumps({**body, "status": "running", **owner}))
+    with pytest.raises(UserError, match="still running; wait until it has finished"):
+        run_job("prune", {"run": str(busy), "out": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()
+
+
 def test_unprunable_run_is_refused_before_the_run_dir_exists(tmp_path: Path) -> None:
     from core.models import ModelDescription, create_model, save_weights
     from core.preprocess import PreprocessSpec

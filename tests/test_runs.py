@@ -242,23 +242,23 @@ def test_settle_run_ends_only_runs_nobody_writes_any_more(tmp_path):
     assert not settle_run(tmp_path / "missing", "failed", "no run here")
 
 
-def test_unfinished_runs_say_why_they_cannot_be_used(tmp_path):
+def test_only_a_run_still_running_cannot_be_used_yet(tmp_path):
     import os
     import socket
 
-    from core.runs import unfinished_reason
+    from core.runs import still_running_reason
 
     host = socket.gethostname()
-    assert unfinished_reason(make_run(tmp_path, "done", "finetune")) is None
-    assert unfinished_reason(tmp_path) is None  # not a run: the callers say so
+    assert still_running_reason(make_run(tmp_path, "done", "finetune")) is None
+    assert still_running_reason(tmp_path) is None  # not a run: the callers say so
     busy = running_run(tmp_path, "busy", pid=os.getpid(), host=host)
-    assert "still running" in unfinished_reason(busy)
+    assert "still running" in still_running_reason(busy)
     killed = running_run(tmp_path, "killed", pid=dead_pid(), host=host)
-    assert "did not finish (interrupted)" in unfinished_reason(killed)
+    assert still_running_reason(killed) is None  # interrupted: its best weights so far are usable
     settle = json.loads((killed / "run.json").read_text())
     settle["status"] = "cancelled"
     (killed / "run.json").write_text(json.dumps(settle))
-    assert "did not finish (cancelled)" in unfinished_reason(killed)
+    assert still_running_reason(killed) is None
 
 
 def test_a_run_records_its_process_while_it_runs(tmp_path):

@@ -13,6 +13,7 @@ from core.errors import UserError
 from core.events import EventWriter
 from core.models import ModelDescription, count_macs, count_params
 from core.preprocess import PreprocessSpec
+from core.runs import still_running_reason
 from core.workspace import Workspace
 from training.config import outlier_classes
 from training.control import Cancelled, CancelToken
@@ -178,6 +179,9 @@ def require_run(
             f"{role} run {folder} is incomplete: {', '.join(missing)} missing "
             "(is the run finished? was it copied completely?)"
         )
+    running = still_running_reason(folder)
+    if running:
+        raise UserError(f"{role} run {folder}: {running}")
     return folder
 
 

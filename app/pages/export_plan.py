@@ -20,7 +20,7 @@ from core.runs import (
     RunInfo,
     finite_number,  # a finite float or None (shared with the Models page)
     scan_runs,
-    unfinished_reason,
+    still_running_reason,
 )
 from core.workspace import writable_folder
 
@@ -58,9 +58,9 @@ def check_run(path: Path | None) -> str | None:
             f"{path.name} cannot be exported: {', '.join(missing)} missing. Is the run finished? "
             "Export needs its model description, best weights and data split."
         )
-    unfinished = unfinished_reason(path)
-    if unfinished:
-        return f"{path.name} cannot be exported: {unfinished}."
+    running = still_running_reason(path)
+    if running:
+        return f"{path.name} cannot be exported: {running}."
     return None
 
 

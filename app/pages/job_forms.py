@@ -38,7 +38,7 @@ from core.datasets import class_list
 from core.errors import UserError
 from core.learning_curve import parse_shares
 from core.pruning import IMPORTANCES
-from core.runs import unfinished_reason
+from core.runs import still_running_reason
 from core.workspace import Workspace, nearest_existing, writable_folder
 
 ARCHITECTURES = (
@@ -521,7 +521,7 @@ def _check(field: Field, value: Any, resume: bool) -> str | None:
                 return "folder not found"
             if not (path / "run.json").is_file():
                 return "not a run folder (no run.json)"
-            return unfinished_reason(path)
+            return still_running_reason(path)
         if path.exists() and not path.is_dir():
             return "exists and is a file"
         if not resume and path.is_dir() and any(path.iterdir()):
