@@ -27,7 +27,7 @@ from PySide6.QtGui import QImage
 
 from core.bundle import BUNDLE_FILE
 from core.errors import UserError
-from core.inference import CheckResult, OnnxPredictor, iter_image_files
+from core.inference import CheckResult, OnnxPredictor, describe_skipped, iter_image_files
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ class CheckWorker(QObject):
     sig_results_ready = Signal(list)
     """A chunk of :class:`core.inference.CheckResult`, in input order."""
     sig_run_finished = Signal(dict)
-    """``{"checked", "errors", "cancelled", "seconds", "message"}``; always emitted last."""
+    """``{"checked", "errors", "cancelled", "seconds", "message", "skipped"}`` (``skipped``: why
+    unreadable entries of folders were left out, "" when none); always emitted last."""
 
     def __init__(
         self,
@@ -161,13 +162,16 @@ class CheckWorker(QObject):
     @Slot()
     def run(self) -> None:
         started = time.monotonic()
-        summary: dict[str, Any] = {"checked": 0, "errors": 0, "cancelled": False, "message": ""}
+        summary: dict[str, Any] = {
+            "checked": 0, "errors": 0, "cancelled": False, "message": "", "skipped": ""
+        }  # fmt: skip
         try:
-            files = []
-            for file in iter_image_files(self.paths):
+            files, skipped = [], []
+            for file in iter_image_files(self.paths, skipped=skipped):
                 if self.cancel_event.is_set():
                     break
                 files.append(file)
+            summary["skipped"] = describe_skipped(skipped)
             self.sig_total_known.emit(len(files))
             buffer: list[CheckResult] = []
             last = time.monotonic()

@@ -452,3 +452,26 @@ def test_the_threshold_in_words_names_an_energy_floor() -> None:
         "unfamiliar to it: familiarity score below 3.21 (which 90% of held-out images reach), "
         "chosen for at most 15%"
     )
+
+
+def test_an_unreadable_entry_in_a_dropped_folder_does_not_stop_the_check(
+    qtbot, page, tiny_image_dir, tmp_path
+):
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")  # stat fails, like /proc/1's fd entries
+    summary = run_and_wait(qtbot, page, lambda: drop(page, [tiny_image_dir, tmp_path]))
+    assert summary["checked"] == 12 and not summary["message"]
+    assert page.model.rowCount() == 12
+    assert "1 unreadable entry was skipped" in page.message.text()
+    assert page.message.property("kind") == "warning"
+
+
+def test_a_report_that_cannot_be_saved_says_where_and_why(qtbot, page, tiny_image_dir, tmp_path):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir]))
+    (tmp_path / "file.jpg").write_bytes(b"")
+    target = tmp_path / "file.jpg" / "report.csv"
+    page.export_report(target)
+    qtbot.waitUntil(lambda: "Could not save" in page.message.text(), timeout=5000)
+    assert page.message.text() == (
+        f"Could not save the report to {target}: {tmp_path / 'file.jpg'} is a file, not a folder"
+    )
+    assert page.message.property("kind") == "error"

@@ -498,6 +498,7 @@ class CheckPage(QWidget):
             widget.hide()
         checked, errors = summary.get("checked", 0), summary.get("errors", 0)
         seconds = summary.get("seconds", 0.0)
+        skipped = summary.get("skipped", "")
         if summary.get("message"):
             self.show_message(summary["message"], "error")
         elif summary.get("cancelled"):
@@ -506,7 +507,11 @@ class CheckPage(QWidget):
             )
         elif checked:
             note = f"; {errors} could not be read (see the Error rows)" if errors else ""
-            self.show_message(f"Checked {checked:,} image(s) in {seconds:.1f} s{note}.", "info")
+            note += f"; {skipped}" if skipped else ""
+            kind = "warning" if skipped else "info"
+            self.show_message(f"Checked {checked:,} image(s) in {seconds:.1f} s{note}.", kind)
+        elif skipped:
+            self.show_message(f"Nothing could be checked: {skipped}.", "warning")
         self._run_total = 0
         self.sig_check_finished.emit(dict(summary))
         self._update_controls()
