@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 32
 CHUNK_MS = 80
 THUMBNAIL_SIZE = 48
+PREVIEW_SIDE = 2048
+"""The detail panel's image is decoded at most this large (the verdict uses the full image)."""
 
 
 # -- Qt-free helpers (worker threads) ------------------------------------------------------------
@@ -71,16 +73,11 @@ def load_default_predictor() -> OnnxPredictor:
 
 
 def _thumbnail(path: str, size: int) -> QImage | None:
-    from PIL import Image
+    from core.preprocess import ImageDecodeError, load_image
 
-    from core.preprocess import to_rgb
-
-    try:
-        with Image.open(path) as image:
-            image.draft("RGB", (size, size))
-            image.thumbnail((size, size), Image.Resampling.BILINEAR)
-            rgb = np.ascontiguousarray(to_rgb(image))
-    except Exception:  # any undecodable file simply has no thumbnail
+    try:  # every mode (16-bit grey, CMYK, ...) is made RGB before it is shrunk
+        rgb = np.ascontiguousarray(load_image(path, max_side=size))
+    except ImageDecodeError:  # an undecodable file simply has no thumbnail
         return None
     height, width = rgb.shape[:2]
     return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
@@ -113,16 +110,20 @@ def load_preview(
     cam: np.ndarray | None,
     class_index: int | None,
     spec: Any,
+    source_hw: tuple[int, int] | None = None,
+    max_side: int = PREVIEW_SIDE,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The decoded image and, when ``cam`` has spatial detail, its heatmap overlay (both
-    ``HxWx3`` uint8); the overlay is ``None`` when the map is missing or flat."""
+    """The image at display size (longest side at most ``max_side``) and, when ``cam`` has
+    spatial detail, its heatmap overlay (both ``HxWx3`` uint8); the overlay is ``None`` when the
+    map is missing or flat. ``source_hw`` is the size the verdict was computed on (the full
+    image), so the heatmap covers the region the model saw."""
     from core.explain import class_map, heatmap_for_image, overlay
     from core.preprocess import load_image
 
-    rgb = load_image(path)
+    rgb = load_image(path, max_side=max_side)
     if class_index is None or heatmap_problem(cam, spec) is not None:
         return rgb, None
-    heat = heatmap_for_image(class_map(cam, class_index), rgb.shape[:2], spec)
+    heat = heatmap_for_image(class_map(cam, class_index), rgb.shape[:2], spec, source_hw)
     if not heat.any():
         return rgb, None
     return rgb, overlay(rgb, heat)

@@ -26,7 +26,7 @@ from PIL import Image
 from core.errors import UserError
 from core.explain import class_map, heatmap_for_image, overlay
 from core.inference import CheckResult
-from core.preprocess import PreprocessSpec, to_rgb
+from core.preprocess import ImageDecodeError, PreprocessSpec, load_image
 
 REPORT_FORMAT = "deepfake-studio/check-report"
 REPORT_SUFFIXES = (".csv", ".json", ".html")
@@ -168,13 +168,9 @@ def _now() -> str:
 def load_thumbnail(path: str | os.PathLike, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
     """A small RGB thumbnail (longest side ``side``), or None if the file is unreadable."""
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", (side * 2, side * 2))
-            thumb = Image.fromarray(to_rgb(image))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return load_image(path, max_side=side)
+    except ImageDecodeError:
         return None
-    thumb.thumbnail((side, side), Image.Resampling.BILINEAR)
-    return np.asarray(thumb)
 
 
 def data_uri(rgb: np.ndarray) -> str:
@@ -192,7 +188,9 @@ def thumbnails(result: CheckResult, preprocess: PreprocessSpec | None) -> list[s
     uris = [data_uri(rgb)]
     if result.cam is not None and preprocess is not None and result.label in result.probs:
         index = list(result.probs).index(result.label)
-        heat = heatmap_for_image(class_map(result.cam, index), rgb.shape[:2], preprocess)
+        heat = heatmap_for_image(
+            class_map(result.cam, index), rgb.shape[:2], preprocess, result.image_size
+        )
         uris.append(data_uri(overlay(rgb, heat)))
     return uris
 

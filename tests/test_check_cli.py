@@ -216,3 +216,19 @@ def test_real_photos_from_every_class_are_checked(capsys, tiny_bundle: Path) -> 
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["path"] for line in lines] == picks
     assert all(line["verdict"] in {"real", "fake", "unknown"} for line in lines)
+
+
+def test_a_pipe_named_explicitly_is_an_error_row_not_a_hang(
+    capsys, tiny_bundle, tiny_image_dir, tmp_path
+):
+    import os
+
+    fifo = tmp_path / "f.jpg"
+    os.mkfifo(fifo)
+    good = next((tiny_image_dir / "real").iterdir())
+    status, out, _ = run_check(capsys, fifo, good, "--model", tiny_bundle)
+    assert status == 0
+    rows = out.splitlines()[1:-1]
+    assert rows[0].startswith("error")
+    assert rows[0].endswith(f"{fifo}: not a regular file (a pipe, device or socket)")
+    assert rows[1].split()[0] in {"real", "fake", "unknown"}
