@@ -25,7 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
-from core.bundle import BUNDLE_FILE
+from core.bundle import BUNDLE_FILE, looks_like_zip
 from core.errors import UserError
 from core.inference import CheckResult, OnnxPredictor, describe_skipped, iter_image_files
 
@@ -50,7 +50,7 @@ def is_bundle(path: str | Path) -> bool:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (OSError, zipfile.BadZipFile):
-        return False
+        return looks_like_zip(path)  # a damaged bundle .zip: loading it says so
     return any(name == BUNDLE_FILE or name.endswith(f"/{BUNDLE_FILE}") for name in names)
 
 

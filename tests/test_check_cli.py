@@ -232,3 +232,17 @@ def test_a_pipe_named_explicitly_is_an_error_row_not_a_hang(
     assert rows[0].startswith("error")
     assert rows[0].endswith(f"{fifo}: not a regular file (a pipe, device or socket)")
     assert rows[1].split()[0] in {"real", "fake", "unknown"}
+
+
+def test_model_may_name_the_bundle_json_and_a_truncated_zip_is_called_damaged(
+    capsys, tiny_bundle, tiny_bundle_zip, tiny_image_dir, tmp_path
+) -> None:
+    status, out, _ = run_check(
+        capsys, tiny_image_dir / "real", "--model", tiny_bundle / "bundle.json"
+    )
+    assert status == 0 and out.splitlines()[-1].startswith("4 images:")
+    truncated = tmp_path / "download.zip"
+    truncated.write_bytes(tiny_bundle_zip.read_bytes()[:5000])
+    status, _, err = run_check(capsys, tiny_image_dir, "--model", truncated)
+    assert status == 2
+    assert err == "error: download.zip is a damaged zip (truncated or an incomplete download?)\n"

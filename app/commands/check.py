@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         metavar="BUNDLE",
-        help="a model bundle folder or .zip (or a training run folder, run with torch)",
+        help="a model bundle folder, its bundle.json or a .zip (or a training run folder, run "
+        "with torch)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
     parser.add_argument(
