@@ -25,15 +25,17 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
-from core.bundle import BUNDLE_FILE
+from core.bundle import BUNDLE_FILE, looks_like_zip
 from core.errors import UserError
-from core.inference import CheckResult, OnnxPredictor, iter_image_files
+from core.inference import CheckResult, OnnxPredictor, describe_skipped, iter_image_files
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 32
 CHUNK_MS = 80
 THUMBNAIL_SIZE = 48
+PREVIEW_SIDE = 2048
+"""The detail panel's image is decoded at most this large (the verdict uses the full image)."""
 
 
 # -- Qt-free helpers (worker threads) ------------------------------------------------------------
@@ -48,7 +50,7 @@ def is_bundle(path: str | Path) -> bool:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (OSError, zipfile.BadZipFile):
-        return False
+        return looks_like_zip(path)  # a damaged bundle .zip: loading it says so
     return any(name == BUNDLE_FILE or name.endswith(f"/{BUNDLE_FILE}") for name in names)
 
 
@@ -71,16 +73,11 @@ def load_default_predictor() -> OnnxPredictor:
 
 
 def _thumbnail(path: str, size: int) -> QImage | None:
-    from PIL import Image
+    from core.preprocess import ImageDecodeError, load_image
 
-    from core.preprocess import to_rgb
-
-    try:
-        with Image.open(path) as image:
-            image.draft("RGB", (size, size))
-            image.thumbnail((size, size), Image.Resampling.BILINEAR)
-            rgb = np.ascontiguousarray(to_rgb(image))
-    except Exception:  # any undecodable file simply has no thumbnail
+    try:  # every mode (16-bit grey, CMYK, ...) is made RGB before it is shrunk
+        rgb = np.ascontiguousarray(load_image(path, max_side=size))
+    except ImageDecodeError:  # an undecodable file simply has no thumbnail
         return None
     height, width = rgb.shape[:2]
     return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
@@ -113,16 +110,20 @@ def load_preview(
     cam: np.ndarray | None,
     class_index: int | None,
     spec: Any,
+    source_hw: tuple[int, int] | None = None,
+    max_side: int = PREVIEW_SIDE,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The decoded image and, when ``cam`` has spatial detail, its heatmap overlay (both
-    ``HxWx3`` uint8); the overlay is ``None`` when the map is missing or flat."""
+    """The image at display size (longest side at most ``max_side``) and, when ``cam`` has
+    spatial detail, its heatmap overlay (both ``HxWx3`` uint8); the overlay is ``None`` when the
+    map is missing or flat. ``source_hw`` is the size the verdict was computed on (the full
+    image), so the heatmap covers the region the model saw."""
     from core.explain import class_map, heatmap_for_image, overlay
     from core.preprocess import load_image
 
-    rgb = load_image(path)
+    rgb = load_image(path, max_side=max_side)
     if class_index is None or heatmap_problem(cam, spec) is not None:
         return rgb, None
-    heat = heatmap_for_image(class_map(cam, class_index), rgb.shape[:2], spec)
+    heat = heatmap_for_image(class_map(cam, class_index), rgb.shape[:2], spec, source_hw)
     if not heat.any():
         return rgb, None
     return rgb, overlay(rgb, heat)
@@ -137,7 +138,8 @@ class CheckWorker(QObject):
     sig_results_ready = Signal(list)
     """A chunk of :class:`core.inference.CheckResult`, in input order."""
     sig_run_finished = Signal(dict)
-    """``{"checked", "errors", "cancelled", "seconds", "message"}``; always emitted last."""
+    """``{"checked", "errors", "cancelled", "seconds", "message", "skipped"}`` (``skipped``: why
+    unreadable entries of folders were left out, "" when none); always emitted last."""
 
     def __init__(
         self,
@@ -161,13 +163,16 @@ class CheckWorker(QObject):
     @Slot()
     def run(self) -> None:
         started = time.monotonic()
-        summary: dict[str, Any] = {"checked": 0, "errors": 0, "cancelled": False, "message": ""}
+        summary: dict[str, Any] = {
+            "checked": 0, "errors": 0, "cancelled": False, "message": "", "skipped": ""
+        }  # fmt: skip
         try:
-            files = []
-            for file in iter_image_files(self.paths):
+            files, skipped = [], []
+            for file in iter_image_files(self.paths, skipped=skipped):
                 if self.cancel_event.is_set():
                     break
                 files.append(file)
+            summary["skipped"] = describe_skipped(skipped)
             self.sig_total_known.emit(len(files))
             buffer: list[CheckResult] = []
             last = time.monotonic()

@@ -142,8 +142,11 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def load_bundle(path: str | os.PathLike, cache_dir: Path | None = None) -> Bundle:
-    """Open and verify a bundle folder or ``.zip`` (UserError with a clear reason otherwise)."""
+    """Open and verify a bundle folder (or its ``bundle.json``) or ``.zip`` (UserError with a
+    clear reason otherwise)."""
     source = Path(path).expanduser()
+    if source.name == BUNDLE_FILE and source.is_file():
+        source = source.parent
     if not source.exists():
         raise UserError(f"model bundle {source} does not exist")
     refuse_pickle(source)
@@ -154,6 +157,10 @@ def load_bundle(path: str | os.PathLike, cache_dir: Path | None = None) -> Bundl
                 ".zip with bundle.json that `deepfake-studio export` writes)"
             )
         if not zipfile.is_zipfile(source):
+            if looks_like_zip(source):
+                raise UserError(
+                    f"{source.name} is a damaged zip (truncated or an incomplete download?)"
+                )
             raise UserError(f"{source.name} is neither a bundle folder nor a bundle .zip")
         root = extract_zip(source, cache_dir)
     else:
@@ -161,6 +168,15 @@ def load_bundle(path: str | os.PathLike, cache_dir: Path | None = None) -> Bundl
     bundle = read_bundle_dir(root)
     bundle.source = source
     return bundle
+
+
+def looks_like_zip(path: Path) -> bool:
+    """Whether ``path`` starts like a zip archive (even one too damaged to open)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def default_bundle_path() -> Path:

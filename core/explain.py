@@ -175,11 +175,23 @@ def input_box(spec: PreprocessSpec, height: int, width: int) -> tuple[int, int, 
 
 
 def heatmap_for_image(
-    cam_for_class: np.ndarray, image_hw: tuple[int, int], spec: PreprocessSpec
+    cam_for_class: np.ndarray,
+    image_hw: tuple[int, int],
+    spec: PreprocessSpec,
+    source_hw: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """An ``image_hw`` heatmap: the map placed over the region the model saw, 0 elsewhere."""
+    """An ``image_hw`` heatmap: the map placed over the region the model saw, 0 elsewhere.
+
+    ``source_hw`` is the size of the image the model was given when ``image_hw`` is a reduced
+    copy of it (a preview or thumbnail): the region is found on the source and scaled down, so
+    it stays right for ``crop`` contracts, whose region is a fixed number of source pixels.
+    """
     height, width = image_hw
-    top, left, bottom, right = input_box(spec, height, width)
+    source_h, source_w = source_hw or image_hw
+    top, left, bottom, right = input_box(spec, source_h, source_w)
+    sy, sx = height / source_h, width / source_w
+    top, bottom = round(top * sy), round(bottom * sy)
+    left, right = round(left * sx), round(right * sx)
     heat = np.zeros((height, width), dtype=np.float32)
     if bottom > top and right > left:
         heat[top:bottom, left:right] = cam_to_heatmap(cam_for_class, (bottom - top, right - left))

@@ -319,31 +319,59 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def iter_image_files(paths: Iterable[str | os.PathLike], recursive: bool = True) -> Iterator[Path]:
+def iter_image_files(
+    paths: Iterable[str | os.PathLike],
+    recursive: bool = True,
+    skipped: list[tuple[str, str]] | None = None,
+) -> Iterator[Path]:
     """Expand ``paths`` into image files, in order.
 
     A file named explicitly is always kept (whatever its extension: if it is not an image, the
     checker says so). A folder contributes the files with an image extension beneath it
     (``recursive``), sorted by path, skipping hidden files and folders. A path that does not
-    exist is kept too, so the checker reports it as an error.
+    exist is kept too, so the checker reports it as an error. Entries beneath a folder that
+    cannot be read (no permission, vanished) are left out and, with ``skipped``, appended to it
+    as ``(path, reason)``: one unreadable sub-folder never stops a check.
     """
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            yield from (Path(p) for p in sorted(_scan(str(path), recursive)))
+            yield from (Path(p) for p in sorted(_scan(str(path), recursive, skipped)))
         else:
             yield path
 
 
-def _scan(folder: str, recursive: bool) -> Iterator[str]:
+def _scan(folder: str, recursive: bool, skipped: list[tuple[str, str]] | None) -> Iterator[str]:
     try:
         entries = list(os.scandir(folder))
-    except OSError:
+    except OSError as exc:
+        _note_skipped(skipped, folder, exc)
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_file() and is_image_name(entry.name):
+        try:  # is_file() follows links and may stat; either may fail on an unreadable entry
+            is_image = is_image_name(entry.name) and entry.is_file()
+            is_folder = not is_image and recursive and entry.is_dir(follow_symlinks=False)
+        except OSError as exc:
+            _note_skipped(skipped, entry.path, exc)
+            continue
+        if is_image:
             yield entry.path
-        elif recursive and entry.is_dir(follow_symlinks=False):
-            yield from _scan(entry.path, recursive)
+        elif is_folder:
+            yield from _scan(entry.path, recursive, skipped)
+
+
+def _note_skipped(skipped: list[tuple[str, str]] | None, path: str, exc: OSError) -> None:
+    if skipped is not None:
+        skipped.append((path, exc.strerror or str(exc)))
+
+
+def describe_skipped(skipped: Sequence[tuple[str, str]]) -> str:
+    """``"2 unreadable entries were skipped (e.g. /x/y: Permission denied)"`` ("" for none)."""
+    if not skipped:
+        return ""
+    path, reason = skipped[0]
+    count = len(skipped)
+    noun = "entry was" if count == 1 else "entries were"
+    return f"{count} unreadable {noun} skipped (e.g. {path}: {reason})"

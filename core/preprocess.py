@@ -27,12 +27,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import random
+import stat
 import warnings
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -47,18 +49,37 @@ PHOTO_EXTENSIONS = (
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".avif", ".bmp", ".dib", ".gif",
     ".tif", ".tiff", ".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi",
 )  # fmt: skip
-IMAGE_EXTENSIONS = frozenset(
+MAX_IMAGE_PIXELS = 200_000_000
+"""Larger images are refused before decoding (from the file's header): 200 megapixels lets every
+camera and phone photo through (the largest phone sensors give 200 MP) while a decompression bomb
+(a small file that claims 20000x20000 pixels or more) is refused."""
+HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+"""iPhone photos. Decoded by the ``pillow-heif`` plugin; without it such files are listed and
+reported as unsupported (never silently skipped)."""
+
+try:  # registers HEIC/HEIF with Pillow
+    from pillow_heif import register_heif_opener
+except ImportError:  # pragma: no cover - pillow-heif is a dependency
+    HEIF_SUPPORTED = False
+else:
+    register_heif_opener()
+    HEIF_SUPPORTED = True
+
+IMAGE_EXTENSIONS = HEIF_EXTENSIONS | frozenset(
     ext for ext, kind in Image.registered_extensions().items()
     if ext in PHOTO_EXTENSIONS and kind in Image.OPEN
 )  # fmt: skip
 """File name endings treated as images everywhere (checker, data sets): the photo formats this
-Pillow can decode. Pillow's other formats (PDF, EPS, HDF5 stubs, icons, ...) are not pictures a
-detector should judge and often cannot be decoded without extra programs."""
-MAX_IMAGE_PIXELS = 64_000_000
-"""Larger images (decompression bombs such as 20000x20000) are refused before decoding."""
+Pillow can decode, and HEIC/HEIF. Pillow's other formats (PDF, EPS, HDF5 stubs, icons, ...) are
+not pictures a detector should judge and often cannot be decoded without extra programs."""
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow's own guard (a warning above this, an error above twice this) stays on for every
+# Image.open in the app; open_image turns both into the one message below.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+ORIENTATION_TAG = 0x0112
 
 
 class ImageDecodeError(UserError):
@@ -186,11 +207,11 @@ def _resize(
 ) -> np.ndarray:
     """Resize to ``out_h x out_w`` and keep only ``rows``/``cols`` of the result (a crop)."""
     height, width = rgb.shape[:2]
-    image = np.asarray(rgb, dtype=np.float32)
+    image = np.asarray(rgb)  # rows are taken first, then converted: no float copy of a big photo
     if (out_h, out_w) == (height, width):
         r0, r1 = rows or (0, out_h)
         c0, c1 = cols or (0, out_w)
-        return image[r0:r1, c0:c1].copy()
+        return image[r0:r1, c0:c1].astype(np.float32)
     # The sums of w_rows @ image @ w_cols.T over each row's non-zero band only: about
     # 2 * scale + 2 taps per output pixel instead of the whole input row (40x faster at 320 px),
     # and no dense matrix, so a 2 x 20000 strip cannot ask for gigabytes of weights.
@@ -200,7 +221,7 @@ def _resize(
     col_weights = col_weights.astype(np.float32)
     out = np.zeros((len(row_index), width, image.shape[2]), dtype=np.float32)
     for k in range(row_index.shape[1]):
-        out += row_weights[:, k, None, None] * image[row_index[:, k]]
+        out += row_weights[:, k, None, None] * image[row_index[:, k]].astype(np.float32)
     result = np.zeros((len(row_index), len(col_index), image.shape[2]), dtype=np.float32)
     for k in range(col_index.shape[1]):
         result += col_weights[None, :, k, None] * out[:, col_index[:, k]]
@@ -228,52 +249,103 @@ def resample_band(
 
 
 # -- decoding ---------------------------------------------------------------------------------
-def load_image(source: str | Path | bytes) -> np.ndarray:
-    """Decode a file (or bytes) to an ``HxWx3`` uint8 RGB array, or raise ImageDecodeError."""
+def load_image(source: str | Path | bytes, max_side: int | None = None) -> np.ndarray:
+    """Decode a file (or bytes) to an ``HxWx3`` uint8 RGB array, or raise ImageDecodeError.
+
+    With ``max_side`` the image is shrunk to fit ``max_side x max_side``, for display only
+    (JPEGs then decode at a reduced scale: a 9000x7000 photo costs 1/16 of the memory). Model
+    inputs always come from the full image.
+    """
     name = "<bytes>" if isinstance(source, bytes) else str(source)
+    handle = io.BytesIO(source) if isinstance(source, bytes) else _open_file(name)
+    with handle:
+        try:
+            with open_image(handle, name) as image:
+                if max_side is not None:
+                    image.draft("RGB", (max_side, max_side))
+                image.seek(0)
+                image.load()
+                rgb = to_rgb(image)
+        except ImageDecodeError:
+            raise
+        except Image.UnidentifiedImageError:
+            raise ImageDecodeError(f"{name}: {_unidentified_reason(handle, name)}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if handle.seek(0, io.SEEK_END) == 0:
+                reason = "file is empty"
+            raise ImageDecodeError(f"{name}: damaged image ({reason})") from None
+    return rgb if max_side is None else fit_within(rgb, max_side)
+
+
+def _open_file(name: str) -> BinaryIO:
+    """Open a regular file for reading; a pipe, device or socket is refused without blocking."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+        descriptor = os.open(name, flags)
     except FileNotFoundError:
         raise ImageDecodeError(f"{name}: file not found") from None
     except IsADirectoryError:
         raise ImageDecodeError(f"{name}: is a folder, not an image") from None
     except OSError as exc:
         raise ImageDecodeError(f"{name}: cannot open ({exc.strerror or exc})") from None
-    with handle:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(handle)
-                width, height = image.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise ImageDecodeError(
-                        f"{name}: {width}x{height} pixels is larger than the "
-                        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixel limit"
-                    )
-                image.seek(0)
-                image.load()
-                return to_rgb(image)
-        except ImageDecodeError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageDecodeError(
-                f"{name}: image is too large: over the {MAX_IMAGE_PIXELS // 1_000_000} "
-                "megapixel limit (decompression bomb?)"
-            ) from None
-        except Image.UnidentifiedImageError:
-            empty = handle.seek(0, io.SEEK_END) == 0
-            reason = "file is empty" if empty else "not an image (unknown or unsupported format)"
-            raise ImageDecodeError(f"{name}: {reason}") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            reason = str(exc) or type(exc).__name__
-            if handle.seek(0, io.SEEK_END) == 0:
-                reason = "file is empty"
-            raise ImageDecodeError(f"{name}: damaged image ({reason})") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        if stat.S_ISDIR(mode):
+            raise ImageDecodeError(f"{name}: is a folder, not an image")
+        raise ImageDecodeError(f"{name}: not a regular file (a pipe, device or socket)")
+    return os.fdopen(descriptor, "rb")
+
+
+def open_image(source: str | Path | BinaryIO, name: str | None = None) -> Image.Image:
+    """``Image.open`` (lazy: reads the header only) that refuses more than
+    :data:`MAX_IMAGE_PIXELS` with a clear ImageDecodeError."""
+    name = name or str(source)
+    limit = f"{MAX_IMAGE_PIXELS // 1_000_000} megapixel limit"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            image = Image.open(source)
+    except Image.DecompressionBombError:
+        raise ImageDecodeError(
+            f"{name}: image is too large: over {2 * MAX_IMAGE_PIXELS // 1_000_000} megapixels, "
+            f"far beyond the {limit} (decompression bomb?)"
+        ) from None
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ImageDecodeError(f"{name}: {width}×{height} pixels is larger than the {limit}")
+    return image
+
+
+def _unidentified_reason(handle: BinaryIO, name: str) -> str:
+    if handle.seek(0, io.SEEK_END) == 0:
+        return "file is empty"
+    if Path(name).suffix.lower() in HEIF_EXTENSIONS and not HEIF_SUPPORTED:
+        return "HEIC is not supported (install the pillow-heif package to check HEIC/HEIF photos)"
+    return "not an image (unknown or unsupported format)"
+
+
+def fit_within(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """``rgb`` shrunk (bilinear, aspect kept) so that neither side exceeds ``max_side``."""
+    height, width = rgb.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(image)
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
-    """EXIF orientation, then any Pillow mode to 8-bit RGB (alpha composited on white)."""
-    image = ImageOps.exif_transpose(image)
+    """EXIF orientation, then any Pillow mode to 8-bit RGB (alpha composited on white).
+
+    An upright RGB photo is copied once (into the array), not three times: a 72 MP photo
+    needs 216 MB, not 860 MB.
+    """
+    if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if array.max() > 255 else 255.0
@@ -283,7 +355,9 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
 
 
 # -- training augmentation ------------------------------------------------------------------

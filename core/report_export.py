@@ -14,6 +14,7 @@ import html
 import io
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from PIL import Image
 from core.errors import UserError
 from core.explain import class_map, heatmap_for_image, overlay
 from core.inference import CheckResult
-from core.preprocess import PreprocessSpec, to_rgb
+from core.preprocess import ImageDecodeError, PreprocessSpec, load_image
 
 REPORT_FORMAT = "deepfake-studio/check-report"
 REPORT_SUFFIXES = (".csv", ".json", ".html")
@@ -51,11 +52,48 @@ def summary_line(results: Sequence[CheckResult]) -> str:
 
 
 def check_report_path(path: str | os.PathLike) -> Path:
-    """The report path, or a UserError for an unsupported suffix (call before the work)."""
+    """The report path, or a UserError saying why it cannot be written (call before the work).
+
+    Checks the suffix, creates the folder and writes (then removes) a scratch file in it, so a
+    read-only, missing or impossible folder is reported before minutes of checking, not after.
+    """
     path = Path(path)
     if path.suffix.lower() not in REPORT_SUFFIXES:
         raise UserError(f"report must end in {', '.join(REPORT_SUFFIXES)}, not {path.name!r}")
+    if path.is_dir():
+        raise ReportWriteError(path, "that is a folder")
+    _check_folder(path)
     return path
+
+
+class ReportWriteError(UserError):
+    """``Could not save the report to PATH: REASON``."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"Could not save the report to {path}: {reason}")
+
+
+def _check_folder(path: Path) -> None:
+    """Create ``path``'s folder and prove a file can be written in it, or raise."""
+    folder = path.parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ReportWriteError(path, f"{existing} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportWriteError(
+            path, f"cannot create the folder {folder} ({_reason(exc)})"
+        ) from None
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".report-"):
+            pass
+    except OSError as exc:
+        raise ReportWriteError(path, f"cannot write in {folder} ({_reason(exc)})") from None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def write_report(
@@ -68,15 +106,18 @@ def write_report(
     """Write ``results`` as CSV, JSON or HTML according to ``path``'s suffix.
 
     With ``preprocess`` (the model's contract), the HTML report shows a heatmap thumbnail beside
-    each image whose result kept its ``cam``.
+    each image whose result kept its ``cam``. Raises a :class:`ReportWriteError` (a UserError)
+    when the file cannot be written.
     """
     path = check_report_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    if suffix == ".html":
-        write_html(results, path, model=model, preprocess=preprocess)
-    else:
-        {".csv": write_csv, ".json": write_json}[suffix](results, path, model=model)
+    try:
+        if suffix == ".html":
+            write_html(results, path, model=model, preprocess=preprocess)
+        else:
+            {".csv": write_csv, ".json": write_json}[suffix](results, path, model=model)
+    except OSError as exc:
+        raise ReportWriteError(path, _reason(exc)) from None
     return path
 
 
@@ -127,13 +168,9 @@ def _now() -> str:
 def load_thumbnail(path: str | os.PathLike, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
     """A small RGB thumbnail (longest side ``side``), or None if the file is unreadable."""
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", (side * 2, side * 2))
-            thumb = Image.fromarray(to_rgb(image))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return load_image(path, max_side=side)
+    except ImageDecodeError:
         return None
-    thumb.thumbnail((side, side), Image.Resampling.BILINEAR)
-    return np.asarray(thumb)
 
 
 def data_uri(rgb: np.ndarray) -> str:
@@ -151,7 +188,9 @@ def thumbnails(result: CheckResult, preprocess: PreprocessSpec | None) -> list[s
     uris = [data_uri(rgb)]
     if result.cam is not None and preprocess is not None and result.label in result.probs:
         index = list(result.probs).index(result.label)
-        heat = heatmap_for_image(class_map(result.cam, index), rgb.shape[:2], preprocess)
+        heat = heatmap_for_image(
+            class_map(result.cam, index), rgb.shape[:2], preprocess, result.image_size
+        )
         uris.append(data_uri(overlay(rgb, heat)))
     return uris
 

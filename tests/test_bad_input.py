@@ -47,7 +47,7 @@ ERRORS = {
     "zero.jpg": "file is empty",
     "truncated.jpg": "damaged image",
     "text.jpg": "not an image",
-    "bomb.png": "64 megapixel limit",
+    "bomb.png": "20000×20000 pixels is larger than the 200 megapixel limit",
 }
 
 

@@ -109,6 +109,47 @@ def test_bad_options_are_clear(capsys, tiny_bundle, tiny_image_dir, args, messag
     assert status == 2 and f"error: {message}" in err
 
 
+def test_an_unwritable_report_is_refused_before_the_work(
+    capsys, tiny_bundle, tiny_image_dir, tmp_path
+):
+    (tmp_path / "file.jpg").write_bytes(b"")
+    for report, reason in [
+        (tmp_path / "file.jpg" / "r.csv", f"{tmp_path / 'file.jpg'} is a file, not a folder"),
+        (Path("/proc/r.csv"), "cannot write in /proc (No such file or directory)"),
+    ]:
+        status, out, err = run_check(
+            capsys, tiny_image_dir, "--model", tiny_bundle, "--report", report
+        )
+        assert status == 2 and out == ""  # nothing was checked
+        assert err == f"error: Could not save the report to {report}: {reason}\n"
+
+
+def test_a_report_that_fails_at_the_end_is_a_clear_error(
+    capsys, tiny_bundle, tiny_image_dir, tmp_path, monkeypatch
+) -> None:
+    import core.report_export
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(core.report_export, "write_csv", disk_full)
+    report = tmp_path / "r.csv"
+    status, out, err = run_check(capsys, tiny_image_dir, "--model", tiny_bundle, "--report", report)
+    assert status == 2 and len(out.splitlines()) == 14  # the verdicts were printed
+    assert err == f"error: Could not save the report to {report}: No space left on device\n"
+
+
+def test_unreadable_entries_of_a_folder_are_skipped_with_a_warning(
+    capsys, tiny_bundle, tiny_image_dir, tmp_path
+) -> None:
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")  # stat fails, like /proc/1's fd entries
+    status, out, err = run_check(capsys, tiny_image_dir / "real", tmp_path, "--model", tiny_bundle)
+    assert status == 0 and out.splitlines()[-1].startswith("4 images:")
+    assert err.startswith(f"warning: 1 unreadable entry was skipped (e.g. {tmp_path / 'loop.jpg'}:")
+    status, _, err = run_check(capsys, tmp_path, "--model", tiny_bundle)
+    assert status == 2 and "no image files found in" in err and "1 unreadable entry" in err
+
+
 def test_default_bundle(capsys, tiny_bundle, tiny_image_dir, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bundle_module, "default_bundle_path", lambda: tmp_path / "none")
     status, _, err = run_check(capsys, tiny_image_dir)
@@ -175,3 +216,33 @@ def test_real_photos_from_every_class_are_checked(capsys, tiny_bundle: Path) -> 
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["path"] for line in lines] == picks
     assert all(line["verdict"] in {"real", "fake", "unknown"} for line in lines)
+
+
+def test_a_pipe_named_explicitly_is_an_error_row_not_a_hang(
+    capsys, tiny_bundle, tiny_image_dir, tmp_path
+):
+    import os
+
+    fifo = tmp_path / "f.jpg"
+    os.mkfifo(fifo)
+    good = next((tiny_image_dir / "real").iterdir())
+    status, out, _ = run_check(capsys, fifo, good, "--model", tiny_bundle)
+    assert status == 0
+    rows = out.splitlines()[1:-1]
+    assert rows[0].startswith("error")
+    assert rows[0].endswith(f"{fifo}: not a regular file (a pipe, device or socket)")
+    assert rows[1].split()[0] in {"real", "fake", "unknown"}
+
+
+def test_model_may_name_the_bundle_json_and_a_truncated_zip_is_called_damaged(
+    capsys, tiny_bundle, tiny_bundle_zip, tiny_image_dir, tmp_path
+) -> None:
+    status, out, _ = run_check(
+        capsys, tiny_image_dir / "real", "--model", tiny_bundle / "bundle.json"
+    )
+    assert status == 0 and out.splitlines()[-1].startswith("4 images:")
+    truncated = tmp_path / "download.zip"
+    truncated.write_bytes(tiny_bundle_zip.read_bytes()[:5000])
+    status, _, err = run_check(capsys, tiny_image_dir, "--model", truncated)
+    assert status == 2
+    assert err == "error: download.zip is a damaged zip (truncated or an incomplete download?)\n"

@@ -21,7 +21,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtWidgets import QApplication
 
 from app.pages.check import CheckPage
-from app.pages.check_model import RESULT_ROLE, Column, verdict_text
+from app.pages.check_model import MODEL_ROLE, RESULT_ROLE, Column, ModelInfo, verdict_text
 from core.bundle import load_bundle
 from core.inference import OnnxPredictor, iter_image_files
 
@@ -229,6 +229,9 @@ def test_report_export_writes_csv_json_and_html(qtbot, page, tiny_image_dir, bad
     assert "resnet10t" in body["model"]
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert html.count("<tr><td>") == 13 and "corrupt.jpg" in html
+    # the same model line and heatmaps as the CLI's report (thumbnail + overlay per image)
+    assert f"Model: {page.predictor.description}<br>" in html and "Model: Model" not in html
+    assert html.count("data:image/jpeg;base64,") == 2 * 12
     # a bad target is explained, not raised
     page.export_report(tmp_path / "report.pdf")
     qtbot.waitUntil(lambda: "report must end in" in page.message.text(), timeout=5000)
@@ -452,3 +455,146 @@ def test_the_threshold_in_words_names_an_energy_floor() -> None:
         "unfamiliar to it: familiarity score below 3.21 (which 90% of held-out images reach), "
         "chosen for at most 15%"
     )
+
+
+def test_an_unreadable_entry_in_a_dropped_folder_does_not_stop_the_check(
+    qtbot, page, tiny_image_dir, tmp_path
+):
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")  # stat fails, like /proc/1's fd entries
+    summary = run_and_wait(qtbot, page, lambda: drop(page, [tiny_image_dir, tmp_path]))
+    assert summary["checked"] == 12 and not summary["message"]
+    assert page.model.rowCount() == 12
+    assert "1 unreadable entry was skipped" in page.message.text()
+    assert page.message.property("kind") == "warning"
+
+
+def test_a_report_that_cannot_be_saved_says_where_and_why(qtbot, page, tiny_image_dir, tmp_path):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir]))
+    (tmp_path / "file.jpg").write_bytes(b"")
+    target = tmp_path / "file.jpg" / "report.csv"
+    page.export_report(target)
+    qtbot.waitUntil(lambda: "Could not save" in page.message.text(), timeout=5000)
+    assert page.message.text() == (
+        f"Could not save the report to {target}: {tmp_path / 'file.jpg'} is a file, not a folder"
+    )
+    assert page.message.property("kind") == "error"
+
+
+def test_a_failed_model_switch_puts_the_model_in_use_back_on_the_bar(
+    qtbot, page, tiny_bundle, tmp_path
+):
+    import shutil
+
+    bar_text = page.model_name.text()
+    assert bar_text.startswith("Model: tiny")
+    garbage = tmp_path / "garbage-model"
+    shutil.copytree(tiny_bundle, garbage)
+    (garbage / "model.onnx").write_bytes(np.random.default_rng(0).bytes(4096))
+    current = page.predictor
+    drop(page, [garbage])
+    assert page.model_name.text() == "Loading the model…"
+    qtbot.waitUntil(lambda: "could not be used" in page.message.text(), timeout=10000)
+    assert page.predictor is current
+    assert page.model_name.text() == bar_text  # not "Loading the model…" forever
+    assert page.model_bar.property("state") == "ok"
+
+
+def test_check_again_after_clear_checks_only_what_came_after(qtbot, page, tiny_image_dir):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir]))
+    page.clear_button.click()
+    assert not page.recheck_button.isEnabled()  # nothing left to check again
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir / "real"]))
+    summary = run_and_wait(qtbot, page, page.recheck_button.click)
+    assert summary["checked"] == 4 and page.model.rowCount() == 4
+
+
+def test_a_model_dropped_during_a_check_waits_for_it_to_end(qtbot, page, thousand_images):
+    cifake = REPO / "assets" / "bundles" / "cifake"
+    old = page.predictor
+    bar_text = page.model_name.text()
+    page.check_paths([thousand_images])
+    qtbot.waitUntil(lambda: page.model.rowCount() > 0, timeout=30000)
+    assert page.clear_button.isEnabled()  # rows arrived: they can be cleared during the run
+    drop(page, [cifake])
+    qtbot.waitUntil(lambda: "is ready" in page.message.text(), timeout=20000)
+    assert page.is_running() and page.predictor is old
+    assert page.model_name.text() == bar_text  # the bar names the model that is checking
+    with qtbot.waitSignal(page.sig_check_finished, timeout=60000) as blocker:
+        pass
+    # every row of that run was made by, and keeps, the old model (heatmap channel, report)
+    assert blocker.args[0]["checked"] == 1000
+    qtbot.waitUntil(lambda: page.predictor is not old, timeout=5000)
+    assert page.predictor.bundle.root == cifake
+    assert page.model.rowCount() == 0 and "Model switched to cifake" in page.message.text()
+    assert page.model_name.text().startswith("Model: cifake")
+    summary = run_and_wait(qtbot, page, page.recheck_button.click, 60000)
+    assert summary["checked"] == 1000
+    info = page.proxy.index(0, 0).data(MODEL_ROLE)
+    assert info == ModelInfo.of(page.predictor) and info.class_names != tuple(old.class_names)
+
+
+def test_rows_keep_the_model_that_made_them(qtbot, page, tiny_image_dir):
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir]))
+    made_by = ModelInfo.of(page.predictor)
+    page.predictor = type("Other", (), {"class_names": ["x"], "preprocess": None})()
+    page.table.selectRow(2)
+    assert page.proxy.index(2, 0).data(MODEL_ROLE) == made_by
+    qtbot.waitUntil(lambda: page.detail.overlay_pixmap is not None, timeout=10000)
+
+
+@pytest.fixture(scope="module")
+def big_photo(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.jpg"
+    rng = np.random.default_rng(1)
+    small = rng.integers(40, 215, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((6000, 4500), Image.Resampling.NEAREST).save(path, quality=85)
+    return path
+
+
+def test_a_big_photo_is_previewed_at_display_size_with_its_heatmap(qtbot, page, big_photo):
+    run_and_wait(qtbot, page, lambda: page.check_paths([big_photo]))
+    result = page.results()[0]
+    assert result.image_size == (4500, 6000)  # the verdict saw the full image
+    expected = page.predictor.predict_path(big_photo)
+    assert result.confidence == pytest.approx(expected.confidence, abs=1e-6)
+    detail = page.detail
+    qtbot.waitUntil(lambda: detail.image_pixmap is not None, timeout=20000)
+    assert (detail.image_pixmap.width(), detail.image_pixmap.height()) == (2048, 1536)
+    assert detail.overlay_pixmap is not None
+    assert detail.overlay_pixmap.size() == detail.image_pixmap.size()
+
+
+def test_preview_loads_do_not_pile_up(qtbot, page, tiny_image_dir, monkeypatch):
+    import app.pages.check_detail as check_detail
+
+    calls: list[str] = []
+
+    def counted(path, *args):
+        calls.append(path)
+        time.sleep(0.05)
+        return check_detail.load_preview.__wrapped__(path, *args)
+
+    counted.__wrapped__ = check_detail.load_preview
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir]))
+    qtbot.waitUntil(lambda: not page.detail.is_loading(), timeout=10000)
+    monkeypatch.setattr(check_detail, "load_preview", counted)
+    for row in range(12):  # arrowing down the table
+        page.table.selectRow(row)
+    qtbot.waitUntil(lambda: not page.detail.is_loading(), timeout=10000)
+    last = page.proxy.index(11, 0).data(RESULT_ROLE)
+    assert calls[-1] == last.path and len(calls) <= 2
+    assert page.detail.result is last and page.detail.image_pixmap is not None
+
+
+def test_a_16_bit_grey_png_gets_a_thumbnail(tmp_path):
+    from app.check_worker import load_thumbnails
+
+    path = tmp_path / "grey16.png"
+    ramp = np.linspace(0, 65535, 256 * 192).reshape(192, 256).astype(np.uint16)
+    Image.fromarray(ramp).save(path)  # shrunk in 16 bits, Pillow's reduce() fails
+    assert Image.open(path).mode == "I;16"
+    thumbnail = load_thumbnails([str(path)], 48)[str(path)]
+    assert thumbnail is not None and (thumbnail.width(), thumbnail.height()) == (48, 36)
+    dark, light = thumbnail.pixelColor(0, 0), thumbnail.pixelColor(47, 35)
+    assert dark.red() == dark.green() == dark.blue() < 30
+    assert light.red() == light.green() == light.blue() > 220

@@ -189,3 +189,14 @@ def test_overlay_colours_hot_regions_only() -> None:
     assert tuple(colormap(np.array([[0.0]]))[0, 0]) == (0, 0, 128)
     with pytest.raises(ValueError, match="does not match"):
         overlay(rgb, heat[:5])
+
+
+def test_a_reduced_copy_gets_the_heatmap_of_the_region_the_model_saw() -> None:
+    spec = PreprocessSpec(input_size=64, resize_mode="crop")  # 64 native pixels in the centre
+    cam = np.arange(4.0).reshape(2, 2)
+    full = heatmap_for_image(cam, (400, 600), spec)
+    half = heatmap_for_image(cam, (200, 300), spec, source_hw=(400, 600))
+    rows, cols = np.nonzero(full)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (168, 231, 268, 331)
+    rows, cols = np.nonzero(half)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (84, 115, 134, 165)

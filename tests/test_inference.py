@@ -19,6 +19,7 @@ from core.inference import (
     OnnxPredictor,
     Predictor,
     TorchPredictor,
+    describe_skipped,
     iter_image_files,
     open_predictor,
 )
@@ -204,6 +205,24 @@ def test_iter_image_files_expands_sorts_and_filters(tmp_path: Path) -> None:
     assert rel == ["b/a.jpg", "b/deep/z.PNG", "c.webp", "notes.txt", "gone.jpg"]
     shallow = list(iter_image_files([tmp_path], recursive=False))
     assert [p.name for p in shallow] == ["c.webp"]
+
+
+def test_unreadable_entries_in_a_folder_are_skipped_and_named(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ["a.jpg", "sub/b.png"]:
+        (tmp_path / name).write_bytes(b"")
+    # entries whose stat fails (as in /proc/1: PermissionError); root can read anything else
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")
+    (tmp_path / "sub" / "cycle").symlink_to("cycle")
+    skipped: list[tuple[str, str]] = []
+    found = list(iter_image_files([tmp_path], skipped=skipped))
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.jpg", "sub/b.png"]
+    assert sorted(Path(path).name for path, _ in skipped) == ["loop.jpg"]
+    assert "symbolic links" in skipped[0][1]
+    assert describe_skipped(skipped) == (
+        f"1 unreadable entry was skipped (e.g. {tmp_path / 'loop.jpg'}: {skipped[0][1]})"
+    )
+    assert list(iter_image_files([tmp_path])) == found  # without a list to fill, the same files
 
 
 def test_a_folder_of_10000_files_lists_fast_and_streams_results(

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         metavar="BUNDLE",
-        help="a model bundle folder or .zip (or a training run folder, run with torch)",
+        help="a model bundle folder, its bundle.json or a .zip (or a training run folder, run "
+        "with torch)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
     parser.add_argument(
@@ -48,16 +49,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from core.bundle import load_default_bundle
     from core.errors import UserError
-    from core.inference import OnnxPredictor, iter_image_files, open_predictor
+    from core.inference import OnnxPredictor, describe_skipped, iter_image_files, open_predictor
     from core.report_export import check_report_path, summary_line, write_report
 
     report = check_report_path(args.report) if args.report else None
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     predictor = open_predictor(args.model) if args.model else OnnxPredictor(load_default_bundle())
-    files = list(iter_image_files(args.paths))
+    skipped: list[tuple[str, str]] = []
+    files = list(iter_image_files(args.paths, skipped=skipped))
+    note = describe_skipped(skipped)
     if not files:
-        raise UserError(f"no image files found in {', '.join(args.paths)}")
+        raise UserError(
+            f"no image files found in {', '.join(args.paths)}" + (f"; {note}" if note else "")
+        )
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     info = sys.stderr if args.json else sys.stdout
     print(f"model: {predictor.description}; {predictor.calibration.summary()}", file=info)
     results = []

@@ -52,10 +52,12 @@ from app.check_worker import (
 )
 from app.pages.check_detail import DetailPanel
 from app.pages.check_model import (
+    MODEL_ROLE,
     RESULT_ROLE,
     CheckResultsModel,
     Column,
     ConfidenceDelegate,
+    ModelInfo,
     VerdictDelegate,
     VerdictFilterProxy,
     describe_threshold,
@@ -107,6 +109,15 @@ QTableView {{
 """
 
 
+def model_label(predictor: Any) -> str:
+    """The bundle's name as the page shows it, e.g. ``default (default model)``."""
+    bundle = predictor.bundle
+    name = Path(bundle.source or bundle.root).name
+    if bundle.source is None or Path(bundle.source).resolve() == default_bundle_path():
+        name = f"{name} (default model)"
+    return name
+
+
 def _restyle(widget: QWidget, name: str, value: str) -> None:
     """Set a dynamic property used by the style sheet and re-polish the widget."""
     widget.setProperty(name, value)
@@ -140,11 +151,16 @@ class CheckPage(QWidget):
         self.model_loading = False
         self.pending: list[str] = []
         self.last_paths: list[str] = []
+        """What Check again re-checks: the items of the runs since the last Clear."""
         self.counts: dict[str, int] = {}
         self._run_total = 0
         self._run_done = 0
         self._run_started = 0.0
-        self._run_meta: tuple[list[str], Any] = ([], None)
+        self._run_info: ModelInfo | None = None
+        """The model of the running check (its rows keep it)."""
+        self._run_paths: list[str] = []
+        self._waiting_model: Any = None
+        """A model that loaded during a check: it takes over when the check ends."""
         self._load_token = 0
         self._model_requested = False
         self._announce: str | None = None
@@ -346,24 +362,30 @@ class CheckPage(QWidget):
     def _on_model_loaded(self, token: int, predictor: Any) -> None:
         if token != self._load_token:
             return
+        self.model_loading = False
+        if self.runner.is_running():
+            # never two models' verdicts in one table: the running check finishes with its own
+            self._waiting_model = predictor
+            self._show_model(self.predictor)
+            self.show_message(
+                f"{model_label(predictor)} is ready: it replaces the current model when this "
+                "check ends (press Cancel to switch now).",
+                "info",
+            )
+            self._update_controls()
+            return
+        self._use_model(predictor)
+
+    def _use_model(self, predictor: Any) -> None:
+        """Make ``predictor`` the model in use (rows of another model are cleared)."""
         switched = self.predictor is not None
         self.predictor = predictor
-        self.model_loading = False
-        bundle = predictor.bundle
-        name = Path(bundle.source or bundle.root).name
-        if bundle.source is None or Path(bundle.source).resolve() == default_bundle_path():
-            name = f"{name} (default model)"
-        self.model_name.setText(f"Model: {name} — {predictor.description}")
-        self.model_detail.setText(
-            "It " + describe_threshold(predictor.calibration).replace("“unsure”", "“Unsure”")
-        )
-        self.model_bar.setToolTip(f"{bundle.root}\n{predictor.calibration.summary()}")
-        _restyle(self.model_bar, "state", "ok")
-        if switched and self.model.rowCount() and not self.runner.is_running():
+        self._show_model(predictor)
+        if switched and self.model.rowCount():
             count = len(self.last_paths)
-            self.clear()
+            self._clear_rows()
             self.show_message(
-                f"Model switched to {name}. The previous results were cleared; "
+                f"Model switched to {model_label(predictor)}. The previous results were cleared; "
                 f"press Check again to re-check the last {count} item(s) with it.",
                 "info",
             )
@@ -374,13 +396,24 @@ class CheckPage(QWidget):
         self._update_controls()
         self._start_pending()
 
+    def _show_model(self, predictor: Any) -> None:
+        """The model bar names ``predictor`` (the model in use)."""
+        self.model_name.setText(f"Model: {model_label(predictor)} — {predictor.description}")
+        self.model_detail.setText(
+            "It " + describe_threshold(predictor.calibration).replace("“unsure”", "“Unsure”")
+        )
+        self.model_bar.setToolTip(f"{predictor.bundle.root}\n{predictor.calibration.summary()}")
+        _restyle(self.model_bar, "state", "ok")
+
     def _on_model_failed(self, token: int, message: str) -> None:
         if token != self._load_token:
             return
         self.model_loading = False
         if self.predictor is not None:
-            # keep the model that works; say why the new one was refused
+            # keep the model that works (the bar names it again); say why the new one was refused
             self._announce = None
+            self._waiting_model = None
+            self._show_model(self.predictor)
             self.show_message(f"That model bundle could not be used: {message}", "error")
             self.bundle_path = str(self.predictor.bundle.source or self.predictor.bundle.root)
             self._update_controls()
@@ -430,7 +463,8 @@ class CheckPage(QWidget):
             return
         paths, self.pending = self.pending, []
         self.last_paths.extend(paths)
-        self._run_meta = (list(self.predictor.class_names), self.predictor.preprocess)
+        self._run_paths = paths
+        self._run_info = ModelInfo.of(self.predictor)
         self.model.score_kind = self.predictor.calibration.score
         self._run_total = self._run_done = 0
         self._run_started = time.monotonic()
@@ -466,7 +500,7 @@ class CheckPage(QWidget):
     @Slot(list)
     def _on_runner_results_ready(self, results: list) -> None:
         first = self.model.rowCount() == 0
-        self.model.append(results)
+        self.model.append(results, self._run_info)
         for result in results:
             self.counts[result.verdict] = self.counts.get(result.verdict, 0) + 1
         self._run_done += len(results)
@@ -478,6 +512,7 @@ class CheckPage(QWidget):
         self._update_progress_label()
         self._update_counts()
         if first:
+            self._update_controls()
             self.results_stack.setCurrentWidget(self.table)
             self.table.selectionModel().setCurrentIndex(
                 self.proxy.index(0, Column.FILE),
@@ -498,6 +533,7 @@ class CheckPage(QWidget):
             widget.hide()
         checked, errors = summary.get("checked", 0), summary.get("errors", 0)
         seconds = summary.get("seconds", 0.0)
+        skipped = summary.get("skipped", "")
         if summary.get("message"):
             self.show_message(summary["message"], "error")
         elif summary.get("cancelled"):
@@ -506,16 +542,30 @@ class CheckPage(QWidget):
             )
         elif checked:
             note = f"; {errors} could not be read (see the Error rows)" if errors else ""
-            self.show_message(f"Checked {checked:,} image(s) in {seconds:.1f} s{note}.", "info")
+            note += f"; {skipped}" if skipped else ""
+            kind = "warning" if skipped else "info"
+            self.show_message(f"Checked {checked:,} image(s) in {seconds:.1f} s{note}.", kind)
+        elif skipped:
+            self.show_message(f"Nothing could be checked: {skipped}.", "warning")
         self._run_total = 0
+        self._run_paths = []
         self.sig_check_finished.emit(dict(summary))
+        waiting, self._waiting_model = self._waiting_model, None
+        if waiting is not None:
+            self._use_model(waiting)  # starts what is pending, with the new model
+            return
         self._update_controls()
         self._start_pending()
 
     # -- results --------------------------------------------------------------------------------
 
     def clear(self) -> None:
-        """Remove every result (a running check goes on adding new ones)."""
+        """Remove every result; Check again then re-checks only what is still being checked
+        (a running check goes on adding new rows)."""
+        self.last_paths = list(self._run_paths)
+        self._clear_rows()
+
+    def _clear_rows(self) -> None:
         self.model.clear()
         self._reset_counts()
         self.detail.show_result(None)
@@ -559,8 +609,11 @@ class CheckPage(QWidget):
     @Slot(QModelIndex, QModelIndex)
     def _on_table_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         result = current.data(RESULT_ROLE) if current.isValid() else None
-        class_names, spec = self._run_meta
-        self.detail.show_result(result, class_names, spec)
+        info = current.data(MODEL_ROLE) if current.isValid() else None
+        if info is None:
+            self.detail.show_result(result)
+        else:  # the heatmap channel comes from the model that made the row
+            self.detail.show_result(result, info.class_names, info.preprocess)
 
     def results(self) -> list[CheckResult]:
         """Every result, in arrival order."""
@@ -571,11 +624,19 @@ class CheckPage(QWidget):
         return [self.proxy.index(row, 0).data(RESULT_ROLE) for row in range(self.proxy.rowCount())]
 
     def export_report(self, path: str | Path) -> None:
-        """Write the results to ``path`` (.csv, .json or .html) on a worker thread."""
-        model = self.model_name.text()
+        """Write the results to ``path`` (.csv, .json or .html) on a worker thread.
+
+        The report names the model and draws the heatmaps as the CLI's does (the rows' model:
+        one per table, as a model switch clears the table).
+        """
         results = self.results()
+        info = next((i for i in self.model.infos if i is not None), None)
         run_in_background(
-            partial(write_report, model=model),
+            partial(
+                write_report,
+                model=info.description if info else "",
+                preprocess=info.preprocess if info else None,
+            ),
             results,
             str(path),
             on_done=self._on_report_written,

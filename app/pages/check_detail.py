@@ -1,8 +1,9 @@
 """The Check page's detail panel: the selected image large, a heatmap toggle, the verdict.
 
-The image (and its heatmap overlay, from the bundle's ``cam`` output) is decoded on the
-background pool by :func:`app.check_worker.load_preview`; a stale answer (the user selected
-another row meanwhile) is dropped.
+The image (and its heatmap overlay, from the bundle's ``cam`` output) is decoded at display size
+on the background pool by :func:`app.check_worker.load_preview`, one at a time: while one loads,
+only the latest selection waits (arrowing through 50 rows decodes 2 images, not 50), and a
+stale answer (the user selected another row meanwhile) is dropped.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class DetailPanel(QFrame):
         self.image_pixmap: QPixmap | None = None
         self.overlay_pixmap: QPixmap | None = None
         self._token = 0
+        self._loading = False
+        self._waiting: tuple[int, tuple[Any, ...]] | None = None
+        """The latest preview asked for while another was loading: ``(token, arguments)``."""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 12, 14, 12)
         layout.setSpacing(8)
@@ -156,19 +160,38 @@ class DetailPanel(QFrame):
         self.heatmap_note.setText(problem or "")
         self.heatmap_note.setVisible(problem is not None)
         self.image.show_pixmap(None, "Loading…")
-        token = self._token
         class_index = list(class_names).index(result.label) if has_cam else None
+        cam = result.cam if has_cam else None
+        self._request_preview((result.path, cam, class_index, spec, result.image_size))
+
+    def _request_preview(self, arguments: tuple[Any, ...]) -> None:
+        if self._loading:
+            self._waiting = (self._token, arguments)
+        else:
+            self._start_preview(self._token, arguments)
+
+    def _start_preview(self, token: int, arguments: tuple[Any, ...]) -> None:
+        self._loading = True
         run_in_background(
             load_preview,
-            result.path,
-            result.cam if has_cam else None,
-            class_index,
-            spec,
+            *arguments,
             on_done=lambda images: self._on_preview_loaded(token, images),
             on_error=lambda message: self._on_preview_failed(token, message),
         )
 
+    def _preview_finished(self) -> None:
+        """One load ended: start the one that waited, if it is still wanted."""
+        self._loading = False
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and waiting[0] == self._token:
+            self._start_preview(*waiting)
+
+    def is_loading(self) -> bool:
+        """Whether a preview is being decoded."""
+        return self._loading
+
     def _on_preview_loaded(self, token: int, images: tuple[np.ndarray, np.ndarray | None]) -> None:
+        self._preview_finished()
         if token != self._token:
             return
         rgb, blended = images
@@ -178,6 +201,7 @@ class DetailPanel(QFrame):
         self._show_current()
 
     def _on_preview_failed(self, token: int, message: str) -> None:
+        self._preview_finished()
         if token == self._token:
             self.image.show_pixmap(None, message)
 

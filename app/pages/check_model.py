@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,21 @@ RESULT_ROLE = Qt.ItemDataRole.UserRole + 1
 """``data(index, RESULT_ROLE)`` is the row's :class:`CheckResult`."""
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 """Numbers / lower-cased text for sorting."""
+MODEL_ROLE = Qt.ItemDataRole.UserRole + 3
+"""``data(index, MODEL_ROLE)`` is the :class:`ModelInfo` of the model that made the row."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a row needs to know about the model that checked it (heatmap channel, report)."""
+
+    class_names: tuple[str, ...]
+    preprocess: Any
+    description: str
+
+    @classmethod
+    def of(cls, predictor: Any) -> ModelInfo:
+        return cls(tuple(predictor.class_names), predictor.preprocess, predictor.description)
 
 
 def verdict_style(verdict: str) -> tuple[str, str, str]:
@@ -102,6 +118,8 @@ class CheckResultsModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None, thumbnail_size: int = THUMBNAIL_SIZE) -> None:
         super().__init__(parent)
         self.results: list[CheckResult] = []
+        self.infos: list[ModelInfo | None] = []
+        """The model of each row (one shared object per run)."""
         self.score_kind = "max_softmax"
         """The bundle's score (``max_softmax``: the threshold is on the confidence axis)."""
         self.thumbnail_size = thumbnail_size
@@ -117,8 +135,9 @@ class CheckResultsModel(QAbstractTableModel):
 
     # -- contents -------------------------------------------------------------------------------
 
-    def append(self, results: Sequence[CheckResult]) -> None:
-        """Add a chunk of results at the end (one insert notification per chunk)."""
+    def append(self, results: Sequence[CheckResult], info: ModelInfo | None = None) -> None:
+        """Add a chunk of results made by the model ``info`` at the end (one insert
+        notification per chunk)."""
         if not results:
             return
         first = len(self.results)
@@ -126,11 +145,13 @@ class CheckResultsModel(QAbstractTableModel):
         for offset, result in enumerate(results):
             self._row_of.setdefault(result.path, []).append(first + offset)
         self.results.extend(results)
+        self.infos.extend([info] * len(results))
         self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
         self.results.clear()
+        self.infos.clear()
         self._row_of.clear()
         self._thumbnails.clear()
         self._wanted.clear()
@@ -169,6 +190,8 @@ class CheckResultsModel(QAbstractTableModel):
         column = Column(index.column())
         if role == RESULT_ROLE:
             return result
+        if role == MODEL_ROLE:
+            return self.infos[index.row()]
         if role == SORT_ROLE:
             return self._sort_key(result, column, index.row())
         if role == Qt.ItemDataRole.DisplayRole:
