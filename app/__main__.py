@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handled
     parser = build_parser()
     args = parser.parse_args(argv)
-    from core.errors import UserError
+    from core.errors import UserError, describe_os_error
 
     try:
         if args.command is None:
@@ -75,16 +75,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _reader_gone()
+    except OSError as exc:  # a full disk, a folder one cannot write in: no traceback
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # the reader went away (`deepfake-studio check DIR | head`): stop quietly like other
-        # Unix tools; stdout goes to devnull so flushing it at exit cannot raise again
-        import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+
+def _reader_gone() -> int:
+    """The reader went away (`deepfake-studio check DIR | head`): stop quietly like other Unix
+    tools; stdout goes to devnull so flushing it at exit cannot raise again."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

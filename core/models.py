@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import UserError
+from core.errors import UserError, os_error_of
 from core.preprocess import PreprocessSpec
 
 if TYPE_CHECKING:
@@ -172,14 +172,27 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def save_weights(model: torch.nn.Module, path: Path) -> Path:
     """Write the model's state dict to ``path`` (``.safetensors``) atomically."""
-    from safetensors.torch import save_file
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp))
+    write_safetensors(state, tmp)
     tmp.replace(path)
     return path
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """``safetensors.torch.save_file``, with a failed write (a full disk) raised as the
+    :class:`OSError` it is, which the CLI and the job runner put in words."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path))
+    except SafetensorError as exc:
+        cause = os_error_of(exc, str(path))
+        if cause is None:
+            raise
+        raise cause from exc
 
 
 def build_model(description: ModelDescription) -> torch.nn.Module:

@@ -464,3 +464,29 @@ def test_corrupt_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
     assert warnings and "2 unreadable" in warnings[0]["data"]["message"]
     split = json.loads((tmp_path / "r" / "split.json").read_text())
     assert not any("broken" in p or "empty" in p for p in split["labels"])
+
+
+def test_a_full_disk_ends_the_cli_with_a_message_not_a_traceback(
+    toy_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from app.__main__ import main
+
+    def full_disk(*args, **kwargs):  # what safetensors raises on a full disk (measured, tmpfs)
+        raise SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    out = tmp_path / "full"
+    status = main(["--workspace", str(tmp_path / "ws"), "train", "--data", str(toy_data),
+                   "--arch", "resnet10t", "--img-size", "32", "--epochs", "1", "--threads", "1",
+                   "--batch-size", "16", "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    assert "error: the disk is full (No space left on device: " in err
+    assert "free some space" in err
+    run = json.loads((out / "run.json").read_text())  # not "running" while this process lives
+    assert run["status"] == "failed" and "the disk is full" in run["summary"]["message"]

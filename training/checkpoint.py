@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from core.models import save_weights
+from core.models import save_weights, write_safetensors
 
 AVERAGE_FILE = "average.safetensors"
 
@@ -51,8 +51,8 @@ def save_checkpoint(
                 tensors[name] = value.detach().cpu().contiguous()
             else:
                 scalars[name] = value
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+    write_safetensors(tensors, tmp / "optimizer.safetensors")
+    write_safetensors({"torch": torch.get_rng_state()}, tmp / "rng.safetensors")
     np_state = np.random.get_state()
     state = {
         "epoch": epoch,

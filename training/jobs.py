@@ -8,13 +8,16 @@ event ends the stream whatever happens (bad input, a bug, a full disk).
 from __future__ import annotations
 
 import importlib
+import os
 import secrets
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
+from core.errors import UserError, describe_os_error
 from core.events import EventWriter
+from core.runs import RUN_FILE, read_json, settle_run
 from training.control import Cancelled, CancelToken
 
 JOB_MODULES = {
@@ -40,7 +43,28 @@ def run_job(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
             raise UserError(f"job kind {kind!r} is not available in this version") from None
         raise
     body = {k: v for k, v in config.items() if k != "job"}
-    return module.run(body, emit, cancel)
+    try:
+        return module.run(body, emit, cancel)
+    except Exception as exc:
+        if body.get("out") and not isinstance(exc, Cancelled):
+            settle_own_run(Path(body["out"]).expanduser(), failure_text(exc))
+        raise
+
+
+def settle_own_run(directory: Path, message: str) -> None:
+    """Mark the run this process was writing in ``directory`` failed (its run.json would say
+    running until the process ends); a run another process made is never touched."""
+    if read_json(directory / RUN_FILE).get("pid") == os.getpid():
+        settle_run(directory, "failed", message, os.getpid())
+
+
+def failure_text(exc: BaseException) -> str:
+    """A job's failure in words: the user's error, the operating system's, or the bug's type."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def execute(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> int:
@@ -53,17 +77,8 @@ def execute(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> i
     except UserError as exc:
         emit("error", {"message": str(exc)})
         return 2
-    except OSError as exc:
-        message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-        if getattr(exc, "errno", None) == 28:
-            message = f"the disk is full ({message}); free some space and resume the job"
-        emit("error", {"message": message, "traceback": traceback.format_exc()})
-        return 1
     except Exception as exc:  # the stream must end with an error event, whatever went wrong
-        emit(
-            "error",
-            {"message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},
-        )
+        emit("error", {"message": failure_text(exc), "traceback": traceback.format_exc()})
         return 1
     emit("done", summary)
     return 0
