@@ -38,6 +38,7 @@ from app.style import MUTED, PLOT_COLOURS, status_icon
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
+from app.widgets.plot_axes import ValueAxis, WholeNumberAxis
 from core.errors import UserError
 from core.learning_curve import scan_curves
 from core.reports import scan_reports
@@ -237,7 +238,9 @@ class ModelsPage(QWidget):
         plots.setContentsMargins(0, 4, 0, 0)
         self.plots: dict[str, Any] = {}
         for key, title in OVERLAYS:
-            plot = pg.PlotWidget()
+            plot = pg.PlotWidget(
+                axisItems={"left": ValueAxis("left"), "bottom": WholeNumberAxis("bottom")}
+            )
             item = plot.getPlotItem()
             item.setTitle(f"<span style='font-size:10pt;font-weight:600'>{title}</span>")
             item.showGrid(x=True, y=True, alpha=0.15)
