@@ -23,6 +23,8 @@ class ConsoleEvents:
 
         data = event.data
         if event.type == "progress":
+            if not data.get("total"):
+                return  # nothing to do (an index already up to date): no "0/0" line
             now = time.monotonic()
             if now - self._last_progress < self.progress_every_s and data.get("done") != data.get(
                 "total"

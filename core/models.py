@@ -193,6 +193,18 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
         if cause is None:
             raise
         raise cause from exc
+    path.chmod(0o666 & ~process_umask())  # safetensors writes 0600 whatever the umask says
+
+
+def process_umask() -> int:
+    """This process's umask (read, not changed: other threads may be creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 def build_model(description: ModelDescription) -> torch.nn.Module:

@@ -150,3 +150,17 @@ def test_train_takes_the_monitor_that_picks_the_best_epoch(
         with pytest.raises(SystemExit):
             main(["train", "--data", "d", "--out", "o", *argv])
         assert seen["monitor"] == expected
+
+
+def test_console_progress_prints_work_done_but_no_empty_phase() -> None:
+    import io
+
+    from app.console import ConsoleEvents
+    from core.events import Event
+
+    stream = io.StringIO()
+    console = ConsoleEvents(stream)
+    console(Event("progress", "cli", data={"phase": "index", "done": 0, "total": 0}))
+    assert stream.getvalue() == ""  # an index already up to date: no "index 0/0" line
+    console(Event("progress", "cli", data={"phase": "evaluate", "done": 30, "total": 30}))
+    assert stream.getvalue() == "  evaluate 30/30\n"

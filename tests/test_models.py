@@ -256,3 +256,20 @@ def test_damaged_description(tmp_path: Path):
 
 def test_describe_classes():
     assert describe_classes(["real", "sd14", "mj"]) == "real vs 2 fake class(es) (sd14, mj)"
+
+
+def test_weights_files_follow_the_umask_like_every_other_run_file(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from core.models import create_model, save_weights
+
+    model = create_model("resnet10t", 2)
+    old = os.umask(0o027)
+    try:
+        path = save_weights(model, tmp_path / "best.safetensors")
+        (tmp_path / "run.json").write_text("{}")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "run.json").stat().st_mode) == 0o640  # not 0600

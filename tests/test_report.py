@@ -158,6 +158,17 @@ def test_report_accounts_for_classes_the_model_never_saw(left_out_run, tmp_path:
     assert "Classes the model was not trained on</h3>" in body["html"]
 
 
+def test_a_model_given_twice_is_scored_once(left_out_run, tmp_path: Path) -> None:
+    from training.report import run
+
+    data, run_dir = left_out_run
+    twice = [str(run_dir), str(run_dir) + "/", str(run_dir / ".." / run_dir.name)]
+    out = tmp_path / "twice.html"
+    run({"models": twice, "data": str(data), "out": str(out), "robustness_images": 0},
+        EventWriter("t", []))  # fmt: skip
+    assert len(json.loads(out.with_suffix(".json").read_text())["models"]) == 1
+
+
 def test_a_leave_out_run_on_data_without_its_class_says_so(left_out_run, tmp_path: Path) -> None:
     data, run_dir = left_out_run
     without = linked_copy(data, tmp_path / "without", {"real": "real", "gan_a": "gan_a"})

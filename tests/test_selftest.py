@@ -106,7 +106,8 @@ def test_missing_default_bundle_fails_with_the_fix(
     report = json.loads(capsys.readouterr().out)
     bundle = next(c for c in report["checks"] if c["name"] == "bundle")
     assert report["ok"] is False and bundle["status"] == FAIL
-    assert "no default model bundle at" in bundle["detail"] and "--model BUNDLE" in bundle["detail"]
+    assert bundle["detail"].startswith("no default model bundle at")  # words, no "UserError:"
+    assert "--model BUNDLE" in bundle["detail"]
 
 
 def test_unwritable_workspace_fails(

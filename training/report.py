@@ -582,8 +582,11 @@ def run(config: dict[str, Any], emit: EventWriter, cancel: CancelToken | None = 
     out = Path(config["out"]).expanduser()
     if out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"--out must end in .html, not {out.name}")
+    models = list(dict.fromkeys(str(Path(m).expanduser().resolve()) for m in config["models"]))
+    if len(models) < len(config["models"]):
+        emit.log("a model was given more than once: it is scored once", "warning")
     sections = []
-    for path in config["models"]:
+    for path in models:
         model = open_model(path)
         emit.log(f"report: {model.path.name} on {config['data']}")
         sections.append(model_section(model, config, emit, cancel))

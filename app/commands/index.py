@@ -96,7 +96,8 @@ def summarise(index, hygiene_report=None) -> dict[str, Any]:
 
 def _print_text(body: dict[str, Any]) -> None:
     build = body.get("build")
-    line = f"{body['root']}: {body['files']} files in {len(body['classes'])} classes"
+    classes = len(body["classes"])
+    line = f"{body['root']}: {body['files']} files in {classes} class{'es' * (classes != 1)}"
     if build:
         rate = build["analysed"] / max(build["seconds"], 1e-9)
         line += f" ({build['analysed']} analysed in {build['seconds']:.1f} s, {rate:.0f} files/s"

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.errors import UserError
+
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 VERSIONED = (
     "deepfake-studio",
@@ -94,6 +96,8 @@ def run_check(name: str, check: Callable[[], str]) -> CheckResult:
         status, detail = PASS, check()
     except Skipped as exc:
         status, detail = SKIP, str(exc)
+    except UserError as exc:  # a problem the check explains in words
+        status, detail = FAIL, str(exc)
     except Exception as exc:  # a health check reports every failure instead of crashing
         status, detail = FAIL, f"{type(exc).__name__}: {exc}".strip()
     return CheckResult(name, status, detail, round(time.perf_counter() - start, 3))
