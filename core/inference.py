@@ -4,7 +4,8 @@ A :class:`Predictor` maps preprocessed ``NCHW`` float32 batches to ``(logits, ca
 (:meth:`~Predictor.predict_batch`) and files to :class:`CheckResult` values
 (:meth:`~Predictor.predict_paths`): decoding runs in a small thread pool one batch ahead of the
 network, an unreadable file gives a result with verdict ``error`` (never an exception), and a
-``cancel`` callable is checked between batches. Predictors are safe to use from one worker
+``cancel`` callable is checked between batches. Every result goes through the rule's step 0
+(:mod:`core.content`): an image too small or too uniform to judge is ``unknown``. Predictors are safe to use from one worker
 thread (the GUI's), not from several at once.
 
 * :class:`OnnxPredictor` runs a bundle with onnxruntime only (it never imports torch);
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from core.content import content_problem, overrule
 from core.errors import UserError
 from core.preprocess import IMAGE_EXTENSIONS, PreprocessSpec, load_image
 from core.rejection import Calibration
@@ -52,6 +54,8 @@ RESULT_FIELDS = (
 """The keys of :meth:`CheckResult.to_dict` for a checked image (the CLI's JSON lines)."""
 
 Cancel = Callable[[], bool]
+Decoded = tuple[str, np.ndarray | str, tuple[int, int] | None, str | None]
+"""``(path, 1x3xSxS tensor, (h, w), content problem)`` or ``(path, error message, None, None)``."""
 
 
 @dataclass
@@ -128,7 +132,7 @@ class BasePredictor(Predictor):
 
     def predict_image(self, rgb: np.ndarray, path: str = "<image>") -> CheckResult:
         """Check one decoded ``HxWx3`` uint8 RGB image."""
-        return self._infer([(path, self.preprocess(rgb)[None], rgb.shape[:2])])[0]
+        return self._infer([self._prepare(path, rgb)])[0]
 
     def predict_path(self, path: str | os.PathLike) -> CheckResult:
         """Check one file (an unreadable file gives an ``error`` result)."""
@@ -170,31 +174,35 @@ class BasePredictor(Predictor):
             return None
         return [pool.submit(self._decode, path) for path in batch]
 
-    def _decode(self, path: str) -> tuple[str, np.ndarray | str, tuple[int, int] | None]:
-        """``(path, 1x3xSxS tensor, (h, w))``, or ``(path, error message, None)``."""
-        try:
-            rgb = load_image(path)
-            return path, self.preprocess(rgb)[None], rgb.shape[:2]
-        except UserError as exc:
-            return path, str(exc), None
-        except MemoryError:
-            return path, f"{path}: not enough memory to decode this image", None
-        except Exception as exc:  # a decoder bug on one file must not end a 10,000-file check
-            return path, f"{path}: cannot decode ({type(exc).__name__}: {exc})", None
+    def _prepare(self, path: str, rgb: np.ndarray) -> Decoded:
+        """A decoded image's model input, size and content problem (the rule's step 0)."""
+        return path, self.preprocess(rgb)[None], rgb.shape[:2], content_problem(rgb)
 
-    def _infer(self, decoded: Sequence[tuple]) -> list[CheckResult]:
+    def _decode(self, path: str) -> Decoded:
+        """:meth:`_prepare` of a file, or ``(path, error message, None, None)``."""
+        try:
+            return self._prepare(path, load_image(path))
+        except UserError as exc:
+            message = str(exc)
+        except MemoryError:
+            message = f"{path}: not enough memory to decode this image"
+        except Exception as exc:  # a decoder bug on one file must not end a 10,000-file check
+            message = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
+        return path, message, None, None
+
+    def _infer(self, decoded: Sequence[Decoded]) -> list[CheckResult]:
         good = [i for i, item in enumerate(decoded) if item[2] is not None]
         results: list[CheckResult | None] = [
             None if size is not None else CheckResult.error(path, message)
-            for path, message, size in decoded
+            for path, message, size, _ in decoded
         ]
         if good:
             batch = np.concatenate([decoded[i][1] for i in good])
             logits, cams = self.predict_batch(batch)
             for k, (i, verdict) in enumerate(zip(good, self.decide(logits), strict=True)):
-                path, _, size = decoded[i]
+                path, _, size, problem = decoded[i]
                 cam = None if cams is None else cams[k]
-                results[i] = CheckResult.from_verdict(path, verdict, size, cam)
+                results[i] = CheckResult.from_verdict(path, overrule(verdict, problem), size, cam)
         return [result for result in results if result is not None]
 
 

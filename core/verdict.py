@@ -1,6 +1,7 @@
 """The decision rule of docs/bundle-format.md, in NumPy: logits to real / fake / unknown.
 
-Every runtime (this checker, the Android app) implements exactly these steps:
+Every runtime (this checker, the Android app) implements exactly these steps, after the rule's
+step 0 on the decoded image (:mod:`core.content`: too small or almost uniform is ``unknown``):
 
 1. ``z = logits / temperature``; ``probs = softmax(z)``;
 2. ``score = max(probs)`` (``max_softmax``) or ``score = logsumexp(z)`` (``energy``: the negative

@@ -598,3 +598,24 @@ def test_a_16_bit_grey_png_gets_a_thumbnail(tmp_path):
     dark, light = thumbnail.pixelColor(0, 0), thumbnail.pixelColor(47, 35)
     assert dark.red() == dark.green() == dark.blue() < 30
     assert light.red() == light.green() == light.blue() > 220
+
+
+def test_images_too_uniform_or_small_to_judge_show_unsure_and_why(qtbot, page, tmp_path):
+    """The rule's step 0 (core.content) reaches the table and the detail pane."""
+    Image.fromarray(np.full((128, 128, 3), 128, np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), np.uint8)).save(
+        tmp_path / "tiny.png"
+    )
+    run_and_wait(qtbot, page, lambda: page.check_paths([tmp_path]))
+    expected = {
+        "gray.png": "Unknown: the image is almost uniform (no detail to judge)",
+        "tiny.png": "Unknown: 8×8 pixels is too small to judge (at least 16 px per side)",
+    }
+    for row in range(page.proxy.rowCount()):
+        sentence = expected.pop(page.proxy.index(row, Column.FILE).data())
+        assert page.proxy.index(row, Column.VERDICT).data() == "Unsure"
+        assert page.proxy.index(row, Column.EXPLANATION).data() == sentence
+        page.table.selectRow(row)
+        assert page.detail.explanation.text() == sentence
+        qtbot.waitUntil(lambda: page.detail.image_pixmap is not None, timeout=10000)
+    assert expected == {}

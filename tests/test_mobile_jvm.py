@@ -15,7 +15,9 @@ module points at:
 * the ``cam`` output of ``tiny_bundle``'s resnet10t (64 px, a 2x2 map; the 32 px export's map
   is 1x1, so flat) and the heatmaps ``core.explain`` draws from it;
 * RGBA, palette and EXIF-rotated PNGs and what ``core.preprocess.load_image`` made of them, to
-  prove that alpha compositing and the EXIF orientation are ported exactly.
+  prove that alpha compositing and the EXIF orientation are ported exactly;
+* the rule's step 0 (``core.content``, ``ContentCheck.java``) on blank, tiny, near-the-limit,
+  large (sampled) and real images: the same luma standard deviation bit for bit, the same sentence.
 
 Java writes the differences it measured to a JSON report that the tests below assert on.
 """
@@ -34,6 +36,7 @@ import pytest
 from PIL import Image
 
 from core.bundle import GoldenVector, load_bundle, write_bundle
+from core.content import MIN_LUMA_STD, content_problem, luma_std
 from core.preprocess import PreprocessSpec, load_image
 from core.rejection import Calibration
 from core.verdict import decide, scores_of
@@ -246,6 +249,41 @@ def decode_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def content_images() -> dict[str, np.ndarray]:
+    """Images for the rule's step 0: each side of both limits, a sampled large image, photos."""
+    rng = np.random.default_rng(7)
+    near = np.full((64, 64, 3), 128, np.uint8)
+    near[::2, ::2] += 3  # luma std 1.30: below MIN_LUMA_STD
+    above = near.copy()
+    above[::2] += 3  # 2.49: above it
+    sparse = np.full((1100, 1500, 3), 40, np.uint8)  # sampled every 3rd pixel
+    sparse[::5, ::7] = rng.integers(0, 256, sparse[::5, ::7].shape, dtype=np.uint8)
+    images = {
+        "gray": np.full((256, 256, 3), 128, np.uint8),
+        "black": np.zeros((256, 256, 3), np.uint8),
+        "one-pixel": np.full((1, 1, 3), 90, np.uint8),
+        "eight": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
+        "thin": rng.integers(0, 256, (15, 400, 3), dtype=np.uint8),
+        "sixteen": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8),
+        "near-below": near,
+        "near-above": above,
+        "sparse-large": sparse,
+    }
+    photos = ["cifake/train/real/3228.jpg", "faces/real/ffhq256_01025.jpg"]
+    for seed, relative in enumerate(photos):
+        images[f"photo{seed}"] = shared_or_generated(relative, (64, 80), seed)[0]
+    return images
+
+
+@pytest.fixture(scope="module")
+def content_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`content_images` as lossless PNGs (Java reads them with ImageIO)."""
+    out = tmp_path_factory.mktemp("content")
+    for name, rgb in content_images().items():
+        Image.fromarray(rgb).save(out / f"{name}.png")
+    return out
+
+
 @pytest.fixture(scope="module")
 def heatmap_dir(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ``cam`` output of ``tiny_bundle`` on its golden inputs (Python onnxruntime), and the
@@ -278,7 +316,9 @@ def heatmap_dir(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def parity(junit, exported_bundle, geometry_bundles, decode_dir, heatmap_dir, tmp_path_factory):
+def parity(
+    junit, exported_bundle, geometry_bundles, decode_dir, heatmap_dir, content_dir, tmp_path_factory
+):
     """Run the whole JUnit suite once on all bundles; its output and the Java reports."""
     reports = tmp_path_factory.mktemp("report")
     bundles = {"exported_bundle": exported_bundle, **geometry_bundles}
@@ -292,6 +332,8 @@ def parity(junit, exported_bundle, geometry_bundles, decode_dir, heatmap_dir, tm
         heatmap_dir=str(heatmap_dir),
         parity_report=str(reports / "parity.json"),
         heatmap_report=str(reports / "heatmap.json"),
+        content_dir=str(content_dir),
+        content_report=str(reports / "content.json"),
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     rows = json.loads((reports / "parity.json").read_text())["bundles"]
@@ -300,6 +342,7 @@ def parity(junit, exported_bundle, geometry_bundles, decode_dir, heatmap_dir, tm
         "bundles": bundles,
         "rows": dict(zip(bundles, rows, strict=True)),
         "heatmap": json.loads((reports / "heatmap.json").read_text()),
+        "content": json.loads((reports / "content.json").read_text(encoding="utf-8")),
     }
 
 
@@ -350,6 +393,21 @@ def test_java_heatmap_matches_python(parity) -> None:
     print(f"Java vs Python heatmap max |diff| = {heatmap['max_heatmap_diff']:.3g}")
     assert heatmap["cases"] >= 4
     assert heatmap["max_heatmap_diff"] <= 1e-5
+
+
+def test_java_content_check_matches_python(parity, content_dir: Path) -> None:
+    """Step 0 of the rule: Java's luma standard deviation equals Python's exactly (integer sums,
+    one division and square root), and so does the sentence."""
+    java = parity["content"]
+    assert set(java) == {p.name for p in content_dir.glob("*.png")}
+    problems = set()
+    for name, row in java.items():
+        rgb = load_image(content_dir / name)
+        assert row["luma_std"] == luma_std(rgb), name
+        assert row["problem"] == content_problem(rgb), name
+        problems.add(row["problem"] is not None)
+    assert problems == {True, False}  # both outcomes are compared
+    assert java["near-below.png"]["luma_std"] < MIN_LUMA_STD < java["near-above.png"]["luma_std"]
 
 
 def test_decode_cases_are_real(decode_dir: Path) -> None:

@@ -33,13 +33,13 @@ class Detector(private val dir: File, val meta: BundleMeta) : Closeable {
     private val preprocessor = Preprocessor(meta.preprocess)
     private val decision = Decision.of(meta)
 
-    /** Checks one decoded image. */
+    /** Checks one decoded image: the whole decision rule, step 0 (too small or uniform) included. */
     fun check(image: RgbImage): Result {
         val size = meta.preprocess.inputSize
         val hwc = preprocessor.geometry(image)
         val shape = longArrayOf(1, 3, size.toLong(), size.toLong())
         return infer(preprocessor.normalize(hwc), shape) { outputs ->
-            val verdict = decision.decide(outputs.floats("logits"))
+            val verdict = decision.decide(image, outputs.floats("logits"))
             val cam = if (meta.hasCam()) outputs.get("cam").orElse(null) as OnnxTensor? else null
             if (cam == null) {
                 Result(verdict, opaque(hwc), size, heatmap = false)

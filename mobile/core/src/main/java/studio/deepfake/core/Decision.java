@@ -32,7 +32,15 @@ public final class Decision {
         return new Decision(meta.classNames, meta.realClass, meta.calibration);
     }
 
-    /** Applies the rule to one image's logits. */
+    /**
+     * The whole rule on one image: step 0 ({@link ContentCheck}) on the decoded image, then the
+     * model's logits; an image too small or uniform to judge is unknown with the model's guess.
+     */
+    public Verdict decide(RgbImage image, float[] logits) {
+        return decide(logits).overruled(ContentCheck.problem(image));
+    }
+
+    /** Applies the rule's steps 1-5 to one image's logits. */
     public Verdict decide(float[] logits) {
         if (logits.length != classNames.size()) {
             throw new BundleException("the model gave " + logits.length + " logits for "

@@ -52,6 +52,27 @@ public final class Verdict {
                 : explainUnfamiliar(calibration, belowFloor);
     }
 
+    private Verdict(Verdict model, String problem) {
+        this.kind = Kind.UNKNOWN;
+        this.label = model.label;
+        this.labelIndex = model.labelIndex;
+        this.probs = model.probs;
+        this.confidence = model.confidence;
+        this.score = model.score;
+        this.threshold = model.threshold;
+        this.margin = model.margin;
+        this.explanation = problem;
+    }
+
+    /**
+     * This verdict made unknown by the rule's step 0 ({@link ContentCheck#problem}), with the
+     * problem as its explanation and the model's guess, probabilities and score kept; this
+     * verdict itself when {@code problem} is null.
+     */
+    public Verdict overruled(String problem) {
+        return problem == null ? this : new Verdict(this, problem);
+    }
+
     /** The headline: "real", "fake (sdxl)" or "unknown". */
     public String headline() {
         return kind == Kind.FAKE ? "fake (" + label + ")" : kind.jsonName;

@@ -117,7 +117,7 @@ public class GoldenParityTest {
                 result.verdictsEqual, modelChecked, String.join(", ", explanations));
     }
 
-    private static String jsonString(String text) {
+    static String jsonString(String text) {
         StringBuilder out = new StringBuilder("\"");
         for (char c : text.toCharArray()) {
             if (c == '"' || c == '\\') {
