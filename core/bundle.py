@@ -230,7 +230,7 @@ def read_bundle_dir(root: Path) -> Bundle:
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
         raise UserError(f"{meta_path} is not a Deepfake Studio bundle description")
     version = meta.get("format_version")
-    if version != BUNDLE_VERSION:
+    if type(version) is not int or version != BUNDLE_VERSION:  # true == 1 in Python, not in JSON
         raise UserError(
             f"bundle.json says format_version {version}; this app reads version {BUNDLE_VERSION}"
         )
@@ -247,7 +247,7 @@ def read_bundle_dir(root: Path) -> Bundle:
         raise UserError(f"{meta_path}: real class {real_class!r} is not among {class_names}")
     if not model_path.is_file():
         raise UserError(f"bundle {root} is incomplete: {model['file']} is missing")
-    if sha256_of(model_path) != model.get("sha256"):
+    if sha256_of(model_path) != str(model.get("sha256")).lower():  # hex digits, either case
         raise UserError(f"{model['file']} sha256 mismatch: file modified or damaged")
     golden = root / _member(meta["golden"]) if meta.get("golden") else None
     if golden is not None and not golden.is_file():

@@ -346,7 +346,10 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     """
     if image.getexif().get(ORIENTATION_TAG, 1) != 1:
         image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L"):  # 16-bit grey: its high byte, as Pillow
+        high = np.asarray(image, dtype=np.uint16) >> 8  # does for 16-bit RGB and phones do
+        image = Image.fromarray(high.astype(np.uint8), "L")
+    elif image.mode == "I":  # 32-bit integers of unknown range: 8 or 16 bits in practice
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if array.max() > 255 else 255.0
         image = Image.fromarray((array / peak * 255.0 + 0.5).clip(0, 255).astype(np.uint8), "L")

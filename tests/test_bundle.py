@@ -149,6 +149,16 @@ def test_unknown_format_version_is_refused(bundle_copy: Path) -> None:
     edit_meta(bundle_copy, format_version=7)
     with pytest.raises(UserError, match="format_version 7; this app reads version 1"):
         load_bundle(bundle_copy)
+    edit_meta(bundle_copy, format_version=True)  # JSON true is not 1 (the Java and Node readers)
+    with pytest.raises(UserError, match="format_version True; this app reads version 1"):
+        load_bundle(bundle_copy)
+
+
+def test_sha256_in_upper_case_hex_is_the_same_digest(bundle_copy: Path) -> None:
+    digest = json.loads((bundle_copy / "bundle.json").read_text())["model"]["sha256"]
+    meta = json.loads((bundle_copy / "bundle.json").read_text())
+    edit_meta(bundle_copy, model={**meta["model"], "sha256": digest.upper()})
+    assert load_bundle(bundle_copy).model_path.is_file()  # as Java and Node accept it
 
 
 @pytest.mark.parametrize(

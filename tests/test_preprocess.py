@@ -167,9 +167,12 @@ def test_sixteen_bit_png_scaled_to_eight_bits(tmp_path: Path):
     with Image.open(path) as check:
         assert check.mode.startswith("I")
     rgb = load_image(path)
-    # v / 65535 * 255, rounded: 0, 127.5 -> 128, 255, 1
+    # the high byte (v >> 8), as Pillow does for 16-bit RGB and phone decoders for grey
     assert rgb[..., 0].tolist() == [[0, 128], [255, 1]]
     assert (rgb[..., 0] == rgb[..., 2]).all()
+    dark = tmp_path / "dark.png"  # a dark 16-bit picture stays dark (not read as 8-bit values)
+    Image.fromarray(np.array([[0, 255], [200, 511]], dtype=np.uint16)).save(dark)
+    assert load_image(dark)[..., 0].tolist() == [[0, 0], [0, 1]]
 
 
 def test_cmyk_jpeg_becomes_rgb(tmp_path: Path):

@@ -163,8 +163,17 @@ def test_explanation_shows_enough_digits_to_tell_score_from_threshold() -> None:
 def test_calibration_round_trips_and_validates() -> None:
     calibration = Calibration(1.3, "energy", 4.2, 0.05, 0.91, 0.048, 812, "val", True)
     assert Calibration.from_dict(calibration.to_dict()) == calibration
-    with pytest.raises(UserError, match="unknown calibration fields"):
-        Calibration.from_dict({**calibration.to_dict(), "colour": "red"})
+    # a later format may add fields: ignored; the rule's own fields are required
+    assert Calibration.from_dict({**calibration.to_dict(), "colour": "red"}) == calibration
+    for field in ("threshold", "temperature", "score"):
+        body = {k: v for k, v in calibration.to_dict().items() if k != field}
+        with pytest.raises(UserError, match=f"the calibration lacks {field}"):
+            Calibration.from_dict(body)
+    for bad in (float("nan"), float("inf"), "0.5", None, True):
+        with pytest.raises(UserError, match="threshold must be a number"):
+            Calibration.from_dict({**calibration.to_dict(), "threshold": bad})
+    with pytest.raises(UserError, match="temperature must be positive"):
+        Calibration(temperature=float("inf"))
     with pytest.raises(UserError, match="score must be one of"):
         Calibration(score="entropy")
     with pytest.raises(UserError, match="temperature must be positive"):
