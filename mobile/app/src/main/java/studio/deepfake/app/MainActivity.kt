@@ -171,8 +171,12 @@ class MainActivity : ComponentActivity() {
     private fun describe(meta: BundleMeta): String {
         val fakes = meta.classNames.filter { it != meta.realClass }
         val calibration = meta.calibration
-        val risk = if (calibration.targetRisk.isNaN()) "" else
-            String.format(Locale.ROOT, ", threshold chosen for ≤%.0f%% errors", 100 * calibration.targetRisk)
+        val target = String.format(Locale.ROOT, "%.0f%%", 100 * calibration.targetRisk)
+        val risk = when {
+            calibration.targetRisk.isNaN() -> ""
+            calibration.reached -> ", threshold chosen for ≤$target errors"
+            else -> ", the $target error target was out of reach"
+        }
         return "${meta.arch} ${meta.model.precision ?: "fp32"}: ${meta.realClass} vs " +
             "${fakes.joinToString()}, ${meta.preprocess.inputSize}px ${meta.preprocess.resizeMode.jsonName}$risk"
     }

@@ -85,8 +85,12 @@ public final class Verdict {
         while (digits < 6 && fixed(score, digits).equals(fixed(threshold, digits))) {
             digits++;
         }
-        String goal = Double.isNaN(calibration.targetRisk) ? ""
-                : " chosen for at most " + fixed(100 * calibration.targetRisk, 0) + "% errors";
+        String goal = "";
+        if (!Double.isNaN(calibration.targetRisk)) {
+            String target = fixed(100 * calibration.targetRisk, 0) + "%";
+            goal = calibration.reached ? " chosen for at most " + target + " errors"
+                    : " (the " + target + " error target was out of reach)";
+        }
         String thresholdText = "the " + fixed(threshold, digits) + " threshold" + goal;
         if (kind == Kind.UNKNOWN) {
             return "Unknown: " + word + " " + fixed(score, digits) + " is below " + thresholdText

@@ -62,6 +62,21 @@ public class BundleMetaTest {
     }
 
     @Test
+    public void readsWhetherTheTargetRiskWasReached() {
+        String json = bundleJson("1", "[\"logits\"]");
+        assertTrue("absent means reached (docs/bundle-format.md)",
+                BundleMeta.parse(json).calibration.reached);
+        String field = "\"chosen_on\": \"val\"";
+        assertTrue(BundleMeta.parse(json.replace(field, field + ", \"reached\": true"))
+                .calibration.reached);
+        assertFalse(BundleMeta.parse(json.replace(field, field + ", \"reached\": false"))
+                .calibration.reached);
+        BundleException e = assertThrows(BundleException.class, () -> BundleMeta.parse(
+                json.replace(field, field + ", \"reached\": \"no\"")));
+        assertTrue(e.getMessage(), e.getMessage().contains("\"reached\" must be true or false"));
+    }
+
+    @Test
     public void refusesUnknownVersionsFormatsAndOutputs() {
         BundleException e = assertThrows(BundleException.class,
                 () -> BundleMeta.parse(bundleJson("2", "[\"logits\"]")));

@@ -58,6 +58,24 @@ public class DecisionTest {
     }
 
     @Test
+    public void anUnreachedTargetIsSaidAsThePythonCheckerSaysIt() {
+        // core.verdict.explain_verdict with Calibration(reached=False): no "chosen for" claim.
+        Calibration unreached = new Calibration(1.0, Calibration.Score.MAX_SOFTMAX, 0.5, 0.05, 0.9,
+                0.12, "test", false, Double.NaN, Double.NaN);
+        assertTrue(!unreached.reached);
+        Decision rule = new Decision(CLASSES, "real", unreached);
+        assertEquals("Unknown: confidence 0.45 is below the 0.50 threshold (the 5% error target"
+                + " was out of reach) (best guess: sdxl)", rule.decide(new float[] {0f, 0f, 0.5f}).explanation);
+        assertEquals("Fake (sdxl): confidence 0.79 is at or above the 0.50 threshold (the 5% error"
+                + " target was out of reach)", rule.decide(new float[] {0f, 0f, 2f}).explanation);
+        // Without a target there is nothing to reach or miss.
+        Calibration noTarget = new Calibration(1.0, Calibration.Score.MAX_SOFTMAX, 0.5, Double.NaN,
+                Double.NaN, Double.NaN, null, false, Double.NaN, Double.NaN);
+        assertEquals("Fake (sdxl): confidence 0.79 is at or above the 0.50 threshold",
+                new Decision(CLASSES, "real", noTarget).decide(new float[] {0f, 0f, 2f}).explanation);
+    }
+
+    @Test
     public void scoreEqualToThresholdIsAccepted() {
         // probs are exactly 0.5 / 0.5 / 0: argmax takes the first (real), score 0.5 is not < 0.5.
         Verdict v = decision(1.0, Calibration.Score.MAX_SOFTMAX, 0.5)
