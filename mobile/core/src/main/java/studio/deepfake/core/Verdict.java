@@ -33,6 +33,12 @@ public final class Verdict {
     public final double[] probs;
     /** One or two sentences for the user. */
     public final String explanation;
+    /**
+     * Why the rule's step 0 ({@link ContentCheck}) made this verdict unknown before the model's
+     * score was looked at (too small, almost uniform), or {@code null} when the score decided.
+     * A UI shows this instead of a confidence: the model's numbers are only its unused guess.
+     */
+    public final String problem;
 
     /**
      * @param belowFloor the energy score of an image rejected by the calibration's energy floor
@@ -50,6 +56,7 @@ public final class Verdict {
         this.margin = score - calibration.threshold;
         this.explanation = Double.isNaN(belowFloor) ? explain(calibration)
                 : explainUnfamiliar(calibration, belowFloor);
+        this.problem = null;
     }
 
     private Verdict(Verdict model, String problem) {
@@ -62,6 +69,7 @@ public final class Verdict {
         this.threshold = model.threshold;
         this.margin = model.margin;
         this.explanation = problem;
+        this.problem = problem;
     }
 
     /**
