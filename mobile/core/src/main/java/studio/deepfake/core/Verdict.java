@@ -1,6 +1,7 @@
 package studio.deepfake.core;
 
-import java.util.Locale;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 
 /** What the decision rule says about one image. */
 public final class Verdict {
@@ -117,7 +118,17 @@ public final class Verdict {
                 + "; best guess: " + label + ")";
     }
 
-    private static String fixed(double value, int digits) {
-        return String.format(Locale.ROOT, "%." + digits + "f", value);
+    /**
+     * Python's {@code f"{value:.{digits}f}"}: the exact binary value rounded half to even (Java's
+     * {@code %.2f} rounds the shortest decimal half up: 0.125 gives 0.13, Python 0.12), with
+     * Python's minus sign on a negative value that rounds to zero.
+     */
+    static String fixed(double value, int digits) {
+        if (!Double.isFinite(value)) {
+            return Double.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+        }
+        String text = new BigDecimal(value).setScale(digits, RoundingMode.HALF_EVEN).toPlainString();
+        boolean negative = value < 0 || (value == 0 && 1 / value < 0);
+        return negative && !text.startsWith("-") ? "-" + text : text;
     }
 }

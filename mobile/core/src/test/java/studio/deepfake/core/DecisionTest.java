@@ -76,6 +76,21 @@ public class DecisionTest {
     }
 
     @Test
+    public void numbersAreRoundedAsPythonFormatsThem() {
+        // f"{v:.Nf}" / f"{v:.0%}" in Python: the exact binary value, ties to even.
+        assertEquals("0.12", Verdict.fixed(0.125, 2));
+        assertEquals("1.00", Verdict.fixed(1.005, 2));
+        assertEquals("2", Verdict.fixed(100 * 0.025, 0));
+        assertEquals("4", Verdict.fixed(3.5, 0));
+        assertEquals("0.46", Verdict.fixed(0.455, 2));
+        assertEquals("-0.00", Verdict.fixed(-0.001, 2));
+        assertEquals("-0.00", Verdict.fixed(-0.0, 2));
+        assertEquals("0.00", Verdict.fixed(0.0, 2));
+        assertEquals("-3.142", Verdict.fixed(-Math.PI, 3));
+        assertEquals("-inf", Verdict.fixed(Double.NEGATIVE_INFINITY, 2));
+    }
+
+    @Test
     public void scoreEqualToThresholdIsAccepted() {
         // probs are exactly 0.5 / 0.5 / 0: argmax takes the first (real), score 0.5 is not < 0.5.
         Verdict v = decision(1.0, Calibration.Score.MAX_SOFTMAX, 0.5)
