@@ -186,9 +186,14 @@ class MainActivity : ComponentActivity() {
         explanationText.text = ""
     }
 
-    /** The bundle's golden vectors run on this phone (a mismatch refused the bundle). */
-    private fun goldenLine(detector: Detector): String =
-        detector.golden?.summary() ?: "golden vectors not checked: the bundle has none"
+    /** The bundle's golden vectors run on this phone (a bundle deciding otherwise was refused). */
+    private fun goldenLine(detector: Detector): String {
+        val check = detector.golden ?: return "golden vectors not checked: the bundle has none"
+        if (check.ok()) {
+            return check.summary()
+        }
+        return check.summary() + " (the same verdicts: this phone's arithmetic differs slightly)"
+    }
 
     private fun describe(meta: BundleMeta): String {
         val fakes = meta.classNames.filter { it != meta.realClass }
