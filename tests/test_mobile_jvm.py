@@ -180,6 +180,10 @@ FLOORED = "crop"
 """The geometry bundle that also has an energy floor, rejecting one vector its threshold accepts
 (the rule's step 4 with ``energy_floor``)."""
 
+UNREACHED = "resize"
+"""The geometry bundle whose calibration did not reach its error target (``reached: false``):
+its sentences say so instead of "chosen for at most 5% errors"."""
+
 
 def write_geometry_bundle(name: str, out: Path) -> Path:
     """A bundle of :func:`colour_model` for one of :data:`GEOMETRIES`, whose threshold leaves
@@ -204,6 +208,7 @@ def write_geometry_bundle(name: str, out: Path) -> Path:
         target_risk=0.05,
         n=len(images),
         chosen_on="fixed by tests/test_mobile_jvm.py",
+        reached=name != UNREACHED,
         **floor,
     )
     return write_bundle(
@@ -385,6 +390,8 @@ def test_java_explanations_are_the_desktop_checkers(parity, name: str) -> None:
     assert parity["rows"][name]["explanations"] == expected
     unfamiliar = [e for e in expected if e.startswith("Unknown: unlike the images")]
     assert bool(unfamiliar) == (name == FLOORED), expected  # the floor's sentence is covered
+    out_of_reach = [e for e in expected if "(the 5% error target was out of reach)" in e]
+    assert bool(out_of_reach) == (name == UNREACHED), expected  # reached: false is covered
 
 
 def test_java_heatmap_matches_python(parity) -> None:
@@ -429,6 +436,7 @@ def test_geometry_bundles_cover_every_mode_and_verdict(geometry_bundles) -> None
         kinds = [v["verdict"] for v in golden["vectors"]]
         assert kinds.count("unknown") == (2 if name == FLOORED else 1), name
         assert ("energy_floor" in meta["calibration"]) == (name == FLOORED)
+        assert meta["calibration"]["reached"] == (name != UNREACHED)
         verdicts.update(kinds)
     assert {"unknown", "real"} <= verdicts or {"unknown", "fake"} <= verdicts
     crop = geometry_bundles["crop"] / "golden"

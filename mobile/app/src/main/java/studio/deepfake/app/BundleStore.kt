@@ -6,65 +6,77 @@ import androidx.documentfile.provider.DocumentFile
 import studio.deepfake.core.BundleException
 import studio.deepfake.core.BundleFiles
 import studio.deepfake.core.BundleMeta
+import java.io.Closeable
 import java.io.File
 import java.io.FileInputStream
 
 /**
  * Where the app keeps its model bundle: `filesDir/bundle`, filled from the APK's assets (the
  * default bundle copied in at build time), a folder the user picks, or a `.zip` the user picks.
- * A new bundle is unpacked into a staging folder and verified (format, version, model sha256)
- * before it replaces the current one, so a bad pick never breaks a working app.
+ *
+ * A new bundle is unpacked into a staging folder, verified (format, version, model sha256) and
+ * opened there by the caller's `open` (the model loads and reproduces its golden vectors)
+ * before it replaces the current one ([BundleFiles.replace]: the current folder is renamed to a
+ * backup, the new one renamed in, then the backup deleted; renamed back when the new one cannot
+ * be moved in, or by [BundleFiles.recover] on the next start when the app was stopped in
+ * between). A bad pick never breaks a working app.
+ * `open` must not keep reading the folder it is given once it returns: it is renamed.
  */
 class BundleStore(private val context: Context) {
     private val current = File(context.filesDir, "bundle")
     private val staging = File(context.filesDir, "bundle.staging")
+    private val backup = File(context.filesDir, "bundle.backup")
 
-    /** The installed bundle's folder and metadata, installing the default one on first use. */
-    fun load(): Pair<File, BundleMeta>? {
-        if (!File(current, BundleMeta.FILE_NAME).isFile && !installFromAssets()) {
+    /**
+     * The installed bundle, opened with [open], installing the default one on first use; null
+     * when there is none.
+     */
+    fun <T : Closeable> load(open: (File, BundleMeta) -> T): T? {
+        BundleFiles.recover(current, backup)
+        if (File(current, BundleMeta.FILE_NAME).isFile) {
+            return open(current, verify(current))
+        }
+        if (BundleMeta.FILE_NAME !in context.assets.list(ASSET_DIR).orEmpty()) {
             return null
         }
-        return current to verify(current)
+        return install(open) { dest -> copyAssets(ASSET_DIR, dest) }
     }
 
     /** Installs the bundle in a folder picked with ACTION_OPEN_DOCUMENT_TREE. */
-    fun installFromTree(tree: Uri): Pair<File, BundleMeta> = install { dest ->
+    fun <T : Closeable> installFromTree(tree: Uri, open: (File, BundleMeta) -> T): T = install(open) { dest ->
         val root = DocumentFile.fromTreeUri(context, tree)
             ?: throw BundleException("cannot open the picked folder")
         copyTree(root, dest)
     }
 
     /** Installs the bundle in a `.zip` picked with ACTION_OPEN_DOCUMENT. */
-    fun installFromZip(zip: Uri): Pair<File, BundleMeta> = install { dest ->
+    fun <T : Closeable> installFromZip(zip: Uri, open: (File, BundleMeta) -> T): T = install(open) { dest ->
         val input = context.contentResolver.openInputStream(zip)
             ?: throw BundleException("cannot open the picked file")
         input.use { BundleFiles.unzip(it, dest) }
     }
 
-    private fun installFromAssets(): Boolean {
-        val files = context.assets.list(ASSET_DIR).orEmpty()
-        if (BundleMeta.FILE_NAME !in files) {
-            return false
-        }
-        install { dest -> copyAssets(ASSET_DIR, dest) }
-        return true
-    }
-
-    private fun install(fill: (File) -> Unit): Pair<File, BundleMeta> {
+    /**
+     * Fills the staging folder, verifies and opens the bundle there, and only when that worked
+     * swaps it in; whatever fails before the swap leaves the current bundle untouched.
+     */
+    private fun <T : Closeable> install(open: (File, BundleMeta) -> T, fill: (File) -> Unit): T {
         staging.deleteRecursively()
         staging.mkdirs()
-        try {
+        return try {
             fill(staging)
             val root = BundleFiles.findBundleRoot(staging)
-            verify(root)
-            current.deleteRecursively()
-            if (!root.renameTo(current)) {
-                throw BundleException("cannot install the bundle in ${current.path}")
+            val opened = open(root, verify(root))
+            try {
+                BundleFiles.replace(root, current, backup)
+            } catch (e: Throwable) {
+                opened.close()
+                throw e
             }
+            opened
         } finally {
             staging.deleteRecursively()
         }
-        return current to verify(current)
     }
 
     private fun verify(dir: File): BundleMeta {

@@ -19,19 +19,34 @@ import java.nio.FloatBuffer
 
 /**
  * One loaded bundle: the shared Java core preprocesses and decides, onnxruntime-android runs
- * `model.onnx`. Thread-confined: use it from one background thread.
+ * `model.onnx`. Opening it proves it works on this phone: the model loads and reproduces the
+ * bundle's golden vectors, or the constructor throws (a [BundleException] for a mismatch) and
+ * leaves nothing open. `dir` is only read while constructing (the bundle folder may be renamed
+ * afterwards). Thread-confined: use it from one background thread.
  */
-class Detector(private val dir: File, val meta: BundleMeta) : Closeable {
+class Detector(dir: File, val meta: BundleMeta) : Closeable {
     /** A verdict, what the model saw (ARGB, `size x size`) and whether a heatmap is drawn on it. */
     class Result(val verdict: Verdict, val view: IntArray, val size: Int, val heatmap: Boolean)
 
-    private val env = OrtEnvironment.getEnvironment()
-    private val session: OrtSession = env.createSession(
-        File(dir, meta.model.file).path,
-        OrtSession.SessionOptions().apply { setIntraOpNumThreads(2) },
-    )
     private val preprocessor = Preprocessor(meta.preprocess)
     private val decision = Decision.of(meta)
+    private val env = OrtEnvironment.getEnvironment()
+    private val session: OrtSession = OrtSession.SessionOptions().use { options ->
+        options.setIntraOpNumThreads(2)
+        env.createSession(File(dir, meta.model.file).path, options)
+    }
+
+    /**
+     * The bundle's golden vectors run on this phone when it was opened; null when the bundle has
+     * none. Their verdicts always agree (a bundle that decides otherwise here is refused); the
+     * model's numbers may differ beyond the tolerance (INT8 kernels differ between processors).
+     */
+    val golden: GoldenCheck.Result? = try {
+        verifyGolden(dir)
+    } catch (e: Throwable) {
+        session.close()
+        throw e
+    }
 
     /** Checks one decoded image: the whole decision rule, step 0 (too small or uniform) included. */
     fun check(image: RgbImage): Result {
@@ -54,12 +69,24 @@ class Detector(private val dir: File, val meta: BundleMeta) : Closeable {
      * Runs the bundle's golden vectors on this phone: this app's decoding and preprocessing of
      * each golden PNG, onnxruntime-android's logits and the decision rule, against Python's.
      */
-    fun verifyGolden(): GoldenCheck.Result = GoldenCheck.run(
-        dir,
-        meta,
-        { png -> readPng(png) },
-        { vector, input -> infer(input, vector.shape.map { it.toLong() }.toLongArray()) { it.floats("logits") } },
-    )
+    private fun verifyGolden(dir: File): GoldenCheck.Result? {
+        if (meta.golden == null) {
+            return null
+        }
+        val check = GoldenCheck.run(
+            dir,
+            meta,
+            { png -> readPng(png) },
+            { vector, input -> infer(input, vector.shape.map { it.toLong() }.toLongArray()) { it.floats("logits") } },
+        )
+        if (!check.decisionsAgree()) {
+            throw BundleException(
+                "the model does not reproduce its golden vectors on this phone: " +
+                    "${check.summary()} (${check.failures.first()})",
+            )
+        }
+        return check // numbers beyond tolerance with the same verdicts: kept, and said so
+    }
 
     override fun close() {
         session.close()
@@ -78,7 +105,11 @@ class Detector(private val dir: File, val meta: BundleMeta) : Closeable {
                 .floatBuffer.toArray()
 
         fun readPng(png: File): RgbImage {
-            val options = BitmapFactory.Options().apply { inPreferredConfig = Bitmap.Config.ARGB_8888 }
+            val options = BitmapFactory.Options().apply {
+                inPreferredConfig = Bitmap.Config.ARGB_8888
+                inPremultiplied = false // RgbImage.fromArgb composites straight (unpremultiplied) ARGB
+                inScaled = false
+            }
             val bitmap = BitmapFactory.decodeFile(png.path, options)
                 ?: throw BundleException("cannot decode the golden image ${png.name}")
             val pixels = IntArray(bitmap.width * bitmap.height)

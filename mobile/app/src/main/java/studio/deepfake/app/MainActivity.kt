@@ -46,14 +46,16 @@ class MainActivity : ComponentActivity() {
         pendingPhoto?.takeIf { saved }?.let(::checkImage)
     }
     private val pickFolder = registerForActivityResult(ActivityResultContracts.OpenDocumentTree()) { uri ->
-        uri?.let { tree -> loadBundle { BundleStore(this).installFromTree(tree) } }
+        uri?.let { tree -> loadBundle { store -> store.installFromTree(tree, ::Detector) } }
     }
     private val pickZip = registerForActivityResult(ActivityResultContracts.OpenDocument()) { uri ->
-        uri?.let { zip -> loadBundle { BundleStore(this).installFromZip(zip) } }
+        uri?.let { zip -> loadBundle { store -> store.installFromZip(zip, ::Detector) } }
     }
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
+        // The camera app may run while this activity is destroyed: its result needs the uri.
+        pendingPhoto = savedInstanceState?.getString(KEY_PENDING_PHOTO)?.let(Uri::parse)
         setContentView(R.layout.activity_main)
         bundleInfo = findViewById(R.id.bundle_info)
         verdictText = findViewById(R.id.verdict)
@@ -66,9 +68,14 @@ class MainActivity : ComponentActivity() {
         findViewById<Button>(R.id.take_photo).setOnClickListener { launchCamera() }
         findViewById<Button>(R.id.load_folder).setOnClickListener { pickFolder.launch(null) }
         findViewById<Button>(R.id.load_zip).setOnClickListener {
-            pickZip.launch(arrayOf("application/zip", "application/octet-stream"))
+            pickZip.launch(arrayOf("application/zip", "application/x-zip-compressed", "application/octet-stream"))
         }
-        loadBundle { BundleStore(this).load() }
+        loadBundle { store -> store.load(::Detector) }
+    }
+
+    override fun onSaveInstanceState(outState: Bundle) {
+        super.onSaveInstanceState(outState)
+        pendingPhoto?.let { outState.putString(KEY_PENDING_PHOTO, it.toString()) }
     }
 
     override fun onDestroy() {
@@ -88,27 +95,36 @@ class MainActivity : ComponentActivity() {
         }
     }
 
-    /** Opens a bundle in the background, replacing the current detector when it is valid. */
-    private fun loadBundle(open: () -> Pair<File, BundleMeta>?) {
+    /**
+     * Opens a bundle in the background (model loaded, golden vectors reproduced) and only then
+     * makes it the current detector, closing the previous one; a bundle that fails to open
+     * leaves the previous one in use.
+     */
+    private fun loadBundle(open: (BundleStore) -> Detector?) {
         worker.execute {
             val message = try {
-                val loaded = open()
-                if (loaded == null) {
+                val opened = open(BundleStore(this))
+                if (opened == null) {
                     getString(R.string.no_bundle)
                 } else {
-                    detector?.close()
-                    val opened = Detector(loaded.first, loaded.second)
+                    val previous = detector
                     detector = opened
-                    describe(loaded.second) + "\n" + goldenLine(opened)
+                    previous?.close()
+                    describe(opened.meta) + "\n" + goldenLine(opened)
                 }
             } catch (e: BundleException) {
-                "Bundle refused: ${e.message}"
+                "Bundle refused: ${e.message}" + stillInUse()
+            } catch (e: OutOfMemoryError) {
+                "Bundle could not be loaded: not enough memory on this phone" + stillInUse()
             } catch (e: Exception) {
-                "Bundle could not be loaded: ${e.message}"
+                "Bundle could not be loaded: ${e.message}" + stillInUse()
             }
             runOnUiThread { bundleInfo.text = message }
         }
     }
+
+    /** After a refused bundle: the one still in use, if any. Worker thread only. */
+    private fun stillInUse(): String = detector?.let { "\nStill using " + describe(it.meta) }.orEmpty()
 
     private fun checkImage(uri: Uri) {
         verdictText.text = getString(R.string.working)
@@ -131,6 +147,9 @@ class MainActivity : ComponentActivity() {
                 runOnUiThread { show(result, note) }
             } catch (e: BundleException) {
                 runOnUiThread { showError(e.message ?: "cannot check this image") }
+            } catch (e: OutOfMemoryError) {
+                // The decoded photo and its copies are unreachable once this is thrown.
+                runOnUiThread { showError(getString(R.string.too_large)) }
             } catch (e: Exception) {
                 runOnUiThread { showError("cannot check this image: ${e.message}") }
             }
@@ -144,11 +163,18 @@ class MainActivity : ComponentActivity() {
             Verdict.Kind.FAKE -> "AI-generated (${verdict.label})"
             else -> "Unknown"
         }
-        confidenceText.text = String.format(
-            Locale.getDefault(), "Confidence %.1f%% · score %.3f (threshold %.3f)",
-            100 * verdict.confidence, verdict.score, verdict.threshold,
-        )
-        explanationText.text = verdict.explanation + note
+        val problem = verdict.problem
+        if (problem != null) {
+            // Step 0 (too small, almost uniform): not judged, so no confidence to show.
+            confidenceText.text = problem.removePrefix("Unknown: ").replaceFirstChar { it.uppercase() }
+            explanationText.text = note.trim()
+        } else {
+            confidenceText.text = String.format(
+                Locale.getDefault(), "Confidence %.1f%% · score %.3f (threshold %.3f)",
+                100 * verdict.confidence, verdict.score, verdict.threshold,
+            )
+            explanationText.text = verdict.explanation + note
+        }
         val bitmap = Bitmap.createBitmap(result.view, result.size, result.size, Bitmap.Config.ARGB_8888)
         modelView.setImageBitmap(bitmap)
         modelViewCaption.setText(if (result.heatmap) R.string.heatmap_caption else R.string.model_view_caption)
@@ -160,20 +186,29 @@ class MainActivity : ComponentActivity() {
         explanationText.text = ""
     }
 
-    /** The bundle's golden vectors run on this phone: parity with the desktop, or why not. */
-    private fun goldenLine(detector: Detector): String = try {
-        val check = detector.verifyGolden()
-        check.summary() + check.failures.firstOrNull()?.let { " ($it)" }.orEmpty()
-    } catch (e: Exception) {
-        "golden vectors not checked: ${e.message}"
+    /** The bundle's golden vectors run on this phone (a bundle deciding otherwise was refused). */
+    private fun goldenLine(detector: Detector): String {
+        val check = detector.golden ?: return "golden vectors not checked: the bundle has none"
+        if (check.ok()) {
+            return check.summary()
+        }
+        return check.summary() + " (the same verdicts: this phone's arithmetic differs slightly)"
     }
 
     private fun describe(meta: BundleMeta): String {
         val fakes = meta.classNames.filter { it != meta.realClass }
         val calibration = meta.calibration
-        val risk = if (calibration.targetRisk.isNaN()) "" else
-            String.format(Locale.ROOT, ", threshold chosen for ≤%.0f%% errors", 100 * calibration.targetRisk)
+        val target = String.format(Locale.ROOT, "%.0f%%", 100 * calibration.targetRisk)
+        val risk = when {
+            calibration.targetRisk.isNaN() -> ""
+            calibration.reached -> ", threshold chosen for ≤$target errors"
+            else -> ", the $target error target was out of reach"
+        }
         return "${meta.arch} ${meta.model.precision ?: "fp32"}: ${meta.realClass} vs " +
             "${fakes.joinToString()}, ${meta.preprocess.inputSize}px ${meta.preprocess.resizeMode.jsonName}$risk"
+    }
+
+    private companion object {
+        const val KEY_PENDING_PHOTO = "pending_photo"
     }
 }

@@ -5,6 +5,12 @@ import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -109,6 +115,71 @@ public final class BundleFiles {
             return children[0];
         }
         throw new BundleException("no " + BundleMeta.FILE_NAME + " found: not a model bundle");
+    }
+
+    /**
+     * Makes the verified bundle folder {@code root} the installed one, {@code current}: {@code
+     * current} is renamed to {@code backup}, {@code root} renamed to {@code current}, then the
+     * backup deleted. When {@code root} cannot be moved in, the backup is renamed back and a
+     * {@link BundleException} thrown. Each step is one rename (all three in one folder), so an
+     * interruption leaves a whole bundle behind, which {@link #recover} puts back in place.
+     */
+    public static void replace(File root, File current, File backup) throws IOException {
+        recover(current, backup);
+        deleteTree(backup);
+        if (current.exists() && !current.renameTo(backup)) {
+            throw new BundleException("cannot move the current bundle aside to " + backup);
+        }
+        if (!root.renameTo(current)) {
+            if (backup.exists() && !backup.renameTo(current)) {
+                throw new BundleException("cannot install the bundle in " + current
+                        + ", and the previous one stays in " + backup + " until the next start");
+            }
+            throw new BundleException("cannot install the bundle in " + current);
+        }
+        deleteTree(backup);
+    }
+
+    /**
+     * Finishes a {@link #replace} that was interrupted: restores {@code backup} when {@code
+     * current} holds no bundle, deletes it when {@code current} does.
+     */
+    public static void recover(File current, File backup) throws IOException {
+        if (!backup.exists()) {
+            return;
+        }
+        if (new File(current, BundleMeta.FILE_NAME).isFile()) {
+            deleteTree(backup);
+        } else {
+            deleteTree(current);
+            if (!backup.renameTo(current)) {
+                throw new IOException("cannot restore the bundle " + backup + " to " + current);
+            }
+        }
+    }
+
+    /** Deletes a folder and everything in it (links themselves, never what they point to). */
+    public static void deleteTree(File dir) throws IOException {
+        Path top = dir.toPath();
+        if (!Files.exists(top, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        Files.walkFileTree(top, new SimpleFileVisitor<Path>() {
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+                Files.delete(file);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult postVisitDirectory(Path folder, IOException e) throws IOException {
+                if (e != null) {
+                    throw e;
+                }
+                Files.delete(folder);
+                return FileVisitResult.CONTINUE;
+            }
+        });
     }
 
     private static void mkdirs(File dir) throws IOException {

@@ -38,6 +38,11 @@ public final class Calibration {
     /** Where the threshold was chosen, for display; may be {@code null}. */
     public final String chosenOn;
     /**
+     * Whether some threshold met {@link #targetRisk}; false when none did and the lowest-risk
+     * threshold was kept instead ({@code reached}: optional in {@code bundle.json}, default true).
+     */
+    public final boolean reached;
+    /**
      * Images whose energy score ({@code logsumexp(logits / T)}) is below it are unknown whatever
      * the score says (unfamiliar images); NaN when the bundle has no floor.
      */
@@ -53,6 +58,13 @@ public final class Calibration {
 
     public Calibration(double temperature, Score score, double threshold, double targetRisk,
             double coverage, double risk, String chosenOn, double energyFloor, double floorKeep) {
+        this(temperature, score, threshold, targetRisk, coverage, risk, chosenOn, true,
+                energyFloor, floorKeep);
+    }
+
+    public Calibration(double temperature, Score score, double threshold, double targetRisk,
+            double coverage, double risk, String chosenOn, boolean reached, double energyFloor,
+            double floorKeep) {
         if (!(temperature > 0) || Double.isInfinite(temperature)) {
             throw new BundleException("calibration temperature must be positive, not " + temperature);
         }
@@ -66,6 +78,7 @@ public final class Calibration {
         this.coverage = coverage;
         this.risk = risk;
         this.chosenOn = chosenOn;
+        this.reached = reached;
         if (Double.isInfinite(energyFloor)) {
             throw new BundleException("calibration energy_floor must be a finite number");
         }
@@ -89,6 +102,7 @@ public final class Calibration {
                 Json.optDouble(body, "coverage", Double.NaN, where),
                 Json.optDouble(body, "risk", Double.NaN, where),
                 Json.optString(body, "chosen_on", where),
+                Json.optBoolean(body, "reached", true, where),
                 Json.optDouble(body, "energy_floor", Double.NaN, where),
                 Json.optDouble(body, "floor_keep", Double.NaN, where));
     }

@@ -32,10 +32,14 @@ public final class GoldenCheck {
         public final double maxProbsDiff;
         public final double maxScoreDiff;
         public final int verdictsEqual;
+        /** Every golden image preprocessed by this runtime within the input tolerance. */
+        public final boolean inputsMatch;
         public final List<String> failures;
 
-        Result(int vectors, double[] diffs, int verdictsEqual, List<String> failures) {
+        Result(int vectors, double[] diffs, int verdictsEqual, boolean inputsMatch,
+                List<String> failures) {
             this.vectors = vectors;
+            this.inputsMatch = inputsMatch;
             this.maxInputDiff = diffs[0];
             this.maxLogitsDiff = diffs[1];
             this.maxProbsDiff = diffs[2];
@@ -46,6 +50,16 @@ public final class GoldenCheck {
 
         public boolean ok() {
             return failures.isEmpty();
+        }
+
+        /**
+         * Whether this runtime decides as the exporter did: every golden image preprocessed
+         * within tolerance and every verdict and label the same. Only the model's numbers may
+         * have drifted beyond the logits tolerance (an INT8 model's kernels differ between
+         * processors), which {@link #ok()} reports and a user of the verdicts can live with.
+         */
+        public boolean decisionsAgree() {
+            return inputsMatch && verdictsEqual == vectors;
         }
 
         /** One line, e.g. "golden vectors OK: 6, max |diff| input 6.0e-07, logits 0.0e+00 ...". */
@@ -103,7 +117,8 @@ public final class GoldenCheck {
                         + ", golden " + v.verdict + "/" + v.label);
             }
         }
-        return new Result(golden.vectors.size(), worst, verdicts, failures);
+        return new Result(golden.vectors.size(), worst, verdicts, worst[0] <= tol.input,
+                failures);
     }
 
     private static void expect(List<String> failures, String name, String what, double diff,

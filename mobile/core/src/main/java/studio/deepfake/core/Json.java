@@ -78,6 +78,13 @@ public final class Json {
         return value == null ? fallback : cast(value, Double.class, key, where);
     }
 
+    /** An optional boolean: {@code fallback} when absent or JSON null. */
+    public static boolean optBoolean(Map<String, Object> obj, String key, boolean fallback,
+            String where) {
+        Object value = obj.get(key);
+        return value == null ? fallback : cast(value, Boolean.class, key, where);
+    }
+
     public static int getInt(Map<String, Object> obj, String key, String where) {
         return toInt(getDouble(obj, key, where), key, where);
     }
@@ -144,6 +151,7 @@ public final class Json {
         if (type == String.class) return "a string";
         if (type == Map.class) return "an object";
         if (type == List.class) return "a list";
+        if (type == Boolean.class) return "true or false";
         return type.getSimpleName();
     }
 

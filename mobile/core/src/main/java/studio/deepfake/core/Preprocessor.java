@@ -30,17 +30,17 @@ public final class Preprocessor {
         if (plan.scaledWidth == image.width && plan.scaledHeight == image.height) {
             return crop(image, plan);
         }
-        Resample rows = Resample.of(image.height, plan.scaledHeight);
-        Resample cols = Resample.of(image.width, plan.scaledWidth);
+        // Only the kept band of each axis: a thin strip scales to a huge axis it mostly crops.
+        Resample rows = Resample.band(image.height, plan.scaledHeight, plan.top, plan.top + size);
+        Resample cols = Resample.band(image.width, plan.scaledWidth, plan.left, plan.left + size);
         int stride = image.width * 3;
         // Pass 1: the kept output rows, every input column.
         float[] tmp = new float[size * stride];
         double[] acc = new double[stride];
         for (int i = 0; i < size; i++) {
-            int outRow = plan.top + i;
             Arrays.fill(acc, 0.0);
-            float[] w = rows.floatWeights[outRow];
-            int first = rows.first[outRow];
+            float[] w = rows.floatWeights[i];
+            int first = rows.first[i];
             for (int k = 0; k < w.length; k++) {
                 if (w[k] == 0f) {
                     continue;
@@ -59,9 +59,8 @@ public final class Preprocessor {
         float[] out = new float[size * size * 3];
         for (int i = 0; i < size; i++) {
             for (int j = 0; j < size; j++) {
-                int outCol = plan.left + j;
-                float[] w = cols.floatWeights[outCol];
-                int first = cols.first[outCol];
+                float[] w = cols.floatWeights[j];
+                int first = cols.first[j];
                 double r = 0;
                 double g = 0;
                 double b = 0;

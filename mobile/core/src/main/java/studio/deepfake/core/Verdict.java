@@ -1,6 +1,7 @@
 package studio.deepfake.core;
 
-import java.util.Locale;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 
 /** What the decision rule says about one image. */
 public final class Verdict {
@@ -33,6 +34,12 @@ public final class Verdict {
     public final double[] probs;
     /** One or two sentences for the user. */
     public final String explanation;
+    /**
+     * Why the rule's step 0 ({@link ContentCheck}) made this verdict unknown before the model's
+     * score was looked at (too small, almost uniform), or {@code null} when the score decided.
+     * A UI shows this instead of a confidence: the model's numbers are only its unused guess.
+     */
+    public final String problem;
 
     /**
      * @param belowFloor the energy score of an image rejected by the calibration's energy floor
@@ -50,6 +57,7 @@ public final class Verdict {
         this.margin = score - calibration.threshold;
         this.explanation = Double.isNaN(belowFloor) ? explain(calibration)
                 : explainUnfamiliar(calibration, belowFloor);
+        this.problem = null;
     }
 
     private Verdict(Verdict model, String problem) {
@@ -62,6 +70,7 @@ public final class Verdict {
         this.threshold = model.threshold;
         this.margin = model.margin;
         this.explanation = problem;
+        this.problem = problem;
     }
 
     /**
@@ -85,8 +94,12 @@ public final class Verdict {
         while (digits < 6 && fixed(score, digits).equals(fixed(threshold, digits))) {
             digits++;
         }
-        String goal = Double.isNaN(calibration.targetRisk) ? ""
-                : " chosen for at most " + fixed(100 * calibration.targetRisk, 0) + "% errors";
+        String goal = "";
+        if (!Double.isNaN(calibration.targetRisk)) {
+            String target = fixed(100 * calibration.targetRisk, 0) + "%";
+            goal = calibration.reached ? " chosen for at most " + target + " errors"
+                    : " (the " + target + " error target was out of reach)";
+        }
         String thresholdText = "the " + fixed(threshold, digits) + " threshold" + goal;
         if (kind == Kind.UNKNOWN) {
             return "Unknown: " + word + " " + fixed(score, digits) + " is below " + thresholdText
@@ -105,7 +118,17 @@ public final class Verdict {
                 + "; best guess: " + label + ")";
     }
 
-    private static String fixed(double value, int digits) {
-        return String.format(Locale.ROOT, "%." + digits + "f", value);
+    /**
+     * Python's {@code f"{value:.{digits}f}"}: the exact binary value rounded half to even (Java's
+     * {@code %.2f} rounds the shortest decimal half up: 0.125 gives 0.13, Python 0.12), with
+     * Python's minus sign on a negative value that rounds to zero.
+     */
+    static String fixed(double value, int digits) {
+        if (!Double.isFinite(value)) {
+            return Double.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+        }
+        String text = new BigDecimal(value).setScale(digits, RoundingMode.HALF_EVEN).toPlainString();
+        boolean negative = value < 0 || (value == 0 && 1 / value < 0);
+        return negative && !text.startsWith("-") ? "-" + text : text;
     }
 }

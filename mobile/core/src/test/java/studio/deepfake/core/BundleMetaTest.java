@@ -62,6 +62,21 @@ public class BundleMetaTest {
     }
 
     @Test
+    public void readsWhetherTheTargetRiskWasReached() {
+        String json = bundleJson("1", "[\"logits\"]");
+        assertTrue("absent means reached (docs/bundle-format.md)",
+                BundleMeta.parse(json).calibration.reached);
+        String field = "\"chosen_on\": \"val\"";
+        assertTrue(BundleMeta.parse(json.replace(field, field + ", \"reached\": true"))
+                .calibration.reached);
+        assertFalse(BundleMeta.parse(json.replace(field, field + ", \"reached\": false"))
+                .calibration.reached);
+        BundleException e = assertThrows(BundleException.class, () -> BundleMeta.parse(
+                json.replace(field, field + ", \"reached\": \"no\"")));
+        assertTrue(e.getMessage(), e.getMessage().contains("\"reached\" must be true or false"));
+    }
+
+    @Test
     public void refusesUnknownVersionsFormatsAndOutputs() {
         BundleException e = assertThrows(BundleException.class,
                 () -> BundleMeta.parse(bundleJson("2", "[\"logits\"]")));
@@ -107,6 +122,54 @@ public class BundleMetaTest {
         assertEquals(new File(dest, "b"), root);
         BundleMeta meta = BundleMeta.read(root);
         meta.verifyModel(Files.newInputStream(new File(root, "model.onnx").toPath()));
+    }
+
+    private File bundleFolder(String name, String model) throws IOException {
+        File dir = tmp.newFolder(name);
+        Files.write(new File(dir, "bundle.json").toPath(), "{}".getBytes(StandardCharsets.UTF_8));
+        new File(dir, "golden").mkdir();
+        Files.write(new File(dir, "golden/model.onnx").toPath(), model.getBytes(StandardCharsets.UTF_8));
+        return dir;
+    }
+
+    private static String model(File dir) throws IOException {
+        return new String(Files.readAllBytes(new File(dir, "golden/model.onnx").toPath()),
+                StandardCharsets.UTF_8);
+    }
+
+    @Test
+    public void replacingABundleKeepsTheOldOneUntilTheNewOneIsIn() throws IOException {
+        File current = bundleFolder("bundle", "old");
+        File backup = new File(tmp.getRoot(), "bundle.backup");
+        BundleFiles.replace(bundleFolder("staged", "new"), current, backup);
+        assertEquals("new", model(current));
+        assertFalse(backup.exists());
+        assertFalse(new File(tmp.getRoot(), "staged").exists());
+        // A new folder that cannot be moved in: the current bundle is renamed back.
+        BundleException e = assertThrows(BundleException.class, () -> BundleFiles.replace(
+                new File(tmp.getRoot(), "missing"), current, backup));
+        assertTrue(e.getMessage(), e.getMessage().contains("cannot install"));
+        assertEquals("new", model(current));
+        assertFalse(backup.exists());
+        // The first bundle: nothing to move aside.
+        File fresh = new File(tmp.getRoot(), "fresh");
+        BundleFiles.replace(bundleFolder("first", "first"), fresh, backup);
+        assertEquals("first", model(fresh));
+    }
+
+    @Test
+    public void anInterruptedReplacementIsFinishedOnTheNextStart() throws IOException {
+        File current = new File(tmp.getRoot(), "bundle");
+        File backup = bundleFolder("bundle.backup", "old");
+        BundleFiles.recover(current, backup); // stopped between the two renames
+        assertEquals("old", model(current));
+        assertFalse(backup.exists());
+        bundleFolder("bundle.backup", "older");
+        BundleFiles.recover(current, backup); // stopped before the backup was deleted
+        assertEquals("old", model(current));
+        assertFalse(backup.exists());
+        BundleFiles.recover(current, backup); // nothing to do
+        assertEquals("old", model(current));
     }
 
     @Test

@@ -80,11 +80,14 @@ public class ContentCheckTest {
         assertEquals("unknown", blank.headline());
         assertEquals("Unknown: the image is almost uniform (no detail to judge)", blank.explanation);
         assertEquals("real", blank.label);
+        assertEquals(blank.explanation, blank.problem); // judged by step 0, not by the score
+        assertNull(model.problem);
         assertEquals(model.confidence, blank.confidence, 0.0);
         assertEquals(model.margin, blank.margin, 0.0);
         assertArrayEquals(model.probs, blank.probs, 0.0);
         Verdict detailed = decision.decide(noise(64, 64, 5), logits);
         assertEquals(Verdict.Kind.REAL, detailed.kind);
         assertEquals(model.explanation, detailed.explanation);
+        assertNull(detailed.problem);
     }
 }

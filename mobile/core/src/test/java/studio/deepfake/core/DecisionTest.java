@@ -58,6 +58,39 @@ public class DecisionTest {
     }
 
     @Test
+    public void anUnreachedTargetIsSaidAsThePythonCheckerSaysIt() {
+        // core.verdict.explain_verdict with Calibration(reached=False): no "chosen for" claim.
+        Calibration unreached = new Calibration(1.0, Calibration.Score.MAX_SOFTMAX, 0.5, 0.05, 0.9,
+                0.12, "test", false, Double.NaN, Double.NaN);
+        assertTrue(!unreached.reached);
+        Decision rule = new Decision(CLASSES, "real", unreached);
+        assertEquals("Unknown: confidence 0.45 is below the 0.50 threshold (the 5% error target"
+                + " was out of reach) (best guess: sdxl)", rule.decide(new float[] {0f, 0f, 0.5f}).explanation);
+        assertEquals("Fake (sdxl): confidence 0.79 is at or above the 0.50 threshold (the 5% error"
+                + " target was out of reach)", rule.decide(new float[] {0f, 0f, 2f}).explanation);
+        // Without a target there is nothing to reach or miss.
+        Calibration noTarget = new Calibration(1.0, Calibration.Score.MAX_SOFTMAX, 0.5, Double.NaN,
+                Double.NaN, Double.NaN, null, false, Double.NaN, Double.NaN);
+        assertEquals("Fake (sdxl): confidence 0.79 is at or above the 0.50 threshold",
+                new Decision(CLASSES, "real", noTarget).decide(new float[] {0f, 0f, 2f}).explanation);
+    }
+
+    @Test
+    public void numbersAreRoundedAsPythonFormatsThem() {
+        // f"{v:.Nf}" / f"{v:.0%}" in Python: the exact binary value, ties to even.
+        assertEquals("0.12", Verdict.fixed(0.125, 2));
+        assertEquals("1.00", Verdict.fixed(1.005, 2));
+        assertEquals("2", Verdict.fixed(100 * 0.025, 0));
+        assertEquals("4", Verdict.fixed(3.5, 0));
+        assertEquals("0.46", Verdict.fixed(0.455, 2));
+        assertEquals("-0.00", Verdict.fixed(-0.001, 2));
+        assertEquals("-0.00", Verdict.fixed(-0.0, 2));
+        assertEquals("0.00", Verdict.fixed(0.0, 2));
+        assertEquals("-3.142", Verdict.fixed(-Math.PI, 3));
+        assertEquals("-inf", Verdict.fixed(Double.NEGATIVE_INFINITY, 2));
+    }
+
+    @Test
     public void scoreEqualToThresholdIsAccepted() {
         // probs are exactly 0.5 / 0.5 / 0: argmax takes the first (real), score 0.5 is not < 0.5.
         Verdict v = decision(1.0, Calibration.Score.MAX_SOFTMAX, 0.5)

@@ -163,6 +163,24 @@ public class GoldenParityTest {
         assertTrue(result.summary(), !result.ok() && result.summary().contains("MISMATCH"));
         assertEquals(0.01, result.maxLogitsDiff, 1e-6);
         assertTrue(result.failures.toString(), result.failures.get(0).contains(": logits differs by"));
+        // the numbers drifted, the decisions did not: what an INT8 model on another CPU does
+        assertTrue(result.failures.toString(), result.decisionsAgree());
+    }
+
+    @Test
+    public void aRuntimeThatDecidesOtherwiseDoesNotAgree() throws Exception {
+        List<File> bundles = required("bundle.dirs");
+        File dir = bundles.get(0);
+        GoldenCheck.Result result = GoldenCheck.run(dir, BundleMeta.read(dir),
+                GoldenParityTest::readPng, (vector, input) -> {
+                    float[] flipped = vector.logits.clone();  // the classes' scores reversed
+                    for (int i = 0; i < flipped.length; i++) {
+                        flipped[i] = vector.logits[vector.logits.length - 1 - i];
+                    }
+                    return flipped;
+                });
+        assertTrue(result.summary(), !result.ok() && !result.decisionsAgree());
+        assertTrue(result.inputsMatch);
     }
 
     @Test

@@ -113,6 +113,85 @@ public class PreprocessorTest {
         }
     }
 
+    /**
+     * The geometry step as it was before it computed bands: both axes' whole resampling
+     * matrices ({@link Resample#of}), then the kept window. The band version must equal it.
+     */
+    private static float[] wholeAxisGeometry(PreprocessSpec spec, RgbImage image) {
+        PreprocessSpec.Plan plan = spec.plan(image.width, image.height);
+        Resample rows = Resample.of(image.height, plan.scaledHeight);
+        Resample cols = Resample.of(image.width, plan.scaledWidth);
+        int size = plan.size;
+        int stride = image.width * 3;
+        float[] tmp = new float[size * stride];
+        for (int i = 0; i < size; i++) {
+            double[] acc = new double[stride];
+            float[] w = rows.floatWeights[plan.top + i];
+            for (int k = 0; k < w.length; k++) {
+                int base = (rows.first[plan.top + i] + k) * stride;
+                for (int x = 0; x < stride; x++) {
+                    acc[x] += (w[k] == 0f ? 0.0 : (double) w[k]) * (image.rgb[base + x] & 0xFF);
+                }
+            }
+            for (int x = 0; x < stride; x++) {
+                tmp[i * stride + x] = (float) acc[x];
+            }
+        }
+        float[] out = new float[size * size * 3];
+        for (int i = 0; i < size; i++) {
+            for (int j = 0; j < size; j++) {
+                float[] w = cols.floatWeights[plan.left + j];
+                for (int c = 0; c < 3; c++) {
+                    double sum = 0;
+                    for (int k = 0; k < w.length; k++) {
+                        sum += (double) w[k] * tmp[i * stride + (cols.first[plan.left + j] + k) * 3 + c];
+                    }
+                    out[(i * size + j) * 3 + c] = (float) sum;
+                }
+            }
+        }
+        return out;
+    }
+
+    @Test
+    public void keptBandsGiveTheWholeAxisValues() {
+        int[][] shapes = {{2000, 1}, {1, 900}, {3, 1500}, {45, 33}, {300, 17}, {17, 300}, {640, 480}};
+        for (int[] shape : shapes) {
+            RgbImage image = gradient(shape[0], shape[1]);
+            for (PreprocessSpec s : new PreprocessSpec[] {
+                spec(32, PreprocessSpec.ResizeMode.RESIZE_CROP, 40),
+                spec(24, PreprocessSpec.ResizeMode.RESIZE, null),
+                spec(16, PreprocessSpec.ResizeMode.CROP, null)}) {
+                assertArrayEquals(shape[0] + "x" + shape[1] + " " + s.resizeMode,
+                        wholeAxisGeometry(s, image), new Preprocessor(s).geometry(image), 0f);
+            }
+        }
+    }
+
+    @Test
+    public void aThinStripCostsOnlyTheKeptBand() {
+        // 20000x1 with a 64 px resize_crop is scaled to 1280000x64 and cropped to 64x64: the
+        // weights of all 1.28 M columns took ~120 MB (OutOfMemoryError at -Xmx256m). Now the
+        // only large buffer is the 64 x 20000 x 3 row pass (15 MB), as in Python's _resize.
+        RgbImage strip = gradient(20000, 1);
+        Preprocessor pre = new Preprocessor(spec(64, PreprocessSpec.ResizeMode.RESIZE_CROP, null));
+        com.sun.management.ThreadMXBean threads =
+                (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        float[] hwc = pre.geometry(strip);
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertTrue("the geometry of a 20000x1 strip allocated " + (allocated >> 20) + " MiB",
+                allocated < 24L << 20);
+        assertEquals(64 * 64 * 3, hwc.length);
+        // One input row: every output row is the same, and blue (200 everywhere) stays 200.
+        for (int i = 0; i < 64; i++) {
+            for (int x = 0; x < 64 * 3; x++) {
+                assertEquals(hwc[x], hwc[i * 64 * 3 + x], 0f);
+            }
+            assertEquals(200f, hwc[i * 64 * 3 + 2], 1e-4f);
+        }
+    }
+
     @Test
     public void invalidSpecsAreRefusedWithAReason() {
         BundleException e = assertThrows(BundleException.class,

@@ -2,6 +2,7 @@ package studio.deepfake.core;
 
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertThrows;
 
 import org.junit.Test;
 
@@ -48,6 +49,23 @@ public class ResampleTest {
         Resample r = Resample.of(5, 3);
         assertArrayEquals(new double[] {4 / 7.0, 3 / 7.0, 0, 0, 0}, r.denseRow(0), EPS);
         assertArrayEquals(new double[] {0, 2 / 9.0, 5 / 9.0, 2 / 9.0, 0}, r.denseRow(1), EPS);
+    }
+
+    @Test
+    public void aBandHoldsExactlyTheRowsOfTheWholeAxis() {
+        int[][] cases = {{5, 3, 1, 3}, {1, 64, 0, 64}, {20, 1280, 600, 664}, {1000, 37, 0, 37},
+            {33, 33, 10, 20}, {7, 5000, 4999, 5000}, {9, 4, 2, 2}};
+        for (int[] c : cases) {
+            Resample whole = Resample.of(c[0], c[1]);
+            Resample band = Resample.band(c[0], c[1], c[2], c[3]);
+            assertEquals(c[3] - c[2], band.first.length);
+            for (int i = c[2]; i < c[3]; i++) {
+                assertArrayEquals(c[0] + "->" + c[1] + " row " + i, whole.denseRow(i), band.denseRow(i), 0);
+                assertArrayEquals(whole.floatWeights[i], band.floatWeights[i - c[2]], 0f);
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> Resample.band(5, 3, 2, 4));
+        assertThrows(IllegalArgumentException.class, () -> Resample.band(5, 3, -1, 1));
     }
 
     @Test
