@@ -132,27 +132,27 @@ def _duplicate_findings(records: list[FileFacts]) -> list[Finding]:
                 _paths(groups),
             )
         )
-    cross = [g for g in groups if len({r.label for r in g}) > 1]
-    if cross:
-        findings.append(
-            Finding(
-                "cross_class_duplicates",
-                "error",
-                f"identical files in more than one class (conflicting labels): "
-                f"{_n(len(cross), 'group')}",
-                _paths(cross),
+    return findings + _straddling(
+        groups, "duplicates", "error", "identical files", "conflicting labels", "test leak"
+    )
+
+
+def _straddling(
+    groups: list[list[FileFacts]], kind: str, severity: str, what: str, labels: str, leak: str
+) -> list[Finding]:
+    """Findings for the ``groups`` (of copies) that span more than one class or split."""
+    findings = []
+    for scope, key, why in (("class", "label", labels), ("split", "split", leak)):
+        found = [g for g in groups if len({getattr(r, key) for r in g if getattr(r, key)}) > 1]
+        if found:
+            findings.append(
+                Finding(
+                    f"cross_{scope}_{kind}",
+                    severity,
+                    f"{what} in more than one {scope} ({why}): {_n(len(found), 'group')}",
+                    _paths(found),
+                )
             )
-        )
-    leaks = [g for g in groups if len({r.split for r in g if r.split}) > 1]
-    if leaks:
-        findings.append(
-            Finding(
-                "cross_split_duplicates",
-                "error",
-                f"identical files in more than one split (test leak): {_n(len(leaks), 'group')}",
-                _paths(leaks),
-            )
-        )
     return findings
 
 
@@ -430,6 +430,14 @@ def check(
                     _paths(near),
                 )
             )
+        findings += _straddling(
+            near,
+            "near_duplicates",
+            "warning",
+            "near-identical images",
+            "a resized or re-encoded copy under another label?",
+            "the test split may hold what training saw",
+        )
     for finding in (
         _bias_finding("format_bias", "file format", by_class, lambda r: r.format, bias_distance),
         _bias_finding("size_bias", "image size", by_class, _size_bin, bias_distance),

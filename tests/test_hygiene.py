@@ -89,6 +89,32 @@ def test_copies_in_two_splits_are_a_leak(tmp_path: Path, workspace: Workspace) -
     assert leak.groups == [["a/a_000.png", "a/copy.png"]]
 
 
+def test_near_copies_across_classes_and_splits_are_warned(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    root = tmp_path / "data"
+    for i in range(12):
+        smooth_image(root / "real" / f"r{i:02d}.png", i)
+        smooth_image(root / "fake" / f"f{i:02d}.png", 1000 + i)
+    smooth_image(root / "fake" / "resized_r03.png", 3, size=48)  # a real photo labelled fake
+    smooth_image(root / "fake" / "f07_reencoded.jpg", 1007, fmt="JPEG", quality=80)
+    index = DatasetIndex.build(root, workspace)
+    index.make_splits(seed=0, val=0.25, test=0.25)
+    with sqlite3.connect(index.db_path) as conn:  # near copies are split like any two files
+        for relpath, split in (("fake/f07.png", "train"), ("fake/f07_reencoded.jpg", "test")):
+            conn.execute("UPDATE files SET split = ? WHERE relpath = ?", (split, relpath))
+    report = hygiene.check(index, min_class=5)
+    [labels] = report.of_kind("cross_class_near_duplicates")
+    assert (
+        labels.severity == "warning" and ["fake/resized_r03.png", "real/r03.png"] in labels.groups
+    )
+    assert "near-identical images in more than one class" in labels.message
+    [leak] = report.of_kind("cross_split_near_duplicates")
+    assert ["fake/f07.png", "fake/f07_reencoded.jpg"] in leak.groups
+    assert "the test split may hold what training saw" in leak.message
+    assert not report.of_kind("cross_class_duplicates")  # no exact copies here
+
+
 def test_tiny_imbalanced_and_split_like_classes(tmp_path: Path, workspace: Workspace) -> None:
     root = make_dataset(tmp_path / "d", {"train": 40, "test": 4})
     report = hygiene.check(DatasetIndex.build(root, workspace), min_class=10)
