@@ -284,10 +284,12 @@ def test_golden_vectors_are_real_test_images_of_every_class(
     bundle = load_bundle(exported_bundle)
     golden = json.loads((exported_bundle / "golden" / "golden.json").read_text())
     vectors = golden["vectors"]
-    assert len(vectors) == 6
+    picked, boundary = vectors[:6], vectors[6:]  # 6 test images, then the rule's boundary
     test_files = {Path(p).name for p in split_of(trained_run, "test")}
-    assert {Path(v["source"]).name for v in vectors} <= test_files
-    assert {v["source"].split("/")[0] for v in vectors} == {"real", "sd14", "sdxl"}
+    assert {Path(v["source"]).name for v in picked} <= test_files
+    val_files = {Path(p).name for p in split_of(trained_run, "val")}
+    assert len(boundary) <= 2 and {Path(v["source"]).name for v in boundary} <= val_files
+    assert {v["source"].split("/")[0] for v in picked} == {"real", "sd14", "sdxl"}
     assert all(v["label"] == v["source"].split("/")[0] for v in vectors)
     for vector in vectors:
         # The stored PNG is the decoded image before geometry (40x48), the input after it.
@@ -298,6 +300,36 @@ def test_golden_vectors_are_real_test_images_of_every_class(
     check = verify_golden(bundle, OnnxPredictor(bundle, threads=1))
     assert check.ok, check.summary()
     assert check.logits_diff == 0.0 and check.input_diff < 1e-5
+
+
+def test_boundary_golden_images_pin_the_threshold_and_the_floor(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from core.datasets import Sample
+    from core.rejection import Calibration
+    from training.export import pick_boundary
+
+    samples = []
+    for i in range(6):
+        path = tmp_path / f"v{i}.png"
+        Image.new("RGB", (8, 8)).save(path)
+        samples.append(Sample(path, "real"))
+    # two classes; max-softmax p = sigmoid(d), energy = log(e^a + e^b)
+    logits = np.array([
+        [3.0, 0.0],  # p 0.953, energy 3.05: answered, far above the threshold
+        [1.0, 0.0],  # p 0.731, energy 1.31: answered just above 0.70, but under the floor
+        [1.5, 0.5],  # p 0.731 (same gap), energy 1.81: answered, clear of the floor
+        [0.6, 0.5],  # p 0.525, energy 1.24: turned away by the threshold, under the floor
+        [2.2, 2.0],  # p 0.550, energy 2.80: turned away by the threshold, clear of the floor
+        [0.8, 0.0],  # p 0.690: within the 0.02 margin below the threshold: never picked
+    ])  # fmt: skip
+    plain = Calibration(threshold=0.70)
+    assert pick_boundary(samples, logits, plain, []) == [samples[1], samples[4]]
+    assert pick_boundary(samples, logits, plain, [samples[1]]) == [samples[2], samples[4]]
+    floored = Calibration(threshold=0.70, energy_floor=1.6, floor_keep=0.8)
+    # answered nearest the threshold clear of the floor, turned away likewise, then the image
+    # whose score would answer it that the floor turns away
+    assert pick_boundary(samples, logits, floored, []) == [samples[2], samples[4], samples[1]]
 
 
 def test_zip_is_written_and_loads(exported_bundle: Path) -> None:

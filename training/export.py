@@ -207,9 +207,10 @@ def _export(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
             model, description, splits, Path(tmp), config, emit, cancel
         )
         shipped = "int8" if config["int8"] else "fp32"
-        calibration, choice = _calibrate(
+        calibration, choice, val_logits = _calibrate(
             variants[shipped], splits["val"], description, run_dir, config, emit, cancel
         )
+        golden += pick_boundary(splits["val"], val_logits, calibration, golden)
         checked = _verify(
             model, description, variants, verify_samples, golden, config, emit, cancel
         )
@@ -342,6 +343,14 @@ def _quantize(
 
 
 # -- phase 3: calibration ---------------------------------------------------------------------
+class Calibrated(NamedTuple):
+    """The calibration chosen on the val split, how, and the val logits it was chosen on."""
+
+    calibration: Calibration
+    choice: dict[str, Any]
+    logits: np.ndarray
+
+
 def _calibrate(
     model_path: Path,
     samples: list[Sample],
@@ -350,7 +359,7 @@ def _calibrate(
     config: dict[str, Any],
     emit: EventWriter,
     cancel: CancelToken,
-) -> tuple[Calibration, dict[str, Any]]:
+) -> Calibrated:
     from training.verify import OnnxModel, run_variants
 
     network = OnnxModel(model_path, config["threads"])
@@ -369,7 +378,7 @@ def _calibrate(
         config["energy_floor"],
     )
     emit.log(f"calibration: {calibration.summary()}")
-    return calibration, choice
+    return Calibrated(calibration, choice, logits["model"])
 
 
 def calibrate(
@@ -587,6 +596,48 @@ def pick_golden(
                 chosen.append(queues[name].pop(0))
     if not chosen:
         raise UserError("no images to make golden vectors from (the test and val splits are empty)")
+    return chosen
+
+
+BOUNDARY_MARGIN = {"max_softmax": 0.02, "energy": 0.1}
+"""How far from the threshold (or the energy floor) a boundary golden image scores: near enough
+to pin the rule's numbers, far enough that no runtime's rounding (INT8 kernels) flips it."""
+BOUNDARY_TRIES = 20
+"""Candidates looked at per boundary (a header read each) before giving that one up."""
+
+
+def pick_boundary(
+    samples: Sequence[Sample], logits: np.ndarray, calibration: Calibration, taken: list[Sample]
+) -> list[Sample]:
+    """Held-out images whose golden vectors pin the decision rule's numbers: the answered image
+    scoring nearest above the threshold, the image the threshold turns away nearest below it
+    and, with an energy floor, the image answered by its score that the floor turns away
+    nearest below the floor; each at least :data:`BOUNDARY_MARGIN` from its line, small images
+    only, none of ``taken``. A runtime that reads another threshold or ignores the floor then
+    fails its golden check."""
+    from core.verdict import scores_of
+
+    score_margin, energy_margin = BOUNDARY_MARGIN[calibration.score], BOUNDARY_MARGIN["energy"]
+    gap = scores_of(logits, calibration.temperature, calibration.score)[1] - calibration.threshold
+    energy = scores_of(logits, calibration.temperature, "energy")[1]
+    floor = calibration.energy_floor
+    clear_of_floor = np.ones(len(gap), bool) if floor is None else energy >= floor + energy_margin
+    distances = [
+        np.where((gap >= score_margin) & clear_of_floor, gap, np.inf),
+        np.where((gap <= -score_margin) & clear_of_floor, -gap, np.inf),
+    ]
+    if floor is not None:
+        distances.append(np.where((gap >= score_margin) & (energy <= floor - energy_margin),
+                                  floor - energy, np.inf))  # fmt: skip
+    paths = {sample.path for sample in taken}
+    chosen: list[Sample] = []
+    for distance in distances:
+        for i in np.argsort(distance, kind="stable")[:BOUNDARY_TRIES]:
+            sample = samples[i]
+            if np.isfinite(distance[i]) and sample.path not in paths and _is_small(sample.path):
+                chosen.append(sample)
+                paths.add(sample.path)
+                break
     return chosen
 
 
