@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -354,3 +356,108 @@ def test_the_checker_and_the_data_sets_agree_on_what_an_image_is() -> None:
     assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".bmp"} <= IMAGE_EXTENSIONS
     assert not {".pdf", ".eps", ".h5", ".txt"} & IMAGE_EXTENSIONS
     assert inference.is_image_name("PHOTO.JPG") and not inference.is_image_name("a.pdf")
+
+
+def test_folder_links_inside_classes_are_followed_once(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    outside = make_dataset(tmp_path / "outside", {"more": 3})
+    root = make_dataset(tmp_path / "d", {"real": 2, "fake": 2})
+    (root / "real" / "more_real").symlink_to(outside / "more", target_is_directory=True)
+    (root / "real" / "again").symlink_to(outside / "more", target_is_directory=True)  # repeat
+    (root / "fake" / "loop").symlink_to(root / "fake", target_is_directory=True)  # ancestor
+    (outside / "more" / "back").symlink_to(outside, target_is_directory=True)  # loop outside
+    (root / "fake" / "notes.txt").write_text("not an image")
+    index = DatasetIndex.build(root, workspace)
+    assert index.counts() == {"fake": 2, "real": 5}
+    assert "real/again/more_000.png" in {r.relpath for r in index.records()}
+    assert "real/more_real/more_000.png" not in {r.relpath for r in index.records()}
+    assert (index.last_build.ignored, index.last_build.links_skipped) == (1, 3)
+    assert DatasetIndex.open(root, workspace).passed_over() == (1, 3)
+
+
+def test_an_incomplete_index_says_so_and_makes_no_splits(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datasets, "BATCH", 4)
+    root = make_dataset(tmp_path / "d", {"real": 6, "fake": 6})
+    seen: list[int] = []
+    stopped = DatasetIndex.build(
+        root, workspace, progress=lambda done, _: seen.append(done), cancel=lambda: 4 in seen
+    )
+    assert not stopped.is_complete() and stopped.count() == 4
+    assert stopped.expected_files() == 12
+    with pytest.raises(UserError, match="incomplete"):
+        stopped.make_splits()
+    done = DatasetIndex.build(root, workspace)
+    assert done.is_complete() and done.count() == done.expected_files() == 12
+    assert sum(done.make_splits().values()) == 12
+
+
+def test_a_build_refuses_to_start_inside_a_starting_worker(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script without the ``__main__`` guard re-runs its build in each spawned worker: that
+    worker must fail before touching the index, so the parent falls back to threads."""
+    root = make_dataset(tmp_path / "d", {"a": 2, "b": 2})
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(RuntimeError, match="worker process starts"):
+        DatasetIndex.build(root, workspace)
+    assert not list(workspace.indexes.iterdir())
+
+
+def test_position_and_forget(tmp_path: Path, workspace: Workspace) -> None:
+    index = DatasetIndex.build(make_dataset(tmp_path / "d", {"a": 3, "b": 3}), workspace)
+    assert index.position("b/b_001.png") == 4 and index.position("b/b_001.png", "b") == 1
+    assert index.records(offset=4, limit=1)[0].relpath == "b/b_001.png"
+    assert index.page_ends(None, 2) == ["a/a_001.png", "b/b_000.png", "b/b_002.png"]
+    assert index.page_ends("b", 2) == ["b/b_001.png"]
+    datasets.forget_index(index.db_path)
+    assert not list(workspace.indexes.iterdir())
+
+
+ORPHAN_BUILD = """
+import multiprocessing, sys, time
+from pathlib import Path
+from multiprocessing import resource_tracker
+from core import datasets
+datasets.PROCESS_THRESHOLD = 1
+datasets.BATCH = 4
+def progress(done, total):
+    if done:
+        pids = [p.pid for p in multiprocessing.active_children()]
+        print(*pids, resource_tracker._resource_tracker._pid, flush=True)
+        time.sleep(120)
+if __name__ == "__main__":
+    datasets.DatasetIndex.build(sys.argv[1], db_path=Path(sys.argv[2]), progress=progress)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting for its parent does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_worker_processes_exit_when_the_build_is_killed(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 8, "fake": 8})
+    script = tmp_path / "orphan_build.py"
+    script.write_text(ORPHAN_BUILD)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(root), str(tmp_path / "i.sqlite")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    helpers = [int(pid) for pid in child.stdout.readline().split()]
+    assert len(helpers) >= 2 and all(_alive(pid) for pid in helpers)  # workers + tracker
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in helpers if _alive(pid)]

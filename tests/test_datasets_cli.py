@@ -53,7 +53,7 @@ def test_text_summary(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "34 files in 2 classes" in out
     assert "  real  21" in out and "  fake  10" in out
     assert "unreadable: 3" in out and "empty.png: file is empty" in out
-    assert "exact duplicates: 1 extra copies in 1 groups" in out
+    assert "exact duplicates: 1 extra copy in 1 group" in out
     assert "splits (seed 0, val 0.1, test 0.1): train" in out
     assert "error: unreadable files, left out of training: 3 files" in out
 
@@ -106,3 +106,16 @@ def test_bad_input_is_one_clear_error(
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
     assert "Traceback" not in err
+
+
+def test_up_to_date_and_one_class_messages(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = make_dataset(tmp_path / "one", {"real": 3})
+    (root / "real" / "notes.txt").write_text("x")
+    run_cli(capsys, tmp_path, str(root))
+    code, out, err = run_cli(capsys, tmp_path, str(root))
+    assert code == 0 and "indexing" not in err  # nothing to analyse: no "0/0 files" line
+    assert "3 files in 1 class (" in out and "1 non-image file ignored" in out
+    assert "only 1 class: needs at least 2 classes to train" in out
+    assert "exact duplicates: 0 extra copies in 0 groups" in out
+    code, out, _ = run_cli(capsys, tmp_path, str(root), "--json")
+    assert json.loads(out)["complete"] is True and json.loads(out)["expected_files"] == 3

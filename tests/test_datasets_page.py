@@ -106,18 +106,44 @@ def test_thumbnails_are_made_off_thread_and_cached(page: DatasetsPage, qtbot, da
     assert page.model.data(broken, decoration) is page.model._broken
 
 
-def test_rows_are_paged_lazily(page: DatasetsPage, qtbot, tmp_path: Path) -> None:
-    root = make_dataset(tmp_path / "big", {"a": PAGE_ROWS + 20, "b": 2})
+def test_rows_are_read_by_page_and_the_grid_reaches_the_end(
+    page: DatasetsPage, qtbot, tmp_path: Path
+) -> None:
+    root = make_dataset(tmp_path / "big", {"a": 2 * PAGE_ROWS + 20, "b": 2})
     index_through(page, qtbot, root)
-    page.class_combo.setCurrentIndex(1)
-    page.model.show_class(page.view.index, "a")
-    assert page.model.rowCount() == 0 and page.model.canFetchMore()
-    page.model.fetchMore()
-    assert page.model.rowCount() == PAGE_ROWS and page.model.canFetchMore()
-    page.model.fetchMore()
-    assert page.model.rowCount() == PAGE_ROWS + 20 and not page.model.canFetchMore()
-    paths = [page.model.facts(r).relpath for r in range(page.model.rowCount())]
-    assert paths == sorted(paths) and len(set(paths)) == PAGE_ROWS + 20
+    page.class_combo.setCurrentIndex(1)  # a
+    model = page.model
+    assert model.rowCount() == 2 * PAGE_ROWS + 20  # every row from the start
+    reads = model.page_reads
+    last = model.facts(2 * PAGE_ROWS + 19)
+    assert last.relpath == f"a/a_{2 * PAGE_ROWS + 19:03d}.png"
+    assert model.facts(2 * PAGE_ROWS).relpath == f"a/a_{2 * PAGE_ROWS:03d}.png"
+    assert model.page_reads == reads + 1  # one page read, then cached
+    paths = [model.relpath(r) for r in range(model.rowCount())]
+    assert paths == sorted(paths) and len(set(paths)) == 2 * PAGE_ROWS + 20
+    assert model.row_of("a/a_300.png") == 300
+    qtbot.waitUntil(lambda: len(model._page_ends) == 2, timeout=WAIT_MS)  # deep pages by key
+    model._pages.clear()
+    assert [model.relpath(r) for r in range(model.rowCount())] == paths
+
+    page.tabs.setCurrentIndex(1)
+    page.grid.scrollToBottom()
+    qtbot.waitUntil(lambda: page.grid.verticalScrollBar().value() > 0, timeout=WAIT_MS)
+    corner = page.grid.viewport().rect().bottomLeft() + QPoint(30, -60)
+    qtbot.waitUntil(lambda: page.grid.indexAt(corner).row() > 2 * PAGE_ROWS, timeout=WAIT_MS)
+    bottom = page.grid.indexAt(corner).row()
+    qtbot.waitUntil(
+        lambda: model._images.get(model.facts(bottom).sha256) is not None, timeout=WAIT_MS
+    )
+
+
+def test_a_finding_selects_all_its_files(page: DatasetsPage, qtbot, tmp_path: Path) -> None:
+    index_through(page, qtbot, make_dataset(tmp_path / "big", {"a": PAGE_ROWS + 10, "b": 2}))
+    wanted = [f"a/a_{i:03d}.png" for i in range(PAGE_ROWS + 10)] + ["missing.png"]
+    page.show_files(wanted)
+    assert page.model.rowCount() == len(wanted)
+    assert page.selected_files() == sorted(wanted)
+    assert page.model.facts(page.model.row_of("missing.png")) is None
 
 
 @pytest.fixture
@@ -263,3 +289,104 @@ def test_load_view_is_qt_free_data(tmp_path: Path) -> None:
     )
     view = page_module.load_view(index)
     assert view.class_files == {"a": 2, "b": 2} and view.splits is None and not view.cancelled
+
+
+def test_an_incomplete_index_says_so_and_is_not_checked(
+    page: DatasetsPage, qtbot, tmp_path: Path, slow_analysis
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 30, "fake": 30})
+    page.add_folder(root)
+    qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=WAIT_MS)
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS):
+        page.cancel_indexing()
+    files = page.view.files
+    page._clear_view()
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS):
+        page.open_dataset(root)  # as after a restart: the index alone tells
+    notice = f"Index incomplete: {files} of 60 files — Re-index to finish"
+    assert notice in page.summary.text() and notice in page.status.text()
+    assert page.findings.topLevelItem(0).text(0).startswith("Not checked")
+    assert page.findings.topLevelItemCount() == 1 and page.report is None
+    assert page.tabs.tabText(2) == "Hygiene (not checked)"
+    assert not page.split_button.isEnabled() and "wait" in page.split_label.text()
+    assert page.reindex_button.isEnabled()
+
+
+def test_summary_counts_what_the_scan_passed_over(
+    page: DatasetsPage, qtbot, tmp_path: Path
+) -> None:
+    root = make_dataset(tmp_path / "d", {"real": 3})
+    (root / "real" / "a.txt").write_text("x")
+    (root / "real" / "b.txt").write_text("x")
+    (root / "real" / "loop").symlink_to(root / "real", target_is_directory=True)
+    index_through(page, qtbot, root)
+    text = page.summary.text()
+    assert "3 files in 1 class," in text
+    assert "2 non-image files ignored, 1 folder link skipped (loop or repeat)" in text
+    assert "needs at least 2 classes to train" in text
+
+
+def test_a_moved_folder_is_reported_and_can_be_forgotten(
+    page: DatasetsPage, qtbot, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = index_through(page, qtbot, data)
+    moved = data.rename(data.parent / "moved")
+    with qtbot.waitSignal(page.sig_index_failed, timeout=WAIT_MS) as blocker:
+        page.reindex_button.click()
+    assert blocker.args[0] == f"Folder not found: {data} (moved or deleted?)"
+    assert "Folder not found" in page.status.text() and page.view is None
+    assert page.summary.text() == "No data set selected." and page.model.rowCount() == 0
+    assert page.forget_button.isVisible()
+
+    monkeypatch.setattr(page, "_confirm_forget", lambda root: False)
+    page.forget_button.click()
+    assert view.index.db_path.is_file()
+    monkeypatch.setattr(page, "_confirm_forget", lambda root: root == str(data))
+    with qtbot.waitSignal(page.sig_indexes_listed, timeout=WAIT_MS) as listed:
+        page.forget_button.click()
+    assert listed.args[0] == 0 and not view.index.db_path.exists()
+    assert "Forgot" in page.status.text() and not page.forget_button.isVisible()
+    assert moved.is_dir()  # the images are never touched
+
+
+def test_forget_from_the_list_context_menu(
+    page: DatasetsPage, qtbot, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_through(page, qtbot, data)
+    qtbot.waitUntil(lambda: page.datasets.count() == 1, timeout=WAIT_MS)
+    monkeypatch.setattr(page, "_confirm_forget", lambda root: True)
+    shown: list = []
+    monkeypatch.setattr(page_module.QMenu, "popup", lambda menu, _pos: shown.append(menu))
+    rect = page.datasets.visualItemRect(page.datasets.item(0))
+    page.datasets.customContextMenuRequested.emit(rect.center())
+    [forget] = shown[0].actions()
+    assert forget.text() == "Forget this data set…"
+    with qtbot.waitSignal(page.sig_indexes_listed, timeout=WAIT_MS) as listed:
+        forget.trigger()
+    assert listed.args[0] == 0 and page.view is None
+
+
+def test_clicking_a_data_set_while_indexing_says_why_not(
+    page: DatasetsPage, qtbot, data: Path, tmp_path: Path, slow_analysis
+) -> None:
+    with qtbot.waitSignal(page.sig_indexes_listed, timeout=WAIT_MS):
+        index_through(page, qtbot, data)
+    page.add_folder(make_dataset(tmp_path / "d", {"real": 30, "fake": 30}))
+    rect = page.datasets.visualItemRect(page.datasets.item(0))
+    qtbot.mouseClick(page.datasets.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert "wait for it to finish or cancel it" in page.status.text()
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS):
+        page.cancel_indexing()
+
+
+def test_a_failed_hygiene_check_is_shown(
+    page: DatasetsPage, qtbot, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_index):
+        raise ValueError("no memory left")
+
+    monkeypatch.setattr(page_module.hygiene, "check", broken)
+    with qtbot.waitSignal(page.sig_index_finished, timeout=WAIT_MS):
+        page.add_folder(data)
+    qtbot.waitUntil(lambda: page.tabs.tabText(2) == "Hygiene (failed)", timeout=WAIT_MS)
+    assert page.findings.topLevelItem(0).text(0) == "The hygiene check failed: no memory left"

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from app.commands import print_json, workspace_of
+from app.widgets.formatting import plural
 
 MAX_LISTED = 20
 """Files listed per finding group (and groups per finding) in the printed report."""
@@ -49,8 +50,8 @@ class _Progress:
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
-        if done < total and now - self.shown < 1.0:
-            return
+        if not total or (done < total and now - self.shown < 1.0):
+            return  # nothing to analyse (up to date), or a line was shown less than 1 s ago
         self.shown = now
         rate = done / max(now - self.started, 1e-9)
         print(f"indexing {self.name}: {done}/{total} files ({rate:.0f}/s)", file=sys.stderr)
@@ -73,6 +74,8 @@ def summarise(index, hygiene_report=None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "root": str(index.root),
         "index": str(index.db_path),
+        "complete": index.is_complete(),
+        "expected_files": index.expected_files(),
         "classes": index.counts(),
         "files": index.count(),
         "unreadable": len(index.errors()),
@@ -86,6 +89,7 @@ def summarise(index, hygiene_report=None) -> dict[str, Any]:
             "analysed": build.analysed,
             "removed": build.removed,
             "ignored": build.ignored,
+            "links_skipped": build.links_skipped,
             "cancelled": build.cancelled,
             "seconds": round(build.seconds, 3),
         }
@@ -97,12 +101,25 @@ def summarise(index, hygiene_report=None) -> dict[str, Any]:
 def _print_text(body: dict[str, Any]) -> None:
     build = body.get("build")
     classes = len(body["classes"])
-    line = f"{body['root']}: {body['files']} files in {classes} class{'es' * (classes != 1)}"
+    line = (
+        f"{body['root']}: {plural(body['files'], 'file')} in {plural(classes, 'class', 'classes')}"
+    )
     if build:
         rate = build["analysed"] / max(build["seconds"], 1e-9)
         line += f" ({build['analysed']} analysed in {build['seconds']:.1f} s, {rate:.0f} files/s"
-        line += f", {build['removed']} removed, {build['ignored']} non-image files ignored)"
+        line += (
+            f", {build['removed']} removed, {plural(build['ignored'], 'non-image file')} ignored"
+        )
+        if build["links_skipped"]:
+            line += f", {plural(build['links_skipped'], 'folder link')} skipped (loop or repeat)"
+        line += ")"
     print(line)
+    if not body["complete"]:
+        expected = body["expected_files"]
+        of = f" of {expected:,}" if expected is not None else ""
+        print(f"index incomplete: {body['files']:,}{of} files; run the command again to finish")
+    elif classes == 1:
+        print("only 1 class: needs at least 2 classes to train")
     width = max(len(name) for name in body["classes"])
     for name, count in body["classes"].items():
         print(f"  {name:<{width}}  {count}")
@@ -110,7 +127,10 @@ def _print_text(body: dict[str, Any]) -> None:
     for path, error in body["errors"]:
         print(f"  {path}: {error}")
     dup = body["duplicates"]
-    print(f"exact duplicates: {dup['files']} extra copies in {dup['groups']} groups")
+    print(
+        f"exact duplicates: {plural(dup['files'], 'extra copy', 'extra copies')} "
+        f"in {plural(dup['groups'], 'group')}"
+    )
     if body["splits"]:
         params = body["split_params"]
         sizes = ", ".join(f"{k} {v}" for k, v in body["splits"].items())

@@ -6,10 +6,14 @@
   batches; indexing again resumes.
 * **Overview**: classes as a bar chart (one pyqtgraph ``BarGraphItem``, updated in place), split
   sizes, and a seeded "make splits" form.
-* **Images**: a virtualised grid (``QListView`` in icon mode over :class:`ThumbnailModel`) that
-  pages rows from SQLite as the view scrolls (``canFetchMore``/``fetchMore``, keyset pages) and
-  asks a dedicated ``QThreadPool`` for thumbnails of the rows actually painted; thumbnails are
-  cached on disk by SHA-256 (:mod:`core.thumbnails`) and in memory (LRU).
+* **Images**: a virtualised grid (``QListView`` in icon mode over :class:`ThumbnailModel`) with
+  one row per file from the start (the scroll bar spans them all; End jumps to the last); rows
+  are read from SQLite a page at a time when painted (LRU cache of pages) and a dedicated
+  ``QThreadPool`` makes thumbnails of the rows actually painted; thumbnails are cached on disk
+  by SHA-256 (:mod:`core.thumbnails`) and in memory (LRU).
+* An **incomplete** index (a build cancelled or killed) says so (N of M files, Re-index to
+  finish) and is neither checked for hygiene nor split; an indexed folder that is gone says so
+  and can be forgotten (its index deleted), as can any data set from the list's context menu.
 * **Hygiene**: the :mod:`core.hygiene` findings as a tree, checked on a pool thread after the
   counts and grid are shown (it takes ~1.5 s at 40k images); clicking a finding or one of its
   groups shows and selects exactly those files in the grid.
@@ -17,6 +21,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -32,6 +37,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QRunnable,
     QSize,
     Qt,
@@ -53,6 +59,8 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -67,10 +75,11 @@ from PySide6.QtWidgets import (
 from app.style import ERROR, MUTED, PLOT_COLOURS
 from app.widgets.background import pool as background_pool
 from app.widgets.background import run_in_background
+from app.widgets.formatting import plural
 from app.widgets.page_header import PageHeader
 from core import hygiene
 from core.dataset_index import FileFacts
-from core.datasets import DatasetIndex, known_indexes
+from core.datasets import DatasetIndex, default_db_path, forget_index, known_indexes
 from core.errors import UserError
 from core.thumbnails import DEFAULT_SIZE, make_thumbnail
 from core.workspace import Workspace
@@ -78,7 +87,9 @@ from core.workspace import Workspace
 log = logging.getLogger(__name__)
 
 PAGE_ROWS = 256
-"""Rows fetched from SQLite per ``fetchMore``."""
+"""Rows read from SQLite at a time (one query) by the image grid."""
+PAGE_CACHE = 64
+"""Pages of rows kept in memory by the image grid (least recently used dropped first)."""
 IMAGE_CACHE = 4000
 """Thumbnails kept in memory (least recently used dropped first)."""
 MAX_GROUPS_SHOWN = 500
@@ -101,15 +112,43 @@ class DatasetView:
     splits: dict[str, int] | None
     split_params: dict[str, float] | None
     cancelled: bool = False
+    complete: bool = True
+    """Whether the last build finished; an incomplete index is neither checked nor split."""
+    expected: int | None = None
+    """Image files the last build found in the folder (``None``: not recorded)."""
+    ignored: int = 0
+    """Non-image files the last scan passed over."""
+    links_skipped: int = 0
+    """Folder links the last scan did not follow (a loop, or a folder already indexed)."""
 
     @property
     def imbalance_ratio(self) -> float | None:
         sizes = [n for n in self.counts.values() if n]
         return max(sizes) / min(sizes) if len(sizes) > 1 else None
 
+    def incomplete_notice(self) -> str | None:
+        """``"Index incomplete: N of M files — Re-index to finish"``, or ``None`` if complete."""
+        if self.complete:
+            return None
+        if self.expected is not None and self.files < self.expected:
+            done = f"{self.files:,} of {plural(self.expected, 'file')}"
+        else:
+            done = "indexing stopped early"
+        return f"Index incomplete: {done} — Re-index to finish"
+
+    def passed_over(self) -> str:
+        """``"2 non-image files ignored, 1 folder link skipped (loop or repeat)"``, or blank."""
+        parts = []
+        if self.ignored:
+            parts.append(f"{plural(self.ignored, 'non-image file')} ignored")
+        if self.links_skipped:
+            parts.append(f"{plural(self.links_skipped, 'folder link')} skipped (loop or repeat)")
+        return ", ".join(parts)
+
 
 def load_view(index: DatasetIndex, cancelled: bool = False) -> DatasetView:
     """Read an index's summary (SQLite queries: call on a worker thread)."""
+    ignored, links_skipped = index.passed_over()
     return DatasetView(
         index=index,
         counts=index.counts(),
@@ -119,7 +158,34 @@ def load_view(index: DatasetIndex, cancelled: bool = False) -> DatasetView:
         splits=index.split_counts() if index.has_splits() else None,
         split_params=index.split_params(),
         cancelled=cancelled,
+        complete=index.is_complete(),
+        expected=index.expected_files(),
+        ignored=ignored,
+        links_skipped=links_skipped,
     )
+
+
+def summary_html(view: DatasetView) -> str:
+    """The Overview's rich-text summary: folder, notices, counts, what the scan passed over."""
+    names = list(view.counts)
+    lines = [f"<b>{view.index.root}</b>"]
+    notice = view.incomplete_notice()
+    if notice:
+        lines.append(f"<span style='color:{ERROR}'>{notice}</span>")
+    elif len(names) == 1:
+        lines.append(
+            f"<span style='color:{ERROR}'>Only 1 class: needs at least 2 classes to "
+            "train (one subfolder per class).</span>"
+        )
+    ratio = view.imbalance_ratio
+    lines.append(
+        f"{plural(view.files, 'file')} in {plural(len(names), 'class', 'classes')}, "
+        f"{view.unreadable:,} unreadable" + (f", imbalance {ratio:.1f}:1" if ratio else "")
+    )
+    if view.passed_over():
+        lines.append(view.passed_over())
+    lines.append(", ".join(f"{name}: {count:,}" for name, count in view.counts.items()))
+    return "<br>".join(lines)
 
 
 def make_splits_view(index: DatasetIndex, seed: int, val: float, test: float) -> DatasetView:
@@ -136,6 +202,8 @@ class IndexWorker(QObject):
     sig_index_finished = Signal(object)
     """A :class:`DatasetView` (``cancelled`` set when the user stopped it)."""
     sig_index_failed = Signal(str)
+    sig_folder_missing = Signal(str)
+    """The folder of an indexed data set is gone (moved or deleted); its root."""
 
     def __init__(self, root: str, workspace: Workspace, build: bool = True) -> None:
         super().__init__()
@@ -146,9 +214,17 @@ class IndexWorker(QObject):
         """Ask the build to stop after the current batch (safe from any thread)."""
         self._cancel.set()
 
+    def _folder_missing(self) -> bool:
+        """Whether the folder is gone although the workspace holds its index."""
+        root = Path(self.root)
+        return not root.is_dir() and default_db_path(root, self.workspace).is_file()
+
     @Slot()
     def run(self) -> None:
         try:
+            if self._folder_missing():
+                self.sig_folder_missing.emit(self.root)
+                return
             if self.build:
                 index = DatasetIndex.build(
                     self.root,
@@ -211,10 +287,14 @@ def _placeholder(text: str, colour: str) -> QImage:
 
 
 class ThumbnailModel(QAbstractListModel):
-    """The files of one class (or an explicit list), paged lazily from the index.
+    """The files of one class (or an explicit list) of an index, one row each.
 
-    Rows are :class:`core.dataset_index.FileFacts`. ``DecorationRole`` returns the cached
-    thumbnail or, the first time a row is painted, a placeholder while a pool thread makes it.
+    ``rowCount`` is the full count from the start, so the scroll bar spans every file and End
+    jumps to the last; rows are read from SQLite a page of :data:`PAGE_ROWS` at a time when the
+    view first asks for one of them (the page after a cached one by key, any other by offset;
+    :data:`PAGE_CACHE` pages kept, least recently used dropped). Rows are
+    :class:`core.dataset_index.FileFacts`; ``DecorationRole`` returns the cached thumbnail or,
+    the first time a row is painted, a placeholder while a pool thread makes it.
     """
 
     sig_thumbnail_loaded = Signal(int)
@@ -231,97 +311,142 @@ class ThumbnailModel(QAbstractListModel):
         self._index: DatasetIndex | None = None
         self._label: str | None = None
         self._wanted: list[str] | None = None
-        self._rows: list[FileFacts] = []
-        self._rows_of: dict[str, list[int]] = {}
-        self._exhausted = True
+        self._total = 0
+        self._pages: OrderedDict[int, list[FileFacts | None]] = OrderedDict()
+        self._page_ends: list[str] = []
+        """The last relative path of every page (read on a pool thread): deep pages by key."""
+        self._waiting: dict[str, set[int]] = {}
+        """Rows painted with the placeholder, by the SHA-256 whose thumbnail is being made."""
         self._generation = 0
         self._images: OrderedDict[str, QImage] = OrderedDict()
-        self._pending: set[str] = set()
         self.loaded = 0
+        self.page_reads = 0
+        """Pages read from SQLite so far (all sources)."""
         self._loading = _placeholder("…", MUTED)
         self._broken = _placeholder("unreadable", ERROR)
 
     # -- sources -------------------------------------------------------------------------------
-    def show_class(self, index: DatasetIndex | None, label: str | None) -> None:
-        """Show the files of class ``label`` (``None``: every class) of ``index``."""
-        self._reset(index, label, None)
+    def show_class(self, index: DatasetIndex | None, label: str | None, total: int) -> None:
+        """Show the ``total`` files of class ``label`` (``None``: every class) of ``index``."""
+        self._reset(index, label, None, total if index is not None else 0)
 
     def show_files(self, index: DatasetIndex, relpaths: list[str]) -> None:
         """Show exactly these files (sorted), e.g. those of a hygiene finding."""
-        self._reset(index, None, sorted(relpaths))
+        wanted = sorted(relpaths)
+        self._reset(index, None, wanted, len(wanted))
 
-    def _reset(self, index: DatasetIndex | None, label: str | None, wanted) -> None:
+    def _reset(
+        self, index: DatasetIndex | None, label: str | None, wanted: list[str] | None, total: int
+    ) -> None:
         self.beginResetModel()
         self._generation += 1
-        self._pending.clear()
+        self._waiting.clear()
         self.pool.clear()
-        self._index, self._label, self._wanted = index, label, wanted
-        self._rows, self._rows_of = [], {}
-        self._exhausted = index is None
+        self._index, self._label, self._wanted, self._total = index, label, wanted, total
+        self._pages.clear()
+        self._page_ends = []
         self.loaded = 0
         self.endResetModel()
+        if index is not None and wanted is None and total > PAGE_ROWS:
+            generation = self._generation
+            run_in_background(
+                index.page_ends,
+                label,
+                PAGE_ROWS,
+                on_done=lambda ends: self._on_page_ends_read(generation, ends),
+            )
 
-    def facts(self, row: int) -> FileFacts:
-        return self._rows[row]
+    def _on_page_ends_read(self, generation: int, ends: list[str]) -> None:
+        if generation == self._generation:
+            self._page_ends = ends
+
+    def facts(self, row: int) -> FileFacts | None:
+        """The facts of ``row`` (its page read now if needed); ``None`` for a file that left
+        the index since the source was shown."""
+        if not 0 <= row < self._total or self._index is None:
+            return None
+        page, offset = divmod(row, PAGE_ROWS)
+        rows = self._page(page)
+        return rows[offset] if offset < len(rows) else None
+
+    def relpath(self, row: int) -> str | None:
+        """The relative path of ``row`` (no SQLite read when showing an explicit list)."""
+        if self._wanted is not None:
+            return self._wanted[row] if 0 <= row < self._total else None
+        facts = self.facts(row)
+        return facts.relpath if facts else None
 
     def row_of(self, relpath: str) -> int | None:
-        """The row showing ``relpath`` among the rows fetched so far."""
-        for row, facts in enumerate(self._rows):
-            if facts.relpath == relpath:
-                return row
+        """The row showing ``relpath``, or ``None``."""
+        if self._index is None:
+            return None
+        if self._wanted is not None:
+            row = bisect.bisect_left(self._wanted, relpath)
+        else:
+            row = self._index.position(relpath, self._label)
+        return row if self.relpath(row) == relpath else None
+
+    # -- pages ---------------------------------------------------------------------------------
+    def _page(self, page: int) -> list[FileFacts | None]:
+        rows = self._pages.get(page)
+        if rows is None:
+            rows = self._pages[page] = self._read_page(page)
+            while len(self._pages) > PAGE_CACHE:
+                self._pages.popitem(last=False)
+        self._pages.move_to_end(page)
+        return rows
+
+    def _read_page(self, page: int) -> list[FileFacts | None]:
+        """One page from SQLite: by key after the previous page's last path when known (page
+        ends arrive from a pool thread soon after a reset), else by offset (slower deep down)."""
+        assert self._index is not None
+        self.page_reads += 1
+        start = page * PAGE_ROWS
+        if self._wanted is not None:
+            chunk = self._wanted[start : start + PAGE_ROWS]
+            found = {facts.relpath: facts for facts in self._index.find(chunk)}
+            return [found.get(relpath) for relpath in chunk]
+        after = self._page_end(page - 1)
+        if after is not None:
+            return list(self._index.records(self._label, limit=PAGE_ROWS, after=after))
+        return list(self._index.records(self._label, offset=start, limit=PAGE_ROWS))
+
+    def _page_end(self, page: int) -> str | None:
+        """The last relative path of ``page`` if known (cached page or page ends), else ``None``."""
+        if 0 <= page < len(self._page_ends):
+            return self._page_ends[page]
+        rows = self._pages.get(page)
+        if rows and len(rows) == PAGE_ROWS and rows[-1] is not None:
+            return rows[-1].relpath
         return None
 
-    # -- lazy rows -----------------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:
-        return not parent.isValid() and not self._exhausted
-
-    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> None:
-        if parent.isValid() or self._exhausted or self._index is None:
-            return
-        if self._wanted is not None:
-            start = len(self._rows)
-            batch = self._index.find(self._wanted[start : start + PAGE_ROWS])
-            self._exhausted = start + PAGE_ROWS >= len(self._wanted)
-        else:
-            after = self._rows[-1].relpath if self._rows else None
-            batch = self._index.records(self._label, limit=PAGE_ROWS, after=after)
-            self._exhausted = len(batch) < PAGE_ROWS
-        if not batch:
-            return
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(batch) - 1)
-        for row, facts in enumerate(batch, start=first):
-            self._rows_of.setdefault(facts.sha256, []).append(row)
-        self._rows.extend(batch)
-        self.endInsertRows()
-
     # -- cells ---------------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else self._total
+
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
+        if not index.isValid() or role not in _ROLES:
             return None
-        facts = self._rows[index.row()]
+        facts = self.facts(index.row())
+        if facts is None:
+            return None
         if role == Qt.ItemDataRole.DisplayRole:
             return Path(facts.relpath).name
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(facts)
         if role == Qt.ItemDataRole.UserRole:
             return facts.relpath
-        if role == Qt.ItemDataRole.DecorationRole:
-            return self._thumbnail(facts)
-        return None
+        return self._thumbnail(facts, index.row())
 
-    def _thumbnail(self, facts: FileFacts) -> QImage:
+    def _thumbnail(self, facts: FileFacts, row: int) -> QImage:
         if facts.error is not None:
             return self._broken
         image = self._images.get(facts.sha256)
         if image is not None:
             self._images.move_to_end(facts.sha256)
             return image
-        if facts.sha256 not in self._pending and self._index is not None:
-            self._pending.add(facts.sha256)
+        waiting = self._waiting.setdefault(facts.sha256, set())
+        if not waiting and self._index is not None:
             task = _ThumbnailTask(
                 self._signals,
                 self._generation,
@@ -330,18 +455,18 @@ class ThumbnailModel(QAbstractListModel):
                 self.cache_dir,
             )
             self.pool.start(task)
+        waiting.add(row)
         return self._loading
 
     @Slot(int, str, QImage)
     def _on_task_thumbnail_ready(self, generation: int, sha: str, image: QImage) -> None:
-        self._pending.discard(sha)
         self._images[sha] = image if not image.isNull() else self._broken
         while len(self._images) > IMAGE_CACHE:
             self._images.popitem(last=False)
         if generation != self._generation:
             return
         self.loaded += 1
-        for row in self._rows_of.get(sha, []):
+        for row in self._waiting.pop(sha, ()):
             cell = self.index(row)
             self.dataChanged.emit(cell, cell, [Qt.ItemDataRole.DecorationRole])
         self.sig_thumbnail_loaded.emit(self.loaded)
@@ -351,6 +476,14 @@ class ThumbnailModel(QAbstractListModel):
         self._generation += 1
         self.pool.clear()
         self.pool.waitForDone()
+
+
+_ROLES = {
+    Qt.ItemDataRole.DisplayRole,
+    Qt.ItemDataRole.ToolTipRole,
+    Qt.ItemDataRole.UserRole,
+    Qt.ItemDataRole.DecorationRole,
+}
 
 
 def _tooltip(facts: FileFacts) -> str:
@@ -420,13 +553,23 @@ class DatasetsPage(QWidget):
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.cancel_button)
         layout.addLayout(progress_row)
-        layout.addWidget(self.status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        self.forget_button = QPushButton("Forget…")
+        self.forget_button.setToolTip("Remove this data set from the list and delete its index")
+        self.forget_button.clicked.connect(self._on_forget_clicked)
+        self.forget_button.setVisible(False)
+        self._missing_root: str | None = None
+        status_row.addWidget(self.forget_button)
+        layout.addLayout(status_row)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.datasets = QListWidget()
         self.datasets.setToolTip("Data sets indexed in this workspace")
         self.datasets.itemActivated.connect(self._on_datasets_item_activated)
         self.datasets.itemClicked.connect(self._on_datasets_item_activated)
+        self.datasets.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.datasets.customContextMenuRequested.connect(self._on_datasets_context_menu)
         splitter.addWidget(self.datasets)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_overview(), "Overview")
@@ -495,16 +638,11 @@ class DatasetsPage(QWidget):
         row.addWidget(self.grid_label)
         layout.addLayout(row)
         self.model = ThumbnailModel(self.workspace.thumbnails, self)
-        self.model.rowsInserted.connect(self._on_model_rows_inserted)
-        self.model.modelReset.connect(self._on_model_reset)
-        self._select_new_rows = False
         self.grid = QListView()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
         self.grid.setResizeMode(QListView.ResizeMode.Adjust)
         self.grid.setMovement(QListView.Movement.Static)
         self.grid.setUniformItemSizes(True)
-        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
-        self.grid.setBatchSize(PAGE_ROWS)
         self.grid.setIconSize(QSize(DEFAULT_SIZE, DEFAULT_SIZE))
         self.grid.setGridSize(QSize(DEFAULT_SIZE + 24, DEFAULT_SIZE + 28))
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -553,20 +691,33 @@ class DatasetsPage(QWidget):
         run_in_background(known_indexes, self.workspace, on_done=self._on_indexes_listed)
 
     def show_files(self, relpaths: list[str]) -> None:
-        """Show exactly these files in the grid and select them (pages fetched later, as the
-        grid scrolls, are selected too)."""
+        """Show exactly these files in the grid and select all of them (one range)."""
         if self.view is None:
             return
         self.model.show_files(self.view.index, relpaths)
-        self._select_new_rows = True
-        self.model.fetchMore()
-        self.grid_label.setText(f"{len(relpaths):,} files of a finding")
+        if relpaths:
+            every = QItemSelection(self.model.index(0), self.model.index(len(relpaths) - 1))
+            self.grid.selectionModel().select(every, QItemSelectionModel.SelectionFlag.Select)
+        self.grid_label.setText(f"{plural(len(relpaths), 'file')} of a finding")
         self.tabs.setCurrentIndex(1)
 
     def selected_files(self) -> list[str]:
         """Relative paths of the files selected in the grid, sorted."""
-        rows = self.grid.selectionModel().selectedIndexes()
-        return sorted(self.model.facts(i.row()).relpath for i in rows)
+        ranges = self.grid.selectionModel().selection()
+        rows = (row for r in ranges for row in range(r.top(), r.bottom() + 1))
+        return sorted(path for row in rows if (path := self.model.relpath(row)) is not None)
+
+    def forget_dataset(self, root: str) -> None:
+        """After the user confirms, delete the index of ``root`` from the workspace (the folder
+        itself is not touched) and drop it from the list."""
+        if self.is_busy() or not self._confirm_forget(root):
+            return
+        run_in_background(
+            forget_index,
+            default_db_path(Path(root), self.workspace),
+            on_done=lambda _=None: self._on_dataset_forgotten(root),
+            on_error=self._on_task_failed,
+        )
 
     def shutdown(self) -> None:
         """Stop the worker thread and the thumbnail pool (the window calls this on close).
@@ -583,7 +734,10 @@ class DatasetsPage(QWidget):
     # -- indexing ------------------------------------------------------------------------------
     def _start(self, root: str, build: bool) -> None:
         if self.is_busy():
-            self.status.setText("Already indexing; cancel it first.")
+            self.status.setText(
+                "Indexing is running: wait for it to finish or cancel it, then open another "
+                "data set."
+            )
             return
         self._thread = QThread(self)
         self._worker = IndexWorker(root, self.workspace, build)
@@ -592,6 +746,8 @@ class DatasetsPage(QWidget):
         self._worker.sig_progress_changed.connect(self._on_worker_progress_changed)
         self._worker.sig_index_finished.connect(self._on_worker_index_finished)
         self._worker.sig_index_failed.connect(self._on_worker_index_failed)
+        self._worker.sig_folder_missing.connect(self._on_worker_folder_missing)
+        self.forget_button.setVisible(False)
         self.progress.setRange(0, 0)
         self.status.setText(f"{'Indexing' if build else 'Opening'} {root}…")
         self._set_busy(True)
@@ -603,7 +759,8 @@ class DatasetsPage(QWidget):
         self.cancel_button.setEnabled(busy)
         self.add_button.setEnabled(not busy)
         self.reindex_button.setEnabled(not busy and self.view is not None)
-        self.split_button.setEnabled(not busy and self.view is not None)
+        self.split_button.setEnabled(not busy and self.view is not None and self.view.complete)
+        self.forget_button.setEnabled(not busy)
 
     @Slot(int, int)
     def _on_worker_progress_changed(self, done: int, total: int) -> None:
@@ -622,11 +779,12 @@ class DatasetsPage(QWidget):
             )
         elif build is not None:
             self.status.setText(
-                f"Indexed {view.index.root}: {build.analysed} files analysed, "
-                f"{build.removed} removed, in {build.seconds:.1f} s."
+                f"Indexed {view.index.root}: {plural(build.analysed, 'file')} analysed, "
+                f"{build.removed:,} removed, in {build.seconds:.1f} s."
             )
         else:
-            self.status.setText(f"Opened {view.index.root}.")
+            notice = view.incomplete_notice()
+            self.status.setText(f"Opened {view.index.root}." + (f" {notice}." if notice else ""))
         self.refresh_list()
         self.sig_index_finished.emit(view)
 
@@ -634,6 +792,18 @@ class DatasetsPage(QWidget):
     def _on_worker_index_failed(self, message: str) -> None:
         self._end_thread()
         self.status.setText(f"<span style='color:{ERROR}'>{message}</span>")
+        self.sig_index_failed.emit(message)
+
+    @Slot(str)
+    def _on_worker_folder_missing(self, root: str) -> None:
+        self._end_thread()
+        self._clear_view()
+        message = f"Folder not found: {root} (moved or deleted?)"
+        self.status.setText(
+            f"<span style='color:{ERROR}'>{message}</span> Forget it to remove it from the list."
+        )
+        self._missing_root = root
+        self.forget_button.setVisible(True)
         self.sig_index_failed.emit(message)
 
     def _end_thread(self) -> None:
@@ -653,19 +823,13 @@ class DatasetsPage(QWidget):
         if self._closed:
             return
         self.view = view
+        self.forget_button.setVisible(False)
         names = list(view.counts)
-        self.bars.setOpts(x=list(range(len(names))), height=list(view.counts.values()))
-        self.chart.getPlotItem().getAxis("bottom").setTicks([list(enumerate(names))])
-        self.chart.getPlotItem().enableAutoRange()
-        ratio = view.imbalance_ratio
-        self.summary.setText(
-            f"<b>{view.index.root}</b><br>{view.files:,} files in {len(names)} classes, "
-            f"{view.unreadable:,} unreadable"
-            + (f", imbalance {ratio:.1f}:1" if ratio else "")
-            + "<br>"
-            + ", ".join(f"{name}: {count:,}" for name, count in view.counts.items())
-        )
-        if view.splits:
+        self._show_chart(view.counts)
+        self.summary.setText(summary_html(view))
+        if not view.complete:
+            self.split_label.setText("Splits wait until indexing finishes (Re-index).")
+        elif view.splits:
             params = view.split_params or {}
             self.split_label.setText(
                 " · ".join(f"{name} {count:,}" for name, count in view.splits.items())
@@ -680,11 +844,52 @@ class DatasetsPage(QWidget):
             self.class_combo.addItem(f"{name} ({view.counts[name]:,})", name)
         self.class_combo.blockSignals(False)
         self._on_class_combo_changed(0)
+        self._check_hygiene(view)
+        self._set_busy(self.is_busy())
+
+    def _show_chart(self, counts: dict[str, int]) -> None:
+        names = list(counts)
+        self.bars.setOpts(x=list(range(len(names))), height=list(counts.values()))
+        self.chart.getPlotItem().getAxis("bottom").setTicks([list(enumerate(names))])
+        self.chart.getPlotItem().enableAutoRange()
+
+    def _check_hygiene(self, view: DatasetView) -> None:
+        """Start the hygiene check on a pool thread; an incomplete index is not checked."""
         self.report = None
         self.findings.clear()
+        if not view.complete:
+            note = "Not checked: hygiene is checked once indexing finishes (Re-index to finish)."
+            QTreeWidgetItem(self.findings, [note, ""])
+            self.tabs.setTabText(2, "Hygiene (not checked)")
+            return
         QTreeWidgetItem(self.findings, ["Checking…", ""])
         self.tabs.setTabText(2, "Hygiene (…)")
-        run_in_background(hygiene.check, view.index, on_done=self._on_hygiene_checked)
+        root = str(view.index.root)
+        run_in_background(
+            hygiene.check,
+            view.index,
+            on_done=self._on_hygiene_checked,
+            on_error=lambda message: self._on_hygiene_failed(root, message),
+        )
+
+    def _on_hygiene_failed(self, root: str, message: str) -> None:
+        if self.view is None or str(self.view.index.root) != root:
+            return
+        self.findings.clear()
+        QTreeWidgetItem(self.findings, [f"The hygiene check failed: {message}", ""])
+        self.tabs.setTabText(2, "Hygiene (failed)")
+
+    def _clear_view(self) -> None:
+        """Show no data set (its folder is gone, or its index was forgotten)."""
+        self.view = self.report = None
+        self.summary.setText("No data set selected.")
+        self._show_chart({})
+        self.split_label.setText("No splits yet.")
+        self.class_combo.clear()
+        self.model.show_class(None, None, 0)
+        self.grid_label.clear()
+        self.findings.clear()
+        self.tabs.setTabText(2, "Hygiene")
         self._set_busy(self.is_busy())
 
     @Slot(object)
@@ -733,8 +938,43 @@ class DatasetsPage(QWidget):
     @Slot(QListWidgetItem)
     def _on_datasets_item_activated(self, item: QListWidgetItem) -> None:
         root = item.data(Qt.ItemDataRole.UserRole)
-        if root and not self.is_busy() and (self.view is None or str(self.view.index.root) != root):
-            self.open_dataset(root)
+        shown = self.view is not None and str(self.view.index.root) == root
+        if root and (self.is_busy() or not shown):
+            self.open_dataset(root)  # while an index runs, this says to wait or cancel
+
+    @Slot(QPoint)
+    def _on_datasets_context_menu(self, position: QPoint) -> None:
+        item = self.datasets.itemAt(position)
+        if item is None:
+            return
+        menu = QMenu(self)
+        forget = menu.addAction("Forget this data set…")
+        forget.setEnabled(not self.is_busy())
+        root = item.data(Qt.ItemDataRole.UserRole)
+        forget.triggered.connect(lambda: self.forget_dataset(root))
+        menu.popup(self.datasets.viewport().mapToGlobal(position))
+
+    @Slot()
+    def _on_forget_clicked(self) -> None:
+        if self._missing_root:
+            self.forget_dataset(self._missing_root)
+
+    def _confirm_forget(self, root: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Forget data set",
+            f"Remove {root} from the list and delete its index? The folder and its images are "
+            "not touched; adding the folder again re-indexes it.",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _on_dataset_forgotten(self, root: str) -> None:
+        if self.view is not None and str(self.view.index.root) == root:
+            self._clear_view()
+        self.forget_button.setVisible(False)
+        self._missing_root = None
+        self.status.setText(f"Forgot {root}: its index was deleted (the folder was not touched).")
+        self.refresh_list()
 
     @Slot(object)
     def _on_indexes_listed(self, found: list[tuple[Path, Path]]) -> None:
@@ -751,19 +991,9 @@ class DatasetsPage(QWidget):
         if self.view is None:
             return
         label = self.class_combo.currentData()
-        self.model.show_class(self.view.index, label)
         total = self.view.files if label is None else self.view.class_files.get(label, 0)
-        self.grid_label.setText(f"{total:,} files")
-
-    @Slot(QModelIndex, int, int)
-    def _on_model_rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
-        if self._select_new_rows:
-            rows = QItemSelection(self.model.index(first), self.model.index(last))
-            self.grid.selectionModel().select(rows, QItemSelectionModel.SelectionFlag.Select)
-
-    @Slot()
-    def _on_model_reset(self) -> None:
-        self._select_new_rows = False
+        self.model.show_class(self.view.index, label, total)
+        self.grid_label.setText(plural(total, "file"))
 
     @Slot(QTreeWidgetItem, int)
     def _on_findings_item_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
@@ -784,7 +1014,7 @@ class DatasetsPage(QWidget):
             round(self.val.value(), 4),
             round(self.test.value(), 4),
             on_done=self._on_splits_made,
-            on_error=self._on_splits_failed,
+            on_error=self._on_task_failed,
         )
 
     @Slot(object)
@@ -794,7 +1024,7 @@ class DatasetsPage(QWidget):
         self.sig_index_finished.emit(view)
 
     @Slot(str)
-    def _on_splits_failed(self, message: str) -> None:
+    def _on_task_failed(self, message: str) -> None:
         self.status.setText(f"<span style='color:{ERROR}'>{message}</span>")
         self._set_busy(self.is_busy())
         self.sig_index_failed.emit(message)

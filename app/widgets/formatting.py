@@ -50,3 +50,8 @@ def percent(value: float | None) -> str:
 
 def milliseconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} ms"
+
+
+def plural(number: int, noun: str, nouns: str | None = None) -> str:
+    """``(1, "class", "classes") -> "1 class"``, ``(3, "file") -> "3 files"`` (``1,000``)."""
+    return f"{number:,} {noun if number == 1 else nouns or noun + 's'}"
