@@ -351,7 +351,7 @@ def _class_findings(
                 Finding(
                     "tiny_class",
                     "warning",
-                    f"class '{label}' has only {counts[label]} readable images (fewer than "
+                    f"class '{label}' has only {_n(counts[label], 'readable image')} (fewer than "
                     f"{min_class}): its metrics will be noisy",
                     [[r.relpath for r in by_class.get(label, [])]],
                 )
