@@ -11,7 +11,8 @@ from PySide6.QtGui import QDropEvent
 from test_datasets_support import add_bad_files, copy_file, make_dataset
 
 from app.pages import datasets as page_module
-from app.pages.datasets import PAGE_ROWS, DatasetsPage
+from app.pages.dataset_grid import PAGE_ROWS
+from app.pages.datasets import DatasetsPage
 from app.widgets import background
 from core import datasets
 from core.thumbnails import thumbnail_path
