@@ -150,16 +150,21 @@ public class GoldenParityTest {
         }
     }
 
+    /** The golden check of the first bundle with a "runtime" whose logits {@code model} makes. */
+    private static GoldenCheck.Result firstBundleWith(
+            java.util.function.Function<GoldenVectors.Vector, float[]> model) throws Exception {
+        File dir = required("bundle.dirs").get(0);
+        return GoldenCheck.run(dir, BundleMeta.read(dir), GoldenParityTest::readPng,
+                (vector, input) -> model.apply(vector));
+    }
+
     @Test
     public void aRuntimeWithWrongLogitsIsCaught() throws Exception {
-        List<File> bundles = required("bundle.dirs");
-        File dir = bundles.get(0);
-        GoldenCheck.Result result = GoldenCheck.run(dir, BundleMeta.read(dir),
-                GoldenParityTest::readPng, (vector, input) -> {
-                    float[] off = vector.logits.clone();
-                    off[0] += 0.01f;
-                    return off;
-                });
+        GoldenCheck.Result result = firstBundleWith(vector -> {
+            float[] off = vector.logits.clone();
+            off[0] += 0.01f;
+            return off;
+        });
         assertTrue(result.summary(), !result.ok() && result.summary().contains("MISMATCH"));
         assertEquals(0.01, result.maxLogitsDiff, 1e-6);
         assertTrue(result.failures.toString(), result.failures.get(0).contains(": logits differs by"));
@@ -169,16 +174,13 @@ public class GoldenParityTest {
 
     @Test
     public void aRuntimeThatDecidesOtherwiseDoesNotAgree() throws Exception {
-        List<File> bundles = required("bundle.dirs");
-        File dir = bundles.get(0);
-        GoldenCheck.Result result = GoldenCheck.run(dir, BundleMeta.read(dir),
-                GoldenParityTest::readPng, (vector, input) -> {
-                    float[] flipped = vector.logits.clone();  // the classes' scores reversed
-                    for (int i = 0; i < flipped.length; i++) {
-                        flipped[i] = vector.logits[vector.logits.length - 1 - i];
-                    }
-                    return flipped;
-                });
+        GoldenCheck.Result result = firstBundleWith(vector -> {
+            float[] flipped = vector.logits.clone();  // the classes' scores reversed
+            for (int i = 0; i < flipped.length; i++) {
+                flipped[i] = vector.logits[vector.logits.length - 1 - i];
+            }
+            return flipped;
+        });
         assertTrue(result.summary(), !result.ok() && !result.decisionsAgree());
         assertTrue(result.inputsMatch);
     }
