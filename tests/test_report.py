@@ -348,3 +348,26 @@ def test_report_shows_the_sub_folder_breakdown(left_out_run, foldered_data, tmp_
     assert [g["n"] for g in metrics["by_folder"].values()] == [24, 24]  # real + gan_a only
     html = out.read_text()
     assert "By sub-folder" in html and "<td>one</td><td>24</td>" in html
+
+
+def test_coverage_risk_curve_follows_the_rule_with_an_energy_floor() -> None:
+    from core.rejection import Calibration
+    from core.verdict import accepts, scores_of
+    from training.report import coverage_risk_curve
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    logits = rng.normal(size=(400, 3)) * 2
+    logits[np.arange(400), labels] += 1.5
+    energy = scores_of(logits, 1.0, "energy")[1]
+    floor = float(np.quantile(energy, 0.3))  # 70 % of the images can be answered at all
+    calibration = Calibration(threshold=0.0, energy_floor=floor, floor_keep=0.7)
+    curve = coverage_risk_curve(logits, labels, calibration)
+    assert curve["coverage"][-1] == pytest.approx(0.7, abs=0.01)  # not 1: the floor turns away
+    point = curve["at_threshold"]  # threshold 0: everything above the floor is answered
+    assert point["coverage"] == pytest.approx(curve["coverage"][-1])
+    assert point["risk"] == pytest.approx(curve["risk"][-1])
+    answered = accepts(logits, calibration)[1]
+    assert point["coverage"] == pytest.approx(answered.mean())
+    plain = coverage_risk_curve(logits, labels, Calibration(threshold=0.0))
+    assert plain["coverage"][-1] == pytest.approx(1.0)

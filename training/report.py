@@ -105,15 +105,22 @@ def coverage_risk_curve(
     logits: np.ndarray, labels: np.ndarray, calibration: Calibration
 ) -> dict[str, list[float]]:
     """Coverage and selective risk when accepting the top-k scores, k = 1..N (21 points), and
-    ``at_threshold``: the share answered at the calibrated threshold and the errors among them."""
+    ``at_threshold``: the share answered at the calibrated threshold and the errors among them.
+    With an energy floor only the images at or above it can be answered, as by the rule, so the
+    curve ends at their share and passes through the threshold's point."""
     probs, values = scores_of(logits, calibration.temperature, calibration.score)
     wrong = probs.argmax(axis=1) != labels
+    eligible = np.ones(len(values), dtype=bool)
+    if calibration.energy_floor is not None:
+        energies = scores_of(logits, calibration.temperature, "energy")[1]
+        eligible = energies >= calibration.energy_floor
     order = np.argsort(-values, kind="mergesort")
+    order = order[eligible[order]]
     cumulative = np.cumsum(wrong[order]) / np.arange(1, len(order) + 1)
-    picks = np.unique(np.linspace(0, len(order) - 1, 21).astype(int))
+    picks = np.unique(np.linspace(0, len(order) - 1, 21).astype(int)) if len(order) else order
     _, answered = accepts(logits, calibration)
     return {
-        "coverage": ((picks + 1) / len(order)).tolist(),
+        "coverage": ((picks + 1) / len(values)).tolist(),
         "risk": cumulative[picks].tolist(),
         "at_threshold": {
             "coverage": float(answered.mean()),
