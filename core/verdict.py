@@ -127,6 +127,15 @@ def decide(
     return verdicts
 
 
+def telling_digits(value: float, line: float) -> int:
+    """Decimals (2 to 6) that show ``value`` and the ``line`` it is compared with as different
+    numbers (``0.729 is below 0.733``, not ``0.73 is below 0.73``)."""
+    digits = 2
+    while digits < 6 and f"{value:.{digits}f}" == f"{line:.{digits}f}":
+        digits += 1
+    return digits
+
+
 def explain_verdict(
     kind: str,
     label: str,
@@ -140,15 +149,14 @@ def explain_verdict(
         keeps = ""
         if calibration.floor_keep is not None:
             keeps = f", which {calibration.floor_keep:.0%} of validation images reach"
+        digits = telling_digits(below_floor, calibration.energy_floor)
         return (
             f"Unknown: unlike the images the model learnt from (familiarity score "
-            f"{below_floor:.2f} is below the floor {calibration.energy_floor:.2f}{keeps}; "
-            f"best guess: {label})"
+            f"{below_floor:.{digits}f} is below the floor {calibration.energy_floor:.{digits}f}"
+            f"{keeps}; best guess: {label})"
         )
     word = SCORE_WORDS[calibration.score]
-    digits = 2
-    while digits < 6 and f"{value:.{digits}f}" == f"{calibration.threshold:.{digits}f}":
-        digits += 1
+    digits = telling_digits(value, calibration.threshold)
     goal = ""
     if calibration.target_risk is not None and not calibration.reached:
         goal = f" (the {calibration.target_risk:.0%} error target was out of reach)"

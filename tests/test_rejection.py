@@ -196,6 +196,11 @@ def test_an_energy_floor_rejects_unfamiliar_images_however_confident() -> None:
         "Unknown: unlike the images the model learnt from (familiarity score 4.04 is below the "
         "floor 5.01, which 67% of validation images reach; best guess: real)"
     )
+    close = Calibration(threshold=0.5, energy_floor=4.038, floor_keep=2 / 3)  # energy 4.0360
+    assert decide(logits[:1], close, CLASSES, "real")[0].explanation == (
+        "Unknown: unlike the images the model learnt from (familiarity score 4.036 is below the "
+        "floor 4.038, which 67% of validation images reach; best guess: real)"
+    )  # as many decimals as tell the two apart, not "4.04 is below the floor 4.04"
     assert accepts(logits, calibration)[1].tolist() == [False, True, True]
     assert "energy >= 5.01 (keeps 67%)" in calibration.summary()
     assert Calibration.from_dict(calibration.to_dict()) == calibration

@@ -90,10 +90,7 @@ public final class Verdict {
     /** The same sentence as {@code core.verdict.explain_verdict}. */
     private String explain(Calibration calibration) {
         String word = calibration.score == Calibration.Score.ENERGY ? "familiarity score" : "confidence";
-        int digits = 2;
-        while (digits < 6 && fixed(score, digits).equals(fixed(threshold, digits))) {
-            digits++;
-        }
+        int digits = tellingDigits(score, threshold);
         String goal = "";
         if (!Double.isNaN(calibration.targetRisk)) {
             String target = fixed(100 * calibration.targetRisk, 0) + "%";
@@ -113,9 +110,19 @@ public final class Verdict {
     private String explainUnfamiliar(Calibration calibration, double energy) {
         String keeps = Double.isNaN(calibration.floorKeep) ? ""
                 : ", which " + fixed(100 * calibration.floorKeep, 0) + "% of validation images reach";
+        int digits = tellingDigits(energy, calibration.energyFloor);
         return "Unknown: unlike the images the model learnt from (familiarity score "
-                + fixed(energy, 2) + " is below the floor " + fixed(calibration.energyFloor, 2) + keeps
-                + "; best guess: " + label + ")";
+                + fixed(energy, digits) + " is below the floor "
+                + fixed(calibration.energyFloor, digits) + keeps + "; best guess: " + label + ")";
+    }
+
+    /** Decimals (2 to 6) that show a value and the line it is compared with as different numbers. */
+    static int tellingDigits(double value, double line) {
+        int digits = 2;
+        while (digits < 6 && fixed(value, digits).equals(fixed(line, digits))) {
+            digits++;
+        }
+        return digits;
     }
 
     /**

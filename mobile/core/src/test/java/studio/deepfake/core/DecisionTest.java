@@ -113,6 +113,12 @@ public class DecisionTest {
                 v.explanation);
         Verdict familiar = new Decision(CLASSES, "real", floored).decide(new float[] {5f, 0f, 0f});
         assertEquals(Verdict.Kind.REAL, familiar.kind);
+        // energy 4.0360 against a floor of 4.038: as many decimals as tell them apart
+        Calibration close = new Calibration(1.0, Calibration.Score.MAX_SOFTMAX, 0.5, 0.05, 0.9,
+                0.04, "test", 4.038, 0.9);
+        assertEquals("Unknown: unlike the images the model learnt from (familiarity score 4.036 is"
+                + " below the floor 4.038, which 90% of validation images reach; best guess: real)",
+                new Decision(CLASSES, "real", close).decide(new float[] {4f, 0f, 0f}).explanation);
         assertTrue(floored.hasEnergyFloor());
         assertTrue(!new Calibration(1, Calibration.Score.MAX_SOFTMAX, 0.5, 0.05, 0.9, 0.04, "test")
                 .hasEnergyFloor());
