@@ -34,10 +34,11 @@ PLOT_COLOURS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"
 
 VERDICTS: dict[str, tuple[str, str, str]] = {
     "real": ("#15803d", "✓", "Real"),
-    "fake": ("#b91c1c", "✕", "AI-generated"),
-    "unknown": ("#b45309", "?", "Unsure"),
+    "fake": ("#b91c1c", "✕", "Fake"),
+    "unknown": ("#b45309", "?", "Unknown"),
 }
-"""``verdict -> (colour, glyph, label)``."""
+"""``verdict -> (colour, glyph, label)``; the labels are the words that open core's verdict
+sentences ("Unknown: …", "Fake (sd14): …"), the CLI's and the phone's."""
 
 STATUSES: dict[str, tuple[str, str]] = {
     "queued": ("#6b7280", "…"),
