@@ -64,6 +64,7 @@ QLabel#brand {{
 }}
 QLabel#pageTitle {{ font-size: 15pt; font-weight: 600; color: {TEXT}; }}
 QLabel#pageSubtitle, QLabel#muted {{ color: {MUTED}; }}
+QLabel#sectionTitle {{ font-weight: 600; color: {TEXT}; }}
 QLabel#fieldError {{ color: {ERROR}; font-size: 9pt; }}
 QLabel#placeholderError {{
     color: {ERROR}; background: #fef2f2; border: 1px solid #fecaca; border-radius: 6px;

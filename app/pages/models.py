@@ -39,6 +39,7 @@ from app.style import MUTED, PLOT_COLOURS, status_icon
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
+from app.widgets.placeholder import placeholder
 from app.widgets.plot_axes import ValueAxis, WholeNumberAxis
 from app.widgets.plot_legend import place_legend
 from app.widgets.tree_headers import set_header_tips
@@ -297,10 +298,7 @@ class ModelsPage(QWidget):
         self.reports_panel = ReportsPanel()
         self.curves_panel = CurvesPanel()
         self.tabs = QTabWidget()
-        self.curves_hint = QLabel(NO_SELECTION_HINT)
-        self.curves_hint.setObjectName("muted")
-        self.curves_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.curves_hint.setWordWrap(True)
+        self.curves_hint = placeholder(NO_SELECTION_HINT)
         self.curves_stack = QStackedWidget()
         self.curves_stack.addWidget(self.curves_hint)
         self.curves_stack.addWidget(curves)
