@@ -43,6 +43,10 @@ HEADER_TIPS = (
 """Header tooltips, in :data:`COLUMNS` order."""
 PLOT_MIN_HEIGHT = 180
 """Pixels below which the plot would shrink to its axes alone."""
+TITLE = "<span style='font-size:10pt;font-weight:600'>Test error by training images</span>"
+"""The plot's title names both axes (an axis label would cost the plot a line of height)."""
+VERDICT_LINES = 4
+"""Lines of the verdict text under the plot kept in view."""
 FARTHEST_EXTRAPOLATION = 10.0
 """The fit is drawn at most this many times past the largest point."""
 
@@ -107,14 +111,17 @@ class CurvesPanel(QWidget):
         self.plot = pg.PlotWidget(axisItems={"left": LogAxis("left"), "bottom": LogAxis("bottom")})
         self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         item = self.plot.getPlotItem()
-        item.setTitle("<span style='font-size:10pt;font-weight:600'>Test error</span>")
+        item.setTitle(TITLE)
         item.showGrid(x=True, y=True, alpha=0.15)
-        item.setLabel("bottom", "training images", color=MUTED)
         item.setLogMode(x=True, y=True)
         self.legend = item.addLegend(offset=(-8, 8))
         right.addWidget(self.plot, 1)
         self.verdict_label = QLabel()
         self.verdict_label.setWordWrap(True)
+        # a wrapped label's height is not in the layout's minimum: reserve its lines, so the
+        # plot is not squeezed under it
+        lines = self.verdict_label.fontMetrics().lineSpacing() * VERDICT_LINES
+        self.verdict_label.setMinimumHeight(lines)
         self.verdict_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right.addWidget(self.verdict_label)
         layout.addLayout(right, 1)

@@ -17,7 +17,7 @@ CORNER_SHARE = 0.5
 """A corner's box spans this share of the data's width and height."""
 MARGIN = 8
 """Pixels between the legend and the plot's edge."""
-LEGEND_FILL = (255, 255, 255, 200)
+LEGEND_FILL = (255, 255, 255, 170)
 LEGEND_EDGE = (209, 213, 219, 220)
 
 
