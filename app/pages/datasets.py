@@ -83,10 +83,7 @@ log = logging.getLogger(__name__)
 MAX_GROUPS_SHOWN = 500
 """Groups listed under one finding in the tree (the finding itself still selects all files)."""
 ALL_CLASSES = "All classes"
-NO_DATASETS = (
-    "No data sets yet.\n\nAdd folder… or drop a folder here: one subfolder per class "
-    "(real/, fake/ or one per generator)."
-)
+NO_DATASETS = "No data sets yet.\nAdd folder… or drop one here."
 NO_DATASET_CHART = (
     "Add a data set folder: Add folder… above, or drop it here. Its images per class show here."
 )
