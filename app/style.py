@@ -23,6 +23,9 @@ BORDER = "#e5e7eb"
 TEXT = "#111827"
 MUTED = "#6b7280"
 ERROR = "#b91c1c"
+DISABLED_TEXT = "#9ca3af"
+DISABLED_FILL = "#f3f4f6"
+"""Text and fill of every disabled button, primary and danger ones included."""
 WARNING = "#92400e"
 """Text of a stop that is not a failure (a cancelled export)."""
 
@@ -31,10 +34,11 @@ PLOT_COLOURS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"
 
 VERDICTS: dict[str, tuple[str, str, str]] = {
     "real": ("#15803d", "✓", "Real"),
-    "fake": ("#b91c1c", "✕", "AI-generated"),
-    "unknown": ("#b45309", "?", "Unsure"),
+    "fake": ("#b91c1c", "✕", "Fake"),
+    "unknown": ("#b45309", "?", "Unknown"),
 }
-"""``verdict -> (colour, glyph, label)``."""
+"""``verdict -> (colour, glyph, label)``; the labels are the words that open core's verdict
+sentences ("Unknown: …", "Fake (sd14): …"), the CLI's and the phone's."""
 
 STATUSES: dict[str, tuple[str, str]] = {
     "queued": ("#6b7280", "…"),
@@ -60,6 +64,7 @@ QLabel#brand {{
 }}
 QLabel#pageTitle {{ font-size: 15pt; font-weight: 600; color: {TEXT}; }}
 QLabel#pageSubtitle, QLabel#muted {{ color: {MUTED}; }}
+QLabel#sectionTitle {{ font-weight: 600; color: {TEXT}; }}
 QLabel#fieldError {{ color: {ERROR}; font-size: 9pt; }}
 QLabel#placeholderError {{
     color: {ERROR}; background: #fef2f2; border: 1px solid #fecaca; border-radius: 6px;
@@ -75,11 +80,13 @@ QPushButton {{
     background: {SURFACE}; border: 1px solid #d1d5db; border-radius: 6px; padding: 5px 12px;
 }}
 QPushButton:hover {{ background: #f9fafb; border-color: #9ca3af; }}
-QPushButton:disabled {{ color: #9ca3af; background: #f3f4f6; }}
+QPushButton:disabled {{ color: {DISABLED_TEXT}; background: {DISABLED_FILL}; }}
 QPushButton#primary {{ background: {ACCENT}; color: white; border-color: {ACCENT}; font-weight: 600; }}
 QPushButton#primary:hover {{ background: #1d4ed8; }}
-QPushButton#primary:disabled {{ background: #93c5fd; border-color: #93c5fd; }}
 QPushButton#danger {{ color: {ERROR}; }}
+QPushButton#primary:disabled, QPushButton#danger:disabled {{
+    color: {DISABLED_TEXT}; background: {DISABLED_FILL}; border-color: #d1d5db; font-weight: normal;
+}}
 QLineEdit {{
     background: {SURFACE}; border: 1px solid #c4c9d0; border-radius: 4px; padding: 3px 6px;
     min-height: 18px;

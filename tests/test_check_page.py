@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication
 from app.pages.check import CheckPage
 from app.pages.check_model import MODEL_ROLE, RESULT_ROLE, Column, ModelInfo, verdict_text
 from core.bundle import load_bundle
-from core.inference import OnnxPredictor, iter_image_files
+from core.inference import CheckResult, OnnxPredictor, iter_image_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_dropped_files_and_folders_become_rows_with_the_predictors_verdicts(
     # the error rows say so in the table, with the message as explanation
     rows = {page.proxy.index(r, Column.FILE).data(): r for r in range(page.proxy.rowCount())}
     row = rows["notes.txt"]
-    assert page.proxy.index(row, Column.VERDICT).data() == "Error"
+    assert page.proxy.index(row, Column.VERDICT).data() == "Unreadable"
     assert "not an image" in page.proxy.index(row, Column.EXPLANATION).data()
     assert page.proxy.index(row, Column.CONFIDENCE).data() == ""
     counts = page.model.counts()
@@ -600,7 +600,7 @@ def test_a_16_bit_grey_png_gets_a_thumbnail(tmp_path):
     assert light.red() == light.green() == light.blue() > 220
 
 
-def test_images_too_uniform_or_small_to_judge_show_unsure_and_why(qtbot, page, tmp_path):
+def test_images_too_uniform_or_small_to_judge_show_unknown_and_why(qtbot, page, tmp_path):
     """The rule's step 0 (core.content) reaches the table and the detail pane."""
     Image.fromarray(np.full((128, 128, 3), 128, np.uint8)).save(tmp_path / "gray.png")
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), np.uint8)).save(
@@ -613,9 +613,44 @@ def test_images_too_uniform_or_small_to_judge_show_unsure_and_why(qtbot, page, t
     }
     for row in range(page.proxy.rowCount()):
         sentence = expected.pop(page.proxy.index(row, Column.FILE).data())
-        assert page.proxy.index(row, Column.VERDICT).data() == "Unsure"
+        assert page.proxy.index(row, Column.VERDICT).data() == "Unknown"
         assert page.proxy.index(row, Column.EXPLANATION).data() == sentence
         page.table.selectRow(row)
         assert page.detail.explanation.text() == sentence
         qtbot.waitUntil(lambda: page.detail.image_pixmap is not None, timeout=10000)
     assert expected == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "label", "word"),
+    [
+        ("real", "real", "Real"),
+        ("fake", "sd14", "Fake (sd14)"),
+        ("fake", "edited", "Fake (edited)"),
+        ("unknown", "sd14", "Unknown"),
+    ],
+)
+def test_the_verdict_word_opens_the_explanation_sentence(kind, label, word):
+    """The table's and detail pane's word is the one core's sentence (CLI, phone) starts with."""
+    from core.rejection import Calibration
+    from core.verdict import explain_verdict
+
+    sentence = explain_verdict(kind, label, 0.9, Calibration(threshold=0.8))
+    result = CheckResult(path="a.png", verdict=kind, label=label, explanation=sentence)
+    assert verdict_text(result) == word
+    assert sentence.startswith(f"{word}:")
+
+
+def test_filters_and_counts_use_the_tables_words():
+    from app.pages.check_model import count_words, describe_threshold, verdict_filters
+    from core.rejection import Calibration
+
+    assert [title for title, _ in verdict_filters()] == [
+        "All results", "Real", "Fake", "Unknown", "Unreadable"
+    ]  # fmt: skip
+    assert count_words() == {
+        "real": "real", "fake": "fake", "unknown": "unknown", "error": "unreadable"
+    }  # fmt: skip
+    assert describe_threshold(Calibration(threshold=0.5), "Unknown").startswith(
+        "answers “Unknown” when"
+    )

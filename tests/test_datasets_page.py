@@ -391,3 +391,20 @@ def test_a_failed_hygiene_check_is_shown(
         page.add_folder(data)
     qtbot.waitUntil(lambda: page.tabs.tabText(2) == "Hygiene (failed)", timeout=WAIT_MS)
     assert page.findings.topLevelItem(0).text(0) == "The hygiene check failed: no memory left"
+
+
+def test_an_empty_workspace_says_how_to_add_a_data_set(page: DatasetsPage, qtbot) -> None:
+    qtbot.waitUntil(lambda: page.datasets_stack.currentWidget() is page.datasets_empty)
+    assert "No data sets yet" in page.datasets_empty.text()
+    assert page.chart_stack.currentWidget() is page.chart_placeholder  # no empty 0.1-0.9 axes
+    assert page.chart_placeholder.text().startswith("Add a data set folder")
+
+
+def test_the_chart_replaces_its_placeholder_once_a_data_set_shows(
+    page: DatasetsPage, qtbot, data: Path
+) -> None:
+    with qtbot.waitSignal(page.sig_indexes_listed, timeout=WAIT_MS):
+        index_through(page, qtbot, data)
+    assert page.datasets_stack.currentWidget() is page.datasets
+    assert page.chart_stack.currentWidget() is page.chart
+    assert page.chart.isVisible()

@@ -102,7 +102,7 @@ def test_tree_follows_lineage_with_recorded_numbers(page):
     texts = {key: ft.text(index) for key, index in COLUMN.items()}
     assert texts == {
         "name": "r1-finetune",
-        "kind": "finetune",
+        "kind": "Fine-tune",
         "arch": "resnet10t",
         "data": "faces",
         "epochs": "3",
@@ -118,7 +118,7 @@ def test_tree_follows_lineage_with_recorded_numbers(page):
     pruned = item_named(page, "r2-prune")
     assert pruned.text(COLUMN["params"]) == "500 k" and pruned.text(COLUMN["accuracy"]) == "0.800"
     bundle = item_named(page, "b1-int8")
-    assert bundle.text(COLUMN["kind"]) == "bundle (int8)"
+    assert bundle.text(COLUMN["kind"]) == "Bundle (int8)"
     assert bundle.text(COLUMN["latency"]) == "3.2 ms"  # 3.25 rounds half to even
     # nothing recorded -> blank cells, not zeros
     other = item_named(page, "r0-other")
@@ -257,7 +257,7 @@ def test_delete_asks_first_and_refreshes(qtbot, page, runs, monkeypatch):
     page.select_paths([runs["pruned"]])
     qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
     assert runs["pruned"].exists()  # cancelled
-    assert "2 derived run(s) keep their files" in questions[0]
+    assert "2 derived runs keep their files but lose their parent" in questions[0]
     with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS) as blocker:
         qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
     assert not runs["pruned"].exists()
@@ -352,3 +352,88 @@ def test_the_fit_is_drawn_to_the_target_only_within_ten_times_the_data(target_n,
     xs, ys = fit_line(curve)
     assert xs[0] == 500 and xs[-1] == pytest.approx(drawn_to)
     assert ys == pytest.approx(0.5 * xs**-0.5)
+
+
+def test_figure_headers_say_what_they_measure(page):
+    header = page.tree.headerItem()
+    tips = {key: header.toolTip(index) for key, index in COLUMN.items()}
+    assert tips["params"] == "parameters (weights) of the network"
+    assert tips["macs"] == "multiply-accumulates per image: the compute cost"
+    assert tips["f1"] == "macro F1 over the classes (each class weighs the same)"
+    assert tips["auc"] == "ROC AUC of real vs fake"
+    for panel in (page.reports_panel, page.curves_panel):
+        head = panel.tree.headerItem()
+        assert all(head.toolTip(i) for i in range(panel.tree.columnCount()))
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("finetune", "Fine-tune"),
+        ("prune", "Prune"),
+        ("distill", "Distill"),
+        ("export", "Export"),
+        ("bundle (int8)", "Bundle (int8)"),
+        ("curve", "Curve"),
+    ],
+)
+def test_kinds_read_as_words(kind, text):
+    from app.pages.models import kind_text
+
+    assert kind_text(kind) == text
+
+
+def test_two_folders_with_the_same_run_id_show_their_folder_names(qtbot, page, studio_workspace):
+    copy = make_run(studio_workspace.runs, "r1-finetune-copy", "finetune", created="2026-11-24")
+    run = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**run, "id": "r1-finetune"}))
+    with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS):
+        page.refresh()
+    names = [name for _, name in rows(page)]
+    assert names.count("r1-finetune") == 1 and "r1-finetune-copy" in names
+    assert "id in run.json: r1-finetune" in item_named(page, "r1-finetune-copy").toolTip(0)
+
+
+def test_use_for_checking_takes_a_runs_only_bundle_child(qtbot, page, runs, studio_workspace):
+    make_bundle(studio_workspace.bundles, "b0-other", "r0-other", accuracy=0.7)
+    with qtbot.waitSignal(page.sig_runs_loaded, timeout=TIMEOUT_MS):
+        page.refresh()
+    page.select_paths([runs["other"]])
+    assert page.use_button.isEnabled()
+    with qtbot.waitSignal(page.sig_bundle_selected) as blocker:
+        qtbot.mouseClick(page.use_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == [str(studio_workspace.bundles / "b0-other")]
+
+
+def test_use_for_checking_says_which_row_to_pick_when_it_cannot_choose(page, runs):
+    page.select_paths([runs["ft"]])  # a child run (pruned), no bundle of its own
+    assert not page.use_button.isEnabled()
+    assert "select the bundle row under the run" in page.use_button.toolTip().lower()
+
+
+def test_validation_curves_tab_asks_for_a_selection_before_plotting(qtbot, page, runs):
+    assert page.curves_stack.currentWidget() is page.curves_hint
+    assert "Select runs above" in page.curves_hint.text()
+    page.select_paths([runs["ft"]])
+    qtbot.waitUntil(lambda: page.curves_stack.currentIndex() == 1, timeout=TIMEOUT_MS)
+    page.select_paths([runs["other"]])  # no metrics.csv
+    qtbot.waitUntil(lambda: page.curves_stack.currentIndex() == 0, timeout=TIMEOUT_MS)
+    assert "no validation curves" in page.curves_hint.text()
+
+
+def test_the_overlay_legend_sits_in_the_emptiest_corner_and_lets_curves_show(qtbot, page, runs):
+    page.select_paths([runs["ft"]])  # val_acc rises: the top left and bottom right are empty
+    qtbot.waitUntil(lambda: len(page.overlay_curves["val_acc"]) == 1, timeout=TIMEOUT_MS)
+    legend = page.legends["val_acc"]
+    assert legend.opts["offset"] in {(8, 8), (-8, -8)}  # top left or bottom right
+    assert legend.opts["brush"].color().alpha() < 255
+
+
+def test_emptiest_corner_counts_points():
+    from app.widgets.plot_legend import emptiest_corner
+
+    rising = [(x, x) for x in range(10)]
+    assert emptiest_corner(rising) == (1, 0)  # bottom right
+    falling = [(x, -x) for x in range(10)]
+    assert emptiest_corner(falling) == (1, 1)  # top right
+    assert emptiest_corner([]) == (1, 1)

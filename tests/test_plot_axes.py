@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from app.widgets.live_plot import LivePlot, Series
-from app.widgets.plot_axes import tick_label, y_range
+from app.widgets.plot_axes import log_ticks, short_number, tick_label, y_range
 
 
 def test_tick_labels_are_short_and_tell_ticks_apart():
@@ -52,3 +54,33 @@ def test_small_values_get_labels_and_epochs_whole_number_ticks(qtbot, lr_plot):
     labels = left.tickStrings(values, 1, spacing)
     assert labels and all(len(label) <= 7 for label in labels)
     assert left.width() >= 50  # room for them: pyqtgraph drops labels wider than its axis
+
+
+def test_log_ticks_are_one_two_five_per_decade():
+    assert log_ticks(math.log10(900), math.log10(120_000), most=12) == [
+        1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5
+    ]  # fmt: skip
+    assert log_ticks(math.log10(900), math.log10(120_000), most=4) == [1e3, 1e4, 1e5]
+    assert log_ticks(math.log10(0.025), math.log10(0.065), most=10) == pytest.approx(
+        [0.03, 0.04, 0.05, 0.06]
+    )  # too few 1-2-5 ticks: every mantissa
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1000, "1k"), (20_000, "20k"), (100_000, "100k"), (2e6, "2M"), (0.05, "0.05"), (7, "7")],
+)
+def test_short_numbers(value, text):
+    assert short_number(value) == text
+
+
+def test_learning_curve_axis_labels_do_not_pile_up(qtbot):
+    from app.pages.model_curves import PLOT_MIN_HEIGHT, CurvesPanel
+
+    panel = CurvesPanel()
+    qtbot.addWidget(panel)
+    axis = panel.plot.getPlotItem().getAxis("bottom")
+    levels = axis.tickValues(math.log10(9_000), math.log10(200_000), 400)
+    labels = axis.tickStrings(levels[0][1], 1.0, 1.0)
+    assert labels == ["10k", "20k", "50k", "100k", "200k"]
+    assert panel.plot.minimumHeight() == PLOT_MIN_HEIGHT > 100

@@ -34,9 +34,10 @@ from app.check_worker import THUMBNAIL_SIZE, load_thumbnails
 from app.widgets.background import run_in_background
 from core.inference import CheckResult
 
-ERROR_STYLE = ("#475569", "!", "Error")
+ERROR_STYLE = ("#475569", "!", "Unreadable")
 """``(colour, glyph, word)`` of an unreadable file (slate, distinct from every verdict)."""
 VERDICT_ORDER = {"real": 0, "fake": 1, "unknown": 2, "error": 3}
+"""Sort order, and the order of the filters and counts."""
 GENERIC_FAKE_LABELS = {"fake", "ai", "generated", "synthetic"}
 THUMBNAIL_BATCH = 64
 
@@ -88,7 +89,8 @@ def verdict_style(verdict: str) -> tuple[str, str, str]:
 
 
 def verdict_text(result: CheckResult) -> str:
-    """``"Real"``, ``"AI-generated (sd14)"``, ``"Unsure"`` or ``"Error"``."""
+    """``"Real"``, ``"Fake (sd14)"``, ``"Unknown"`` or ``"Unreadable"``: the words of the
+    explanation sentences (a generic fake label such as ``fake`` adds nothing)."""
     _, _, word = verdict_style(result.verdict)
     if (
         result.verdict == "fake"
@@ -97,6 +99,17 @@ def verdict_text(result: CheckResult) -> str:
     ):
         return f"{word} ({result.label})"
     return word
+
+
+def verdict_filters() -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    """The Show filter's ``(title, verdicts)`` choices, titled with the table's words."""
+    verdicts = tuple((verdict_style(v)[2], (v,)) for v in VERDICT_ORDER)
+    return (("All results", None), *verdicts)
+
+
+def count_words() -> dict[str, str]:
+    """``verdict -> word`` of the counts line ("3 real · 1 unknown · 2 unreadable")."""
+    return {verdict: verdict_style(verdict)[2].lower() for verdict in VERDICT_ORDER}
 
 
 def file_name(result: CheckResult) -> str:
@@ -410,10 +423,11 @@ class ConfidenceDelegate(QStyledItemDelegate):
         return super().helpEvent(event, view, option, index)
 
 
-def describe_threshold(calibration: Any) -> str:
+def describe_threshold(calibration: Any, verdict: str = "unsure") -> str:
     """The rejection threshold in words, for the model line and the export summary.
 
-    ``calibration`` is a :class:`core.rejection.Calibration` or its ``bundle.json`` mapping.
+    ``calibration`` is a :class:`core.rejection.Calibration` or its ``bundle.json`` mapping;
+    ``verdict`` is the word for what the model answers below it (the Check page's "Unknown").
     """
 
     def get(key: str, default: Any = None) -> Any:
@@ -422,9 +436,7 @@ def describe_threshold(calibration: Any) -> str:
         return getattr(calibration, key, default)
 
     word = "confidence" if get("score", "max_softmax") == "max_softmax" else "familiarity score"
-    text = (
-        f"answers “unsure” when the calibrated {word} is below {float(get('threshold', 0.0)):.2f}"
-    )
+    text = f"answers “{verdict}” when the calibrated {word} is below {float(get('threshold', 0.0)):.2f}"
     target = get("target_risk")
     floor, keep = get("energy_floor"), get("floor_keep")
     if floor is not None:

@@ -57,6 +57,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QTreeWidget,
     QTreeWidgetItem,
@@ -70,6 +71,7 @@ from app.widgets.background import pool as background_pool
 from app.widgets.background import run_in_background
 from app.widgets.formatting import plural
 from app.widgets.page_header import PageHeader
+from app.widgets.placeholder import placeholder
 from core import hygiene
 from core.datasets import DatasetIndex, default_db_path, forget_index, known_indexes
 from core.errors import UserError
@@ -81,6 +83,11 @@ log = logging.getLogger(__name__)
 MAX_GROUPS_SHOWN = 500
 """Groups listed under one finding in the tree (the finding itself still selects all files)."""
 ALL_CLASSES = "All classes"
+NO_DATASETS = "No data sets yet.\nAdd folder… or drop one here."
+NO_DATASET_CHART = (
+    "Add a data set folder: Add folder… above, or drop it here. Its images per class show here."
+)
+PICK_DATASET_CHART = "Select a data set in the list to see its images per class."
 
 
 # -- plain data built off the GUI thread --------------------------------------------------------
@@ -301,7 +308,7 @@ class DatasetsPage(QWidget):
         self.datasets.itemClicked.connect(self._on_datasets_item_activated)
         self.datasets.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.datasets.customContextMenuRequested.connect(self._on_datasets_context_menu)
-        splitter.addWidget(self.datasets)
+        splitter.addWidget(self._build_list())
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_overview(), "Overview")
         self.tabs.addTab(self._build_images(), "Images")
@@ -312,6 +319,22 @@ class DatasetsPage(QWidget):
         self._set_busy(False)
 
     # -- construction --------------------------------------------------------------------------
+    def _build_list(self) -> QWidget:
+        """The data set list under its heading, or a line saying how to add the first one."""
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        heading = QLabel("Data sets")
+        heading.setObjectName("sectionTitle")
+        layout.addWidget(heading)
+        self.datasets_empty = placeholder(NO_DATASETS)
+        self.datasets_stack = QStackedWidget()
+        self.datasets_stack.addWidget(self.datasets_empty)
+        self.datasets_stack.addWidget(self.datasets)
+        self.datasets_stack.setCurrentWidget(self.datasets)  # until the listing says it is empty
+        layout.addWidget(self.datasets_stack, 1)
+        return box
+
     def _build_overview(self) -> QWidget:
         os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
         import pyqtgraph as pg
@@ -330,7 +353,11 @@ class DatasetsPage(QWidget):
         plot.setMouseEnabled(x=False, y=False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=PLOT_COLOURS[0])
         plot.addItem(self.bars)
-        layout.addWidget(self.chart, 1)
+        self.chart_placeholder = placeholder(NO_DATASET_CHART)
+        self.chart_stack = QStackedWidget()
+        self.chart_stack.addWidget(self.chart_placeholder)
+        self.chart_stack.addWidget(self.chart)
+        layout.addWidget(self.chart_stack, 1)
 
         splits = QGroupBox("Splits")
         form = QHBoxLayout(splits)
@@ -580,6 +607,7 @@ class DatasetsPage(QWidget):
 
     def _show_chart(self, counts: dict[str, int]) -> None:
         names = list(counts)
+        self.chart_stack.setCurrentWidget(self.chart if names else self.chart_placeholder)
         self.bars.setOpts(x=list(range(len(names))), height=list(counts.values()))
         self.chart.getPlotItem().getAxis("bottom").setTicks([list(enumerate(names))])
         self.chart.getPlotItem().enableAutoRange()
@@ -715,6 +743,8 @@ class DatasetsPage(QWidget):
             item.setToolTip(str(root))
             item.setData(Qt.ItemDataRole.UserRole, str(root))
             self.datasets.addItem(item)
+        self.datasets_stack.setCurrentWidget(self.datasets if found else self.datasets_empty)
+        self.chart_placeholder.setText(PICK_DATASET_CHART if found else NO_DATASET_CHART)
         self.sig_indexes_listed.emit(len(found))
 
     @Slot(int)

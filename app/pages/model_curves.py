@@ -25,9 +25,28 @@ from PySide6.QtWidgets import (
 
 from app.style import ACCENT, MUTED
 from app.widgets.formatting import percent
+from app.widgets.plot_axes import LogAxis
+from app.widgets.plot_legend import place_legend
+from app.widgets.tree_headers import set_header_tips
 from core.learning_curve import CurveInfo
 
 COLUMNS = ("Curve", "Data", "Model", "Points", "Largest: test accuracy", "Exponent b")
+HEADER_TIPS = (
+    "the learning curve job: the same model trained on growing shares of a data set",
+    "the data set the points were trained on",
+    "the architecture trained at every point",
+    "points trained so far, of the data shares planned",
+    "test accuracy of the point trained on the most images",
+    "how fast the error falls with more images: error ≈ a·n^-b, so a bigger b means more "
+    "data helps more (doubling the images multiplies the error by 2^-b)",
+)
+"""Header tooltips, in :data:`COLUMNS` order."""
+PLOT_MIN_HEIGHT = 180
+"""Pixels below which the plot would shrink to its axes alone."""
+TITLE = "<span style='font-size:10pt;font-weight:600'>Test error by training images</span>"
+"""The plot's title names both axes (an axis label would cost the plot a line of height)."""
+VERDICT_LINES = 4
+"""Lines of the verdict text under the plot kept in view."""
 FARTHEST_EXTRAPOLATION = 10.0
 """The fit is drawn at most this many times past the largest point."""
 
@@ -76,6 +95,7 @@ class CurvesPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(list(COLUMNS))
+        set_header_tips(self.tree, HEADER_TIPS)
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -88,16 +108,20 @@ class CurvesPanel(QWidget):
         left.addWidget(self.empty_label)
         layout.addLayout(left, 1)
         right = QVBoxLayout()
-        self.plot = pg.PlotWidget()
+        self.plot = pg.PlotWidget(axisItems={"left": LogAxis("left"), "bottom": LogAxis("bottom")})
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         item = self.plot.getPlotItem()
-        item.setTitle("<span style='font-size:10pt;font-weight:600'>Test error</span>")
+        item.setTitle(TITLE)
         item.showGrid(x=True, y=True, alpha=0.15)
-        item.setLabel("bottom", "training images", color=MUTED)
         item.setLogMode(x=True, y=True)
-        item.addLegend(offset=(-8, 8))
+        self.legend = item.addLegend(offset=(-8, 8))
         right.addWidget(self.plot, 1)
         self.verdict_label = QLabel()
         self.verdict_label.setWordWrap(True)
+        # a wrapped label's height is not in the layout's minimum: reserve its lines, so the
+        # plot is not squeezed under it
+        lines = self.verdict_label.fontMetrics().lineSpacing() * VERDICT_LINES
+        self.verdict_label.setMinimumHeight(lines)
         self.verdict_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right.addWidget(self.verdict_label)
         layout.addLayout(right, 1)
@@ -163,4 +187,5 @@ class CurvesPanel(QWidget):
                     pen=pen,
                     name=f"target {percent(curve.target)}",
                 )
+        place_legend(self.legend, item)
         self.verdict_label.setText(curve.verdict)

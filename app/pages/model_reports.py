@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.widgets.formatting import fraction, percent
+from app.widgets.tree_headers import set_header_tips
 from core.reports import ReportedModel, ReportInfo
 
 COLUMNS = (
@@ -37,6 +38,20 @@ COLUMNS = (
     "Worst flip",
     "Unseen class called fake",
 )
+HEADER_TIPS = (
+    "the report and, under it, each model it checked (double-click to open it)",
+    "when the report was made",
+    "the data set and the split the report checked",
+    "share of the images the model classified right",
+    "expected calibration error: how far the confidences are from how often the model is "
+    "right (0 is perfect)",
+    "share of the images the model answers at its threshold (the rest are “Unknown”)",
+    "the largest share of verdicts that change when an image is saved as JPEG 75, halved in "
+    "size or cropped",
+    "leave-one-generator-out: the generator the model never saw in training, and how often "
+    "its images were still called fake",
+)
+"""Header tooltips, in :data:`COLUMNS` order."""
 NUMERIC_FROM = 3
 
 
@@ -67,6 +82,7 @@ class ReportsPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(list(COLUMNS))
+        set_header_tips(self.tree, HEADER_TIPS)
         self.tree.setUniformRowHeights(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemDoubleClicked.connect(self._on_item_double_clicked)

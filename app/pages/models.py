@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QTreeWidget,
     QTreeWidgetItem,
@@ -38,7 +39,10 @@ from app.style import MUTED, PLOT_COLOURS, status_icon
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
+from app.widgets.placeholder import placeholder
 from app.widgets.plot_axes import ValueAxis, WholeNumberAxis
+from app.widgets.plot_legend import place_legend
+from app.widgets.tree_headers import set_header_tips
 from core.errors import UserError
 from core.learning_curve import scan_curves
 from core.reports import scan_reports
@@ -69,31 +73,75 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("latency", "Latency"),
 )
 NUMERIC_FROM = 4
+"""Columns from this index on hold numbers (right-aligned)."""
 HEADER_TIPS = {
+    "params": "parameters (weights) of the network",
+    "macs": "multiply-accumulates per image: the compute cost",
+    "f1": "macro F1 over the classes (each class weighs the same)",
+    "auc": "ROC AUC of real vs fake",
     "accuracy": "test split figures of the run (validation figures where it has none: no test "
     "split, or it never finished)",
     "ece": "expected calibration error of the confidences: a bundle's with its calibrated "
     "temperature (what the app shows), a run's of the raw softmax",
     "latency": "one image, measured by the export on the computer that made the bundle",
 }
-"""Header tooltips: what a column's figure is measured on."""
+"""Header tooltips: what a column's figure is and what it is measured on."""
 NAME_WIDTH = (160, 300)
 """Bounds of the name column's first width: its names' width, so the figures fit beside it."""
-"""Columns from this index on hold numbers (right-aligned)."""
+KIND_WORDS = {
+    "finetune": "Fine-tune",
+    "prune": "Prune",
+    "distill": "Distill",
+    "export": "Export",
+    "bundle": "Bundle",
+    "run": "Run",
+}
+"""The Kind column's word for a run's ``kind`` (its first word; the rest is kept)."""
+USE_TIP = "Load this run's exported bundle in the Check page"
+USE_BUNDLE_ROW_TIP = "Select the bundle row under the run to use it for checking"
 OVERLAYS: tuple[tuple[str, str], ...] = (
     ("val_acc", "Validation accuracy"),
     ("val_loss", "Validation loss"),
 )
 MAX_OVERLAY = len(PLOT_COLOURS)
+NO_SELECTION_HINT = "Select runs above to compare their validation curves."
+NO_CURVES_HINT = "The selected runs recorded no validation curves (bundles have none)."
 STALE_AFTER_S = 5.0
 """Showing the page re-scans when the last scan is older than this."""
+
+
+def kind_text(kind: str) -> str:
+    """``"finetune" -> "Fine-tune"``, ``"bundle (int8)" -> "Bundle (int8)"``."""
+    head, space, rest = kind.partition(" ")
+    return KIND_WORDS.get(head, head[:1].upper() + head[1:]) + space + rest
+
+
+def display_name(run: RunInfo) -> str:
+    """The run's folder name: two folders whose ``run.json`` carry the same id stay apart."""
+    return run.path.name or run.name
+
+
+def name_tip(run: RunInfo) -> str:
+    """The name cell's tooltip: the folder, the status, and the recorded id where it differs."""
+    tip = f"{run.path}\nstatus: {run.status or 'unknown'}"
+    if run.name != display_name(run):
+        tip += f"\nid in run.json: {run.name}"
+    return tip
+
+
+def bundle_for_checking(run: RunInfo) -> Path | None:
+    """The bundle "Use for checking" loads for ``run``: its own, else its only bundle child."""
+    if run.bundle is not None:
+        return run.bundle
+    bundles = [child.bundle for child in run.children if child.bundle is not None]
+    return bundles[0] if len(bundles) == 1 else None
 
 
 def cells(run: RunInfo) -> list[str]:
     """The table row of a run, in :data:`COLUMNS` order (blank where nothing was recorded)."""
     return [
-        run.name,
-        run.kind,
+        display_name(run),
+        kind_text(run.kind),
         run.arch or "",
         Path(run.data).name if run.data else "",
         "" if run.epochs is None else str(run.epochs),
@@ -166,9 +214,7 @@ class ModelsPage(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels([title for _, title in COLUMNS])
-        for column, (key, _) in enumerate(COLUMNS):
-            if key in HEADER_TIPS:
-                self.tree.headerItem().setToolTip(column, HEADER_TIPS[key])
+        set_header_tips(self.tree, (HEADER_TIPS.get(key) for key, _ in COLUMNS))
         self.tree.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
@@ -208,7 +254,7 @@ class ModelsPage(QWidget):
         self.open_button.clicked.connect(self._on_open_clicked)
         self.use_button = QPushButton("Use for checking")
         self.use_button.setObjectName("primary")
-        self.use_button.setToolTip("Load this run's exported bundle in the Check page")
+        self.use_button.setToolTip(USE_TIP)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.job_buttons: dict[str, QPushButton] = {}
         for kind, title in (
@@ -237,6 +283,7 @@ class ModelsPage(QWidget):
         plots = QHBoxLayout(curves)
         plots.setContentsMargins(0, 4, 0, 0)
         self.plots: dict[str, Any] = {}
+        self.legends: dict[str, Any] = {}
         for key, title in OVERLAYS:
             plot = pg.PlotWidget(
                 axisItems={"left": ValueAxis("left"), "bottom": WholeNumberAxis("bottom")}
@@ -245,13 +292,17 @@ class ModelsPage(QWidget):
             item.setTitle(f"<span style='font-size:10pt;font-weight:600'>{title}</span>")
             item.showGrid(x=True, y=True, alpha=0.15)
             item.setLabel("bottom", "epoch", color=MUTED)
-            item.addLegend(offset=(-8, -8 if key == "val_acc" else 8))
+            self.legends[key] = item.addLegend(offset=(-8, 8))
             self.plots[key] = plot
             plots.addWidget(plot)
         self.reports_panel = ReportsPanel()
         self.curves_panel = CurvesPanel()
         self.tabs = QTabWidget()
-        self.tabs.addTab(curves, "Validation curves")
+        self.curves_hint = placeholder(NO_SELECTION_HINT)
+        self.curves_stack = QStackedWidget()
+        self.curves_stack.addWidget(self.curves_hint)
+        self.curves_stack.addWidget(curves)
+        self.tabs.addTab(self.curves_stack, "Validation curves")
         self.tabs.addTab(self.reports_panel, "Quality reports")
         self.tabs.addTab(self.curves_panel, "Learning curves")
         layout.addWidget(self.tabs, 1)
@@ -316,7 +367,7 @@ class ModelsPage(QWidget):
             self.runs[key] = run
             item.setData(0, Qt.ItemDataRole.UserRole, key)
             item.setIcon(0, status_icon(run.status or "done"))
-            item.setToolTip(0, f"{run.path}\nstatus: {run.status or 'unknown'}")
+            item.setToolTip(0, name_tip(run))
             if run.data:
                 item.setToolTip(3, str(run.data))
             for column in range(NUMERIC_FROM, len(COLUMNS)):
@@ -371,6 +422,7 @@ class ModelsPage(QWidget):
             return  # the selection moved on; a newer read is coming
         axes = {path: x_axis(columns) for path, columns in curves.items()}
         labels = sorted({label for _, label in axes.values()})
+        self._show_curves_hint(curves)
         for key, _ in OVERLAYS:
             plot = self.plots[key].getPlotItem()
             plot.clear()
@@ -385,23 +437,43 @@ class ModelsPage(QWidget):
                     axes[path][0],
                     ys,
                     pen={"color": colour, "width": 2},
-                    name=self.runs[str(path)].name,
+                    name=display_name(self.runs[str(path)]),
                     symbol="o",
                     symbolSize=5,
                     symbolBrush=colour,
                     symbolPen=None,
                 )
                 self.overlay_curves[key][str(path)] = curve
+            place_legend(self.legends[key], plot)
+
+    def _show_curves_hint(self, curves: dict[Path, dict[str, list[float]]]) -> None:
+        """The plots when a selected run has a validation curve, else a line saying why not."""
+        drawn = any(
+            any(not math.isnan(y) for y in columns.get(key, []))
+            for columns in curves.values()
+            for key, _ in OVERLAYS
+        )
+        self.curves_hint.setText(NO_CURVES_HINT if curves else NO_SELECTION_HINT)
+        self.curves_stack.setCurrentIndex(1 if drawn else 0)
 
     def _update_buttons(self) -> None:
         runs = self.selected_runs()
         one = runs[0] if len(runs) == 1 else None
         self.open_button.setEnabled(one is not None)
         self.delete_button.setEnabled(one is not None)
-        self.use_button.setEnabled(one is not None and one.bundle is not None)
+        self._update_use_button(one)
         is_run = one is not None and (one.path / "run.json").is_file()
         for kind, button in self.job_buttons.items():
             button.setEnabled(bool(runs) if kind == "report" else is_run)
+
+    def _update_use_button(self, run: RunInfo | None) -> None:
+        """Enabled for a run with one bundle to load; else the tooltip says which row to pick."""
+        usable = run is not None and bundle_for_checking(run) is not None
+        self.use_button.setEnabled(usable)
+        if usable or run is None or not run.children:
+            self.use_button.setToolTip(USE_TIP)
+        else:
+            self.use_button.setToolTip(USE_BUNDLE_ROW_TIP)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -414,8 +486,9 @@ class ModelsPage(QWidget):
     @Slot()
     def _on_use_clicked(self) -> None:
         runs = self.selected_runs()
-        if runs and runs[0].bundle is not None:
-            self.sig_bundle_selected.emit(str(runs[0].bundle))
+        bundle = bundle_for_checking(runs[0]) if len(runs) == 1 else None
+        if bundle is not None:
+            self.sig_bundle_selected.emit(str(bundle))
 
     def _on_job_clicked(self, kind: str) -> None:
         runs = self.selected_runs()
@@ -437,9 +510,13 @@ class ModelsPage(QWidget):
             return
         run = runs[0]
         derived = sum(1 for _ in walk(run.children))
-        question = f"Delete {run.name} and all its files?\n\n{run.path}"
+        question = f"Delete {display_name(run)} and all its files?\n\n{run.path}"
         if derived:
-            question += f"\n\n{derived} derived run(s) keep their files but lose their parent."
+            fate = "keeps its files" if derived == 1 else "keep their files"
+            question += (
+                f"\n\n{formatting.plural(derived, 'derived run')} {fate} but "
+                f"{'loses its' if derived == 1 else 'lose their'} parent."
+            )
         answer = QMessageBox.question(
             self,
             "Delete run",

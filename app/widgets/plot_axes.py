@@ -77,3 +77,59 @@ class WholeNumberAxis(pg.AxisItem):
 
     def tickStrings(self, values, scale, spacing) -> list[str]:
         return [f"{round(v * scale):d}" for v in values]
+
+
+LOG_STEPS = ((1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9))
+"""Mantissas of log-axis ticks: 1-2-5 per decade, all nine where 1-2-5 leaves too few."""
+LOG_LABEL_PIXELS = (56, 22)
+"""Room one tick label needs along a horizontal and a vertical axis."""
+
+
+def log_ticks(low: float, high: float, most: int) -> list[float]:
+    """Tick values between ``10**low`` and ``10**high``: 1-2-5 per decade (every mantissa when
+    that gives fewer than two, decades only when it gives more than ``most``)."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        return []
+    decades = range(math.floor(low), math.ceil(high) + 1)
+    bottom, top = 10**low * (1 - 1e-9), 10**high * (1 + 1e-9)
+
+    def within(steps: tuple[int, ...]) -> list[float]:
+        values = (step * 10.0**decade for decade in decades for step in steps)
+        return [v for v in values if bottom <= v <= top]
+
+    ticks = within(LOG_STEPS[0])
+    if len(ticks) < 2:
+        ticks = within(LOG_STEPS[1])
+    if len(ticks) > most:
+        ticks = within((1,))
+    return ticks
+
+
+def short_number(value: float) -> str:
+    """``1000 -> "1k"``, ``20_000 -> "20k"``, ``2e6 -> "2M"``, ``0.05 -> "0.05"``."""
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:g}{suffix}"
+    return f"{value:.6g}"
+
+
+class LogAxis(pg.AxisItem):
+    """An axis for log-scaled plots: ticks at 1, 2, 5 times powers of ten labelled ``1k``,
+    ``20k``, ``0.05`` (pyqtgraph's ``9·10⁴10⁴`` labels pile up)."""
+
+    def __init__(self, orientation: str = "bottom", **kwargs) -> None:
+        super().__init__(orientation, **kwargs)
+        self.enableAutoSIPrefix(False)
+
+    def tickValues(self, minVal, maxVal, size):
+        if not self.logMode:
+            return super().tickValues(minVal, maxVal, size)
+        low, high = sorted((minVal, maxVal))
+        room = LOG_LABEL_PIXELS[0 if self.orientation in ("top", "bottom") else 1]
+        ticks = log_ticks(low, high, max(2, int(size // room)))
+        return [(1.0, [math.log10(v) for v in ticks])]
+
+    def tickStrings(self, values, scale, spacing) -> list[str]:
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [short_number(10**v) for v in values]
