@@ -95,13 +95,9 @@ class Bundle:
         return "cam" in self.meta["model"].get("outputs", [])
 
     def describe(self) -> str:
-        """One line, e.g. ``resnet10t fp32, real vs 2 fake class(es) (sd14, sdxl)``."""
-        fakes = [c for c in self.class_names if c != self.real_class]
+        """One line, e.g. ``resnet10t fp32, real vs 2 fake classes (sd14, sdxl)``."""
         precision = self.meta["model"].get("precision", "fp32")
-        return (
-            f"{self.arch} {precision}, {self.real_class} vs {len(fakes)} fake class(es) "
-            f"({', '.join(fakes)})"
-        )
+        return f"{self.arch} {precision}, {describe_classes(self.class_names, self.real_class)}"
 
 
 @dataclass
@@ -139,6 +135,13 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def describe_classes(class_names: Sequence[str], real_class: str = "real") -> str:
+    """A one-line human summary: ``real vs 3 fake classes (sd14, sdxl, mj)``."""
+    fakes = [c for c in class_names if c != real_class]
+    noun = "fake class" if len(fakes) == 1 else "fake classes"
+    return f"{real_class} vs {len(fakes)} {noun} ({', '.join(fakes)})"
 
 
 def load_bundle(path: str | os.PathLike, cache_dir: Path | None = None) -> Bundle:

@@ -9,7 +9,6 @@ a pruning history when there is one) and loads the weights strictly.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,9 +280,3 @@ def count_macs(model: torch.nn.Module, input_size: int) -> int:
 
 def model_stats(model: torch.nn.Module, input_size: int) -> dict[str, int]:
     return {"params": count_params(model), "macs": count_macs(model, input_size)}
-
-
-def describe_classes(class_names: Sequence[str], real_class: str = "real") -> str:
-    """A one-line human summary: ``real vs 3 generators (sd14, sdxl, mj)``."""
-    fakes = [c for c in class_names if c != real_class]
-    return f"{real_class} vs {len(fakes)} fake class(es) ({', '.join(fakes)})"

@@ -51,7 +51,7 @@ def test_tiny_bundle_loads_with_its_contract(tiny_bundle: Path) -> None:
     assert bundle.has_cam and bundle.meta["model"]["outputs"] == ["logits", "cam"]
     assert bundle.meta["model"]["opset"] == 17
     assert bundle.model_path == tiny_bundle / "model.onnx"
-    assert bundle.describe() == "resnet10t fp32, real vs 2 fake class(es) (sd14, sdxl)"
+    assert bundle.describe() == "resnet10t fp32, real vs 2 fake classes (sd14, sdxl)"
     assert "accuracy" in bundle.metrics
 
 

@@ -51,7 +51,7 @@ def test_table_and_summary(capsys, tiny_bundle: Path, tiny_image_dir: Path, tmp_
     status, out, _ = run_check(capsys, tiny_image_dir / "real", missing, "--model", tiny_bundle)
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("model: resnet10t fp32, real vs 2 fake class(es)")
+    assert lines[0].startswith("model: resnet10t fp32, real vs 2 fake classes")
     rows = lines[1:-1]
     assert len(rows) == 5
     assert rows[-1].startswith("error") and "file not found" in rows[-1]

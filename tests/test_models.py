@@ -14,7 +14,6 @@ from core.models import (
     ModelDescription,
     count_params,
     create_model,
-    describe_classes,
     load_model,
     read_safetensors,
     save_weights,
@@ -255,7 +254,10 @@ def test_damaged_description(tmp_path: Path):
 
 
 def test_describe_classes():
-    assert describe_classes(["real", "sd14", "mj"]) == "real vs 2 fake class(es) (sd14, mj)"
+    from core.bundle import describe_classes
+
+    assert describe_classes(["real", "sd14", "mj"]) == "real vs 2 fake classes (sd14, mj)"
+    assert describe_classes(["fake", "real"]) == "real vs 1 fake class (fake)"
 
 
 def test_weights_files_follow_the_umask_like_every_other_run_file(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_full_selftest_in_a_fresh_process(tiny_bundle: Path, tmp_path: Path):
     assert {c["status"] for c in report["checks"]} == {PASS}, report["checks"]
     details = {c["name"]: c["detail"] for c in report["checks"]}
     assert "golden vectors OK: 2 vector(s)" in details["bundle"]
-    assert "resnet10t fp32, real vs 2 fake class(es) (sd14, sdxl)" in details["bundle"]
+    assert "resnet10t fp32, real vs 2 fake classes (sd14, sdxl)" in details["bundle"]
     assert "(ops registered)" in details["torch"] and "resnet10t forward OK" in details["torch"]
     assert "platform offscreen, app icon renders" in details["qt"]
     assert str(tmp_path / "ws") in details["workspace"]
