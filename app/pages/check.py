@@ -25,6 +25,9 @@ from PySide6.QtGui import (
     QDragLeaveEvent,
     QDragMoveEvent,
     QDropEvent,
+    QFont,
+    QFontMetrics,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +39,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -81,6 +85,12 @@ FILTERS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
 )
 COUNT_WORDS = {"real": "real", "fake": "AI-generated", "unknown": "unsure", "error": "unreadable"}
 ROW_HEIGHT = 54
+COLUMN_WIDTHS = ((Column.THUMBNAIL, ROW_HEIGHT + 4), (Column.FILE, 160), (Column.CONFIDENCE, 120))
+"""Starting widths; Verdict fits the model's longest verdict, Explanation takes the rest."""
+VERDICT_WIDTH = (150, 220)
+"""The Verdict column's width range in pixels."""
+DETAIL_SHARE = 0.32
+"""The detail panel's share of the results area when the page is first laid out."""
 IMAGE_FILTER = "Images ({})".format(" ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS)))
 
 PAGE_STYLE = f"""
@@ -183,14 +193,16 @@ class CheckPage(QWidget):
         layout.addWidget(self.message)
         layout.addLayout(self._build_toolbar())
         layout.addLayout(self._build_progress())
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._build_results())
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self._build_results())
         self.detail = DetailPanel()
-        splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([760, 420])
-        layout.addWidget(splitter, 1)
+        self.splitter.addWidget(self.detail)
+        # both follow the window; neither follows the selected file (the panel's hint is fixed)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        self._splitter_placed = False
+        layout.addWidget(self.splitter, 1)
         self._reset_counts()
         self._update_controls()
         QTimer.singleShot(0, self, self._ensure_model)
@@ -245,6 +257,9 @@ class CheckPage(QWidget):
         row.addWidget(self.filter_combo)
         self.counts_label = QLabel()
         self.counts_label.setObjectName("muted")
+        self.counts_label.setWordWrap(True)  # wraps instead of being cut off on small windows
+        self.counts_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.counts_label.setMinimumWidth(80)
         row.addWidget(self.counts_label, 1)
         self.recheck_button = QPushButton("Check again")
         self.recheck_button.setToolTip("Check the last images again with the current model")
@@ -314,14 +329,12 @@ class CheckPage(QWidget):
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in (
-            (Column.THUMBNAIL, ROW_HEIGHT + 4),
-            (Column.FILE, 170),
-            (Column.VERDICT, 190),
-            (Column.CONFIDENCE, 150),
-        ):
+        header.setSectionResizeMode(Column.EXPLANATION, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # tooltips have the full text
+        for column, width in COLUMN_WIDTHS:
             self.table.setColumnWidth(column, width)
+        self._fit_verdict_column(())
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_changed)
         self.results_stack.addWidget(self.table)
         return self.results_stack
@@ -404,6 +417,32 @@ class CheckPage(QWidget):
         )
         self.model_bar.setToolTip(f"{predictor.bundle.root}\n{predictor.calibration.summary()}")
         _restyle(self.model_bar, "state", "ok")
+        self._fit_verdict_column(predictor.bundle.class_names)
+
+    def _fit_verdict_column(self, class_names: Sequence[str]) -> None:
+        """Make the Verdict column as wide as the longest badge ``class_names`` can give."""
+        font = QFont(self.table.font())
+        font.setBold(True)
+        metrics = QFontMetrics(font)
+        words = ["Unsure", "Error", "Real", *(f"AI-generated ({name})" for name in class_names)]
+        badge = max(metrics.horizontalAdvance(f"✕  {word}") for word in words)
+        width = badge + 2 * metrics.height() + 16  # the badge's glyph circle and padding
+        self.table.setColumnWidth(
+            Column.VERDICT, max(VERDICT_WIDTH[0], min(width, VERDICT_WIDTH[1]))
+        )
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._place_splitter()
+
+    def _place_splitter(self) -> None:
+        """Give the detail panel :data:`DETAIL_SHARE` of the width, once (then the user's)."""
+        total = self.splitter.width()
+        if self._splitter_placed or total < 200:
+            return
+        self._splitter_placed = True
+        detail = max(round(total * DETAIL_SHARE), self.detail.minimumSizeHint().width())
+        self.splitter.setSizes([total - detail, detail])
 
     def _on_model_failed(self, token: int, message: str) -> None:
         if token != self._load_token:
@@ -582,15 +621,18 @@ class CheckPage(QWidget):
         for index, (title, verdicts) in enumerate(FILTERS):
             n = total if verdicts is None else sum(self.counts.get(v, 0) for v in verdicts)
             self.filter_combo.setItemText(index, f"{title} ({n:,})")
-        parts = []
+        parts, plain = [], []
         for verdict, word in COUNT_WORDS.items():
             colour, glyph, _ = verdict_style(verdict)
             if self.counts.get(verdict):
                 parts.append(
-                    f"<span style='color:{colour}; font-weight:600'>{glyph} "
-                    f"{self.counts[verdict]:,}</span> {word}"
+                    f"<span style='color:{colour}; font-weight:600'>{glyph}&nbsp;"
+                    f"{self.counts[verdict]:,}</span>&nbsp;{word}"
                 )
-        self.counts_label.setText("&nbsp;&nbsp;·&nbsp;&nbsp;".join(parts))
+                plain.append(f"{self.counts[verdict]:,} {word}")
+        # each count stays on one line; a narrow window wraps between counts
+        self.counts_label.setText("&nbsp; · ".join(parts))
+        self.counts_label.setToolTip(", ".join(plain))
 
     def set_filter(self, verdicts: Sequence[str] | None) -> None:
         """Show only ``verdicts`` (``None``: all); mirrors the Show combo box."""
