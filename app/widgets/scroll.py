@@ -34,6 +34,16 @@ class FittingScrollArea(QScrollArea):
         bar = self.verticalScrollBar().sizeHint().width()
         return QSize(hint.width() + bar + frame, height + frame)
 
+    def minimumSizeHint(self) -> QSize:
+        """As narrow as the content allows (read when laid out, after styling), no narrower."""
+        hint = super().minimumSizeHint()
+        content = self.widget()
+        if content is None:
+            return hint
+        bar = self.verticalScrollBar().sizeHint().width()
+        width = content.minimumSizeHint().width() + bar + 2 * self.frameWidth()
+        return QSize(max(hint.width(), width), hint.height())
+
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         if event.size().width() != event.oldSize().width():
@@ -43,8 +53,9 @@ class FittingScrollArea(QScrollArea):
 def vertical_scroll(content: QWidget, name: str = "") -> FittingScrollArea:
     """``content`` in a frameless, resizable, vertically scrolling area.
 
-    The area is never narrower than ``content``'s minimum width plus the scroll bar, so nothing
-    on the right (a Browse… button) is clipped.
+    The area is never narrower than ``content``'s minimum width plus the scroll bar (see
+    :meth:`FittingScrollArea.minimumSizeHint`), so nothing on the right (a Browse… button) is
+    clipped.
     """
     area = FittingScrollArea()
     area.setObjectName(name or f"scroll_{content.objectName() or 'content'}")
@@ -53,6 +64,4 @@ def vertical_scroll(content: QWidget, name: str = "") -> FittingScrollArea:
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setStyleSheet(TRANSPARENT)
     area.setWidget(content)
-    scrollbar = area.verticalScrollBar().sizeHint().width()
-    area.setMinimumWidth(content.minimumSizeHint().width() + scrollbar)
     return area
