@@ -71,6 +71,7 @@ from app.pages.export_summary import ExportSummary, card
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
+from app.widgets.scroll import vertical_scroll
 from core.events import Event
 from core.runs import RunInfo
 from core.workspace import Workspace
@@ -189,12 +190,16 @@ class ExportPage(QWidget):
             )
         )
         layout.addLayout(self._build_steps())
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self._build_run_step())
-        self.stack.addWidget(self._build_options_step())
-        self.stack.addWidget(self._build_running_step())
+        self.stack = QStackedWidget()  # one scroll area per step: short windows scroll it
         self.summary = ExportSummary()
-        self.stack.addWidget(self.summary)
+        steps = (
+            self._build_run_step(),
+            self._build_options_step(),
+            self._build_running_step(),
+            self.summary,
+        )
+        for index, step in enumerate(steps):
+            self.stack.addWidget(vertical_scroll(step, f"step_{index}"))
         layout.addWidget(self.stack, 1)
         layout.addLayout(self._build_nav())
         self.go_to(RUN)
