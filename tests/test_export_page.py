@@ -455,3 +455,16 @@ def test_the_summary_scrolls_on_the_smallest_window_instead_of_overlapping(qtbot
             assert not part.geometry().intersects(other.geometry()), (part, other)
     threshold = summary.threshold_label
     assert threshold.height() >= threshold.heightForWidth(threshold.width())
+
+
+def test_options_stack_their_columns_on_the_smallest_window(qtbot, page):
+    from PySide6.QtWidgets import QPushButton
+
+    page.resize(770, 560)  # the page's share of a 960x640 window
+    page.show()
+    to_options(page)
+    qtbot.wait(50)
+    viewport = page.stack.currentWidget().viewport()
+    for button in page.stack.currentWidget().widget().findChildren(QPushButton):
+        right = button.mapTo(viewport, button.rect().topRight()).x()
+        assert right <= viewport.width(), f"{button.text()} is clipped"
