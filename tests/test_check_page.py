@@ -159,7 +159,7 @@ def test_sorting_by_confidence_and_filtering_by_verdict(qtbot, page, tiny_image_
         assert len(shown) == counts[verdict]
         assert all(r.verdict == verdict for r in shown)
     page.set_filter(["error"])
-    assert page.filter_combo.currentText() == "Errors (1)"
+    assert page.filter_combo.currentText() == "Unreadable (1)"
     page.set_filter(None)
     assert page.proxy.rowCount() == 13
 
@@ -654,3 +654,72 @@ def test_filters_and_counts_use_the_tables_words():
     assert describe_threshold(Calibration(threshold=0.5), "Unknown").startswith(
         "answers “Unknown” when"
     )
+
+
+# -- layout --------------------------------------------------------------------------------------
+LONG_NAME = "IMG_20240512_183455_HDR_portrait_mode_final_version_two_from_the_phone_camera.png"
+
+
+@pytest.fixture
+def long_named_image(tmp_path, tiny_image_dir) -> Path:
+    """A copy of a tiny image whose name has no place to wrap."""
+    source = next(iter_image_files([tiny_image_dir]))
+    target = tmp_path / LONG_NAME
+    target.write_bytes(Path(source).read_bytes())
+    return target
+
+
+def _select_path(qtbot, page: CheckPage, path: Path) -> None:
+    for row in range(page.proxy.rowCount()):
+        if page.proxy.index(row, 0).data(RESULT_ROLE).path == str(path):
+            page.table.selectRow(row)
+            break
+    qtbot.waitUntil(lambda: not page.detail.is_loading(), timeout=10000)
+    qtbot.wait(50)
+
+
+def test_detail_parts_never_overlap_on_the_smallest_window(
+    qtbot, page, tiny_image_dir, long_named_image
+):
+    from app.pages.check_detail import IMAGE_MIN, TEXT_MIN_HEIGHT
+
+    page.resize(770, 560)  # the page's share of a 960x640 window
+    page.show()
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir, long_named_image]))
+    _select_path(qtbot, page, long_named_image)
+    detail = page.detail
+    parts = [detail.title, detail.image, detail.heatmap_check, detail.verdict, detail.text_area]
+    rects = [part.geometry() for part in parts]
+    for index, rect in enumerate(rects):
+        assert detail.rect().contains(rect), parts[index]
+        for other in rects[index + 1 :]:
+            assert not rect.intersects(other), (rect, other)
+    assert detail.image.height() >= IMAGE_MIN.height()
+    assert detail.text_area.height() >= TEXT_MIN_HEIGHT
+    assert detail.verdict.height() >= detail.verdict.sizeHint().height()
+    counts = page.counts_label
+    assert counts.geometry().right() < page.recheck_button.geometry().left()
+    assert counts.height() >= counts.heightForWidth(counts.width())  # wrapped, not cut off
+    assert "real" in counts.toolTip() or "fake" in counts.toolTip()
+
+
+def test_a_long_file_name_neither_widens_the_panel_nor_squeezes_the_table(
+    qtbot, page, tiny_image_dir, long_named_image
+):
+    from PySide6.QtWidgets import QHeaderView
+
+    page.resize(1054, 700)  # the page's share of a 1280x800 window
+    page.show()
+    run_and_wait(qtbot, page, lambda: page.check_paths([tiny_image_dir, long_named_image]))
+    page.table.selectRow(0)
+    qtbot.waitUntil(lambda: not page.detail.is_loading(), timeout=10000)
+    qtbot.wait(50)
+    before = page.splitter.sizes()
+    _select_path(qtbot, page, long_named_image)
+    assert page.splitter.sizes() == before
+    assert page.detail.title.toolTip() == LONG_NAME
+    assert page.detail.title.text() != LONG_NAME  # elided
+    header = page.table.horizontalHeader()
+    assert header.sectionResizeMode(Column.EXPLANATION) == QHeaderView.ResizeMode.Stretch
+    assert page.table.columnWidth(Column.EXPLANATION) >= 100
+    assert not page.table.horizontalScrollBar().isVisible()

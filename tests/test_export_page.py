@@ -396,3 +396,75 @@ def test_an_unwritable_job_history_costs_only_the_record(
     assert status == "done" and (tmp_path / "out" / "20261123-0900-finetune-int8").is_dir()
     assert "could not record export job" in caplog.text and "No space left" in caplog.text
     assert page.job_record.status == "done"  # still handed to the Jobs page
+
+
+def write_bundle(folder: Path, int8: bool = False, **metrics) -> Path:
+    """A fake exported bundle (tests/fake_export_job.py's files) with ``metrics`` overridden."""
+    config = {"run": "r", "target_risk": 0.05, "int8": int8}
+    folder.mkdir(parents=True)
+    meta = bundle_meta(config, int8)
+    meta["metrics"].update(metrics)
+    (folder / "bundle.json").write_text(json.dumps(meta), "utf-8")
+    (folder / "verification.json").write_text(json.dumps(report(int8)), "utf-8")
+    return folder
+
+
+def test_a_weak_model_is_exported_with_an_amber_warning(qtbot, tmp_path):
+    from app import style
+    from app.pages.export_summary import ExportSummary
+
+    summary = ExportSummary()
+    qtbot.addWidget(summary)
+    good = read_exported(write_bundle(tmp_path / "good"))
+    summary.show_bundles([good])
+    assert "weak" not in summary.headline.text() and "#15803d" in summary.headline.text()
+
+    weak = write_bundle(tmp_path / "weak", accuracy=0.36, coverage=0.3, selective_risk=2 / 3)
+    summary.show_bundles([read_exported(weak)])
+    text = summary.headline.text()
+    assert "exported and verified, but this model is weak" in text
+    assert style.WARNING in text and "#15803d" not in text
+    assert "66.7% errors among the test images it answered (target 5%)" in text
+    assert "test accuracy 36.0%, near chance (33%)" in text  # 3 classes
+
+    risky = write_bundle(tmp_path / "risky", selective_risk=0.09)  # 9 % vs 5 %: not far enough
+    summary.show_bundles([read_exported(risky)])
+    assert "weak" not in summary.headline.text()
+
+
+def test_the_summary_scrolls_on_the_smallest_window_instead_of_overlapping(qtbot, page, tmp_path):
+    from PySide6.QtWidgets import QScrollArea
+
+    bundles = [
+        read_exported(write_bundle(tmp_path / "b-fp32")),
+        read_exported(write_bundle(tmp_path / "b-int8", int8=True)),
+    ]
+    page.resize(770, 560)  # the page's share of a 960x640 window
+    page.show()
+    page.summary.show_bundles(bundles)
+    page.go_to(SUMMARY)
+    qtbot.wait(50)
+    area = page.stack.currentWidget()
+    assert isinstance(area, QScrollArea) and area.widget() is page.summary
+    summary = page.summary
+    parts = [summary.headline, summary.bundle_paths, summary.variant_table]
+    parts += [summary.measured_label, summary.checks_label]
+    for index, part in enumerate(parts):
+        assert part.height() >= part.minimumSizeHint().height(), part
+        for other in parts[index + 1 :]:
+            assert not part.geometry().intersects(other.geometry()), (part, other)
+    threshold = summary.threshold_label
+    assert threshold.height() >= threshold.heightForWidth(threshold.width())
+
+
+def test_options_stack_their_columns_on_the_smallest_window(qtbot, page):
+    from PySide6.QtWidgets import QPushButton
+
+    page.resize(770, 560)  # the page's share of a 960x640 window
+    page.show()
+    to_options(page)
+    qtbot.wait(50)
+    viewport = page.stack.currentWidget().viewport()
+    for button in page.stack.currentWidget().widget().findChildren(QPushButton):
+        right = button.mapTo(viewport, button.rect().topRight()).x()
+        assert right <= viewport.width(), f"{button.text()} is clipped"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QSpinBox
+from PySide6.QtWidgets import QSpinBox, QWidget
 
 from app.pages.job_forms import JOB_KINDS, validate_config
 from app.pages.jobs import PROGRESS_STEPS, JobsPage, job_progress
@@ -420,3 +420,32 @@ def test_a_prune_job_draws_its_rows_where_metrics_csv_puts_them(qtbot, page, tmp
         page._on_queue_event_received("p1", event)
     assert page.curve_data("val_acc")[0].tolist() == [0.0, 1.0, 1.5, 2.0, 2.5]
     assert "step 2 epoch 1: val_acc 0.6" in page.log_view.toPlainText()
+
+
+def _visible_rows(form) -> list:
+    """The editor rows of ``form`` that are shown (advanced ones once unfolded)."""
+    return [editor.parentWidget() for editor in form._editors.values() if editor.isVisibleTo(form)]
+
+
+@pytest.mark.parametrize("kind", ["finetune", "curve", "prune"])
+def test_forms_scroll_at_the_smallest_window_and_rows_keep_their_height(qtbot, page, kind):
+    from PySide6.QtWidgets import QPushButton, QScrollArea
+
+    page.resize(770, 560)  # the page's share of a 960x640 window
+    form = page.new_job(kind)
+    if hasattr(form, "advanced_toggle"):
+        form.advanced_toggle.setChecked(True)
+    qtbot.wait(50)
+    area = form.parentWidget().parentWidget()
+    assert isinstance(area, QScrollArea) and area.widget() is form
+    rows = _visible_rows(form)
+    assert rows
+    for row in rows:
+        assert row.height() >= row.sizeHint().height(), row.findChildren(QWidget)[0].objectName()
+    viewport = area.viewport()
+    for button in form.findChildren(QPushButton):
+        right = button.mapTo(viewport, button.rect().topRight()).x()
+        assert right <= viewport.width(), f"{button.objectName()} is clipped"
+    if kind == "finetune":
+        assert form.height() > viewport.height()  # it scrolls instead of squeezing
+    assert page.job_list.viewport().height() >= 4 * (page.job_list.fontMetrics().height() + 4)

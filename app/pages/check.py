@@ -1,4 +1,4 @@
-"""The Check page: drop photos or folders, get real / AI-generated / unsure verdicts as they come.
+"""The Check page: drop photos or folders, get Real / Fake / Unknown verdicts as they come.
 
 Everything slow happens off the GUI thread: the bundle loads on the background pool
 (:func:`app.check_worker.load_predictor`), images are checked by a :class:`CheckRunner` thread
@@ -25,6 +25,9 @@ from PySide6.QtGui import (
     QDragLeaveEvent,
     QDragMoveEvent,
     QDropEvent,
+    QFont,
+    QFontMetrics,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +39,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -60,10 +64,13 @@ from app.pages.check_model import (
     ModelInfo,
     VerdictDelegate,
     VerdictFilterProxy,
+    count_words,
     describe_threshold,
+    verdict_filters,
     verdict_style,
 )
 from app.widgets.background import run_in_background
+from app.widgets.formatting import plural
 from app.widgets.page_header import PageHeader
 from core.bundle import BUNDLE_FILE, default_bundle_path
 from core.inference import IMAGE_EXTENSIONS, CheckResult
@@ -72,15 +79,15 @@ from core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-FILTERS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
-    ("All results", None),
-    ("Real", ("real",)),
-    ("AI-generated", ("fake",)),
-    ("Unsure", ("unknown",)),
-    ("Errors", ("error",)),
-)
-COUNT_WORDS = {"real": "real", "fake": "AI-generated", "unknown": "unsure", "error": "unreadable"}
+FILTERS = verdict_filters()
+COUNT_WORDS = count_words()
 ROW_HEIGHT = 54
+COLUMN_WIDTHS = ((Column.THUMBNAIL, ROW_HEIGHT + 4), (Column.FILE, 160), (Column.CONFIDENCE, 120))
+"""Starting widths; Verdict fits the model's longest verdict, Explanation takes the rest."""
+VERDICT_WIDTH = (150, 220)
+"""The Verdict column's width range in pixels."""
+DETAIL_SHARE = 0.32
+"""The detail panel's share of the results area when the page is first laid out."""
 IMAGE_FILTER = "Images ({})".format(" ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS)))
 
 PAGE_STYLE = f"""
@@ -183,14 +190,16 @@ class CheckPage(QWidget):
         layout.addWidget(self.message)
         layout.addLayout(self._build_toolbar())
         layout.addLayout(self._build_progress())
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._build_results())
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self._build_results())
         self.detail = DetailPanel()
-        splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([760, 420])
-        layout.addWidget(splitter, 1)
+        self.splitter.addWidget(self.detail)
+        # both follow the window; neither follows the selected file (the panel's hint is fixed)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        self._splitter_placed = False
+        layout.addWidget(self.splitter, 1)
         self._reset_counts()
         self._update_controls()
         QTimer.singleShot(0, self, self._ensure_model)
@@ -201,7 +210,7 @@ class CheckPage(QWidget):
         header = PageHeader(
             "Check images",
             "Drop photos or folders anywhere on this page. Each image gets a verdict (real, "
-            "AI-generated or unsure) with a calibrated confidence and the reason for it.",
+            "Fake or Unknown) with a calibrated confidence and the reason for it.",
         )
         self.open_images_button = QPushButton("Open images…")
         self.open_images_button.setObjectName("primary")
@@ -245,6 +254,9 @@ class CheckPage(QWidget):
         row.addWidget(self.filter_combo)
         self.counts_label = QLabel()
         self.counts_label.setObjectName("muted")
+        self.counts_label.setWordWrap(True)  # wraps instead of being cut off on small windows
+        self.counts_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.counts_label.setMinimumWidth(80)
         row.addWidget(self.counts_label, 1)
         self.recheck_button = QPushButton("Check again")
         self.recheck_button.setToolTip("Check the last images again with the current model")
@@ -314,14 +326,12 @@ class CheckPage(QWidget):
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in (
-            (Column.THUMBNAIL, ROW_HEIGHT + 4),
-            (Column.FILE, 170),
-            (Column.VERDICT, 190),
-            (Column.CONFIDENCE, 150),
-        ):
+        header.setSectionResizeMode(Column.EXPLANATION, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # tooltips have the full text
+        for column, width in COLUMN_WIDTHS:
             self.table.setColumnWidth(column, width)
+        self._fit_verdict_column(())
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_changed)
         self.results_stack.addWidget(self.table)
         return self.results_stack
@@ -386,7 +396,7 @@ class CheckPage(QWidget):
             self._clear_rows()
             self.show_message(
                 f"Model switched to {model_label(predictor)}. The previous results were cleared; "
-                f"press Check again to re-check the last {count} item(s) with it.",
+                f"press Check again to re-check the last {plural(count, 'item')} with it.",
                 "info",
             )
         if self._announce is not None and self._announce == self.bundle_path:
@@ -399,11 +409,36 @@ class CheckPage(QWidget):
     def _show_model(self, predictor: Any) -> None:
         """The model bar names ``predictor`` (the model in use)."""
         self.model_name.setText(f"Model: {model_label(predictor)} — {predictor.description}")
-        self.model_detail.setText(
-            "It " + describe_threshold(predictor.calibration).replace("“unsure”", "“Unsure”")
-        )
+        self.model_detail.setText("It " + describe_threshold(predictor.calibration, "Unknown"))
         self.model_bar.setToolTip(f"{predictor.bundle.root}\n{predictor.calibration.summary()}")
         _restyle(self.model_bar, "state", "ok")
+        self._fit_verdict_column(predictor.bundle.class_names)
+
+    def _fit_verdict_column(self, class_names: Sequence[str]) -> None:
+        """Make the Verdict column as wide as the longest badge ``class_names`` can give."""
+        font = QFont(self.table.font())
+        font.setBold(True)
+        metrics = QFontMetrics(font)
+        words = [verdict_style(v)[2] for v in ("unknown", "error", "real")]
+        words += [f"{verdict_style('fake')[2]} ({name})" for name in class_names]
+        badge = max(metrics.horizontalAdvance(f"✕  {word}") for word in words)
+        width = badge + 2 * metrics.height() + 16  # the badge's glyph circle and padding
+        self.table.setColumnWidth(
+            Column.VERDICT, max(VERDICT_WIDTH[0], min(width, VERDICT_WIDTH[1]))
+        )
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._place_splitter()
+
+    def _place_splitter(self) -> None:
+        """Give the detail panel :data:`DETAIL_SHARE` of the width, once (then the user's)."""
+        total = self.splitter.width()
+        if self._splitter_placed or total < 200:
+            return
+        self._splitter_placed = True
+        detail = max(round(total * DETAIL_SHARE), self.detail.minimumSizeHint().width())
+        self.splitter.setSizes([total - detail, detail])
 
     def _on_model_failed(self, token: int, message: str) -> None:
         if token != self._load_token:
@@ -437,7 +472,7 @@ class CheckPage(QWidget):
         self.sig_model_changed.emit("")
         if self.pending:
             self.show_message(
-                f"{len(self.pending)} item(s) are waiting for a model; load one to check them.",
+                f"{plural(len(self.pending), 'item')} waiting for a model; load one to check them.",
                 "warning",
             )
         self._update_controls()
@@ -538,13 +573,13 @@ class CheckPage(QWidget):
             self.show_message(summary["message"], "error")
         elif summary.get("cancelled"):
             self.show_message(
-                f"Cancelled after {checked:,} of {self._run_total:,} image(s).", "warning"
+                f"Cancelled after {checked:,} of {plural(self._run_total, 'image')}.", "warning"
             )
         elif checked:
-            note = f"; {errors} could not be read (see the Error rows)" if errors else ""
+            note = f"; {errors} could not be read (see the Unreadable rows)" if errors else ""
             note += f"; {skipped}" if skipped else ""
             kind = "warning" if skipped else "info"
-            self.show_message(f"Checked {checked:,} image(s) in {seconds:.1f} s{note}.", kind)
+            self.show_message(f"Checked {plural(checked, 'image')} in {seconds:.1f} s{note}.", kind)
         elif skipped:
             self.show_message(f"Nothing could be checked: {skipped}.", "warning")
         self._run_total = 0
@@ -582,15 +617,18 @@ class CheckPage(QWidget):
         for index, (title, verdicts) in enumerate(FILTERS):
             n = total if verdicts is None else sum(self.counts.get(v, 0) for v in verdicts)
             self.filter_combo.setItemText(index, f"{title} ({n:,})")
-        parts = []
+        parts, plain = [], []
         for verdict, word in COUNT_WORDS.items():
             colour, glyph, _ = verdict_style(verdict)
             if self.counts.get(verdict):
                 parts.append(
-                    f"<span style='color:{colour}; font-weight:600'>{glyph} "
-                    f"{self.counts[verdict]:,}</span> {word}"
+                    f"<span style='color:{colour}; font-weight:600'>{glyph}&nbsp;"
+                    f"{self.counts[verdict]:,}</span>&nbsp;{word}"
                 )
-        self.counts_label.setText("&nbsp;&nbsp;·&nbsp;&nbsp;".join(parts))
+                plain.append(f"{self.counts[verdict]:,} {word}")
+        # each count stays on one line; a narrow window wraps between counts
+        self.counts_label.setText("&nbsp; · ".join(parts))
+        self.counts_label.setToolTip(", ".join(plain))
 
     def set_filter(self, verdicts: Sequence[str] | None) -> None:
         """Show only ``verdicts`` (``None``: all); mirrors the Show combo box."""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QSizePolicy, QVBoxLayou
 from app.check_worker import heatmap_problem, load_preview
 from app.pages.check_model import detail_text, verdict_style, verdict_text
 from app.widgets.background import run_in_background
+from app.widgets.scroll import vertical_scroll
 from core.inference import CheckResult
 
 
@@ -30,6 +31,40 @@ def _pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(image.copy())
 
 
+IMAGE_MIN = QSize(120, 90)
+"""The preview's smallest size: below the text it scales down to this on short windows."""
+TEXT_MIN_HEIGHT = 64
+"""The scrolling verdict text never gets less than about three lines."""
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text elided in the middle to the label's width; the tooltip has it all.
+
+    Its width never depends on the text, so a long file name cannot widen the panel.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.full_text = ""
+        self.set_full_text(text)
+
+    def set_full_text(self, text: str) -> None:
+        """Show ``text``, elided when it does not fit."""
+        self.full_text = text
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(self.contentsRect().width(), 1)
+        shown = self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideMiddle, width)
+        super().setText(shown)
+        self.setToolTip(self.full_text if shown != self.full_text else "")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+
 class ImageView(QLabel):
     """A label that shows a pixmap scaled to fit, keeping its aspect ratio."""
 
@@ -37,8 +72,8 @@ class ImageView(QLabel):
         super().__init__(parent)
         self.setObjectName("detailImage")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(240, 220)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(IMAGE_MIN)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.source: QPixmap | None = None
 
     def show_pixmap(self, pixmap: QPixmap | None, placeholder: str = "") -> None:
@@ -94,9 +129,8 @@ class DetailPanel(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 12, 14, 12)
         layout.setSpacing(8)
-        self.title = QLabel("No image selected")
+        self.title = ElidedLabel("No image selected")
         self.title.setObjectName("detailTitle")
-        self.title.setWordWrap(True)
         layout.addWidget(self.title)
         self.image = ImageView()
         layout.addWidget(self.image, 1)
@@ -104,50 +138,67 @@ class DetailPanel(QFrame):
         self.heatmap_check.setEnabled(False)
         self.heatmap_check.toggled.connect(self._on_heatmap_toggled)
         layout.addWidget(self.heatmap_check)
+        self.verdict = QLabel()
+        self.verdict.setObjectName("detailVerdict")
+        layout.addWidget(self.verdict)
+        self.text_area = vertical_scroll(self._build_text(), "detailText")
+        self.text_area.setMinimumSize(0, TEXT_MIN_HEIGHT)
+        self.text_area.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.text_area)
+        self.show_result(None)
+
+    def _build_text(self) -> QWidget:
+        """The heatmap note, explanation, probabilities and path: they scroll when long."""
+        text = QWidget()
+        column = QVBoxLayout(text)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(8)
         self.heatmap_note = QLabel()
         self.heatmap_note.setObjectName("muted")
         self.heatmap_note.setWordWrap(True)
         self.heatmap_note.hide()
-        layout.addWidget(self.heatmap_note)
-        self.verdict = QLabel()
-        self.verdict.setObjectName("detailVerdict")
-        layout.addWidget(self.verdict)
         self.explanation = QLabel()
         self.explanation.setWordWrap(True)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.explanation)
         self.probs = QLabel()
         self.probs.setObjectName("muted")
         self.probs.setWordWrap(True)
-        layout.addWidget(self.probs)
-        self.path = QLabel()
+        self.path = ElidedLabel()
         self.path.setObjectName("muted")
-        self.path.setWordWrap(True)
         self.path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.path)
-        self.show_result(None)
+        for label in (self.heatmap_note, self.explanation, self.probs, self.path):
+            column.addWidget(label)
+        column.addStretch(1)
+        return text
 
     def show_result(
         self, result: CheckResult | None, class_names: Sequence[str] = (), spec: Any = None
     ) -> None:
         """Show ``result`` (``None``: nothing selected); the image loads on a worker thread."""
+        self._show_result(result, class_names, spec)
+        self.text_area.updateGeometry()  # the text's height changed
+
+    def _show_result(
+        self, result: CheckResult | None, class_names: Sequence[str], spec: Any
+    ) -> None:
         self.result = result
         self.image_pixmap = self.overlay_pixmap = None
         self._token += 1
         self.heatmap_check.setEnabled(False)
         self.heatmap_note.hide()
         if result is None:
-            self.title.setText("No image selected")
+            self.title.set_full_text("No image selected")
             self.image.show_pixmap(None, "Select a result to see it here")
-            for label in (self.verdict, self.explanation, self.probs, self.path):
+            for label in (self.verdict, self.explanation, self.probs):
                 label.setText("")
+            self.path.set_full_text("")
             return
         colour, glyph, _ = verdict_style(result.verdict)
-        self.title.setText(Path(result.path).name)
+        self.title.set_full_text(Path(result.path).name)
         self.verdict.setText(f"{glyph}  {verdict_text(result)}")
         self.verdict.setStyleSheet(f"color: {colour};")
         self.explanation.setText(detail_text(result))
-        self.path.setText(result.path)
+        self.path.set_full_text(result.path)
         if not result.ok:
             self.probs.setText("")
             self.image.show_pixmap(None, "This file could not be read")

@@ -26,10 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -71,6 +72,7 @@ from app.pages.export_summary import ExportSummary, card
 from app.widgets import formatting
 from app.widgets.background import run_in_background
 from app.widgets.page_header import PageHeader
+from app.widgets.scroll import vertical_scroll
 from core.events import Event
 from core.runs import RunInfo
 from core.workspace import Workspace
@@ -126,6 +128,31 @@ def _field_error() -> QLabel:
 def _show_error(label: QLabel, message: str | None) -> None:
     label.setText(message or "")
     label.setVisible(bool(message))
+
+
+class ReflowColumns(QWidget):
+    """Side-by-side columns that stack when the widget is narrower than :attr:`NARROW`."""
+
+    NARROW = 880
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.columns = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
+
+    def minimumSizeHint(self) -> QSize:
+        """As narrow as the widest column: stacked is always possible, so never force width."""
+        hint = super().minimumSizeHint()
+        items = (self.columns.itemAt(i) for i in range(self.columns.count()))
+        widest = max((item.minimumSize().width() for item in items), default=0)
+        margins = self.columns.contentsMargins()
+        return QSize(widest + margins.left() + margins.right(), hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        narrow = event.size().width() < self.NARROW
+        direction = QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight
+        if self.columns.direction() != direction:
+            self.columns.setDirection(direction)
 
 
 class ExportPage(QWidget):
@@ -189,12 +216,16 @@ class ExportPage(QWidget):
             )
         )
         layout.addLayout(self._build_steps())
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self._build_run_step())
-        self.stack.addWidget(self._build_options_step())
-        self.stack.addWidget(self._build_running_step())
+        self.stack = QStackedWidget()  # one scroll area per step: short windows scroll it
         self.summary = ExportSummary()
-        self.stack.addWidget(self.summary)
+        steps = (
+            self._build_run_step(),
+            self._build_options_step(),
+            self._build_running_step(),
+            self.summary,
+        )
+        for index, step in enumerate(steps):
+            self.stack.addWidget(vertical_scroll(step, f"step_{index}"))
         layout.addWidget(self.stack, 1)
         layout.addLayout(self._build_nav())
         self.go_to(RUN)
@@ -261,8 +292,8 @@ class ExportPage(QWidget):
         return frame
 
     def _build_options_step(self) -> QWidget:
-        page = QWidget()
-        outer = QHBoxLayout(page)
+        page = ReflowColumns()
+        outer = page.columns
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(12)
         left = QVBoxLayout()

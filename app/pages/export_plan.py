@@ -317,3 +317,38 @@ def held_out_words(bundle: ExportedBundle) -> str:
     if risk is not None:
         text += f" and was wrong on {risk:.1%} of those it answered"
     return text + "; the rest were reported as unsure."
+
+
+WEAK_RISK_FACTOR = 2.0
+"""A shipped model is weak when its errors among answered test images exceed this × the target…"""
+WEAK_RISK_MARGIN = 0.05
+"""…and the target plus this many points (5), or when its accuracy is within this of chance."""
+
+
+def weakness(bundle: ExportedBundle) -> str | None:
+    """Why the shipped model of ``bundle`` is too weak to use, from ``bundle.json``, or ``None``.
+
+    Weak: its errors among the answered test images are far above the calibration target
+    (over :data:`WEAK_RISK_FACTOR` × target and over target + :data:`WEAK_RISK_MARGIN`), or its
+    test accuracy is within :data:`WEAK_RISK_MARGIN` of chance (1 / number of classes).
+    """
+    metrics = bundle.metrics
+    reasons = []
+    risk = finite_number(metrics.get("selective_risk"))
+    target = finite_number(bundle.calibration.get("target_risk"))
+    if (
+        risk is not None
+        and target is not None
+        and risk > WEAK_RISK_FACTOR * target
+        and risk > target + WEAK_RISK_MARGIN
+    ):
+        reasons.append(f"{risk:.1%} errors among the test images it answered (target {target:.0%})")
+    accuracy = finite_number(metrics.get("accuracy"))
+    classes = metrics.get("class_names") or bundle.meta.get("class_names") or []
+    if (
+        accuracy is not None
+        and len(classes) >= 2
+        and accuracy <= 1 / len(classes) + WEAK_RISK_MARGIN
+    ):
+        reasons.append(f"test accuracy {accuracy:.1%}, near chance ({1 / len(classes):.0%})")
+    return "; ".join(reasons) or None

@@ -29,6 +29,7 @@ from app.pages.export_plan import (
     held_out_words,
     variant_rows,
     verified_on,
+    weakness,
 )
 from app.widgets import formatting
 
@@ -45,6 +46,23 @@ def card(title: str) -> tuple[QFrame, QVBoxLayout]:
     return frame, layout
 
 
+def headline(bundles: list[ExportedBundle], verified: bool) -> str:
+    """The summary's first line: green when verified, amber when verified but weak, red else."""
+    precisions = " and ".join(b.precision.upper() for b in bundles)
+    text = f"{precisions} bundle{'s' if len(bundles) > 1 else ''} exported and verified"
+    if not verified:
+        return f"<span style='color:{style.ERROR}'>✕</span> {text}"
+    weak = [(b.precision.upper(), weakness(b)) for b in bundles]
+    reasons = [f"{name}: {why}" if len(bundles) > 1 else why for name, why in weak if why]
+    if not reasons:
+        return f"<span style='color:#15803d'>✓</span> {text}"
+    return (
+        f"<span style='color:{style.WARNING}'>⚠ {text}, but this model is weak</span>"
+        f"<div style='color:{style.WARNING}; font-size:10pt; font-weight:400'>"
+        f"{' · '.join(reasons)}. Train longer or on more data before relying on it.</div>"
+    )
+
+
 class ExportSummary(QWidget):
     """The summary step: headline, variant table, checks and the threshold in words."""
 
@@ -57,6 +75,7 @@ class ExportSummary(QWidget):
         frame, box = card("Result")
         self.headline = QLabel()
         self.headline.setObjectName("headline")
+        self.headline.setWordWrap(True)
         box.addWidget(self.headline)
         self.bundle_paths = QLabel()
         self.bundle_paths.setObjectName("muted")
@@ -101,13 +120,7 @@ class ExportSummary(QWidget):
             self.variant_table.setRowCount(0)
             return
         results = checks(bundles)
-        ok = all(passed for passed, _ in results)
-        colour, glyph = ("#15803d", "✓") if ok else (style.ERROR, "✕")
-        precisions = " and ".join(b.precision.upper() for b in bundles)
-        self.headline.setText(
-            f"<span style='color:{colour}'>{glyph}</span> {precisions} bundle"
-            f"{'s' if len(bundles) > 1 else ''} exported and verified"
-        )
+        self.headline.setText(headline(bundles, all(passed for passed, _ in results)))
         lines = []
         for bundle in bundles:
             where = str(bundle.path) + (f"  ·  zip: {bundle.zip}" if bundle.zip else "")

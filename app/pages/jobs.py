@@ -38,6 +38,7 @@ from app.pages.job_forms import JOB_KINDS, JobForm
 from app.style import STATUSES, status_icon
 from app.widgets import formatting
 from app.widgets.live_plot import LivePlot, Series
+from app.widgets.scroll import vertical_scroll
 from core.events import Event
 from core.runs import pruning_x, read_metrics, x_axis
 from core.workspace import ENV_VAR as WORKSPACE_ENV
@@ -60,6 +61,8 @@ EPOCH_KINDS = ("finetune", "distill")
 """Job kinds whose ``epochs`` is the whole job (progress and ETA span all epochs)."""
 PROGRESS_STEPS = 1000
 LOG_LINES = 5000
+HISTORY_MIN_ROWS = 4
+"""The queue/history list always shows at least this many rows (the splitter keeps them)."""
 
 
 class JobsPage(QWidget):
@@ -131,26 +134,38 @@ class JobsPage(QWidget):
 
     # -- building -----------------------------------------------------------------------------
 
-    def _build_left(self) -> QWidget:
-        column = QWidget()
-        layout = QVBoxLayout(column)
-        layout.setContentsMargins(0, 0, 6, 0)
+    def _build_left(self) -> QSplitter:
+        """The New-job form (scrolls) above the queue/history list, split by the user."""
+        column = QSplitter(Qt.Orientation.Vertical)
+        column.setObjectName("jobsLeft")
+        column.setChildrenCollapsible(False)
+        column.addWidget(self._build_new_job())
+        column.addWidget(self._build_history())
+        column.setStretchFactor(0, 3)
+        column.setStretchFactor(1, 1)
+        column.setSizes([520, 220])
+        self.left_splitter = column
+        return column
+
+    def _build_new_job(self) -> QGroupBox:
         box = QGroupBox("New job")
         form_layout = QVBoxLayout(box)
         self.kind_combo = QComboBox()
         self.forms = QStackedWidget()
+        """One scroll area per job kind, each holding its :class:`JobForm`."""
         self.form_by_kind: dict[str, JobForm] = {}
         for kind, (title, _) in JOB_KINDS.items():
             self.kind_combo.addItem(title, kind)
             form = JobForm(kind, self.workspace)
+            form.setObjectName(f"form_{kind}")
             self.form_by_kind[kind] = form
-            self.forms.addWidget(form)
+            self.forms.addWidget(vertical_scroll(form))
         self.kind_combo.currentIndexChanged.connect(self.forms.setCurrentIndex)
         kind_row = QHBoxLayout()
         kind_row.addWidget(QLabel("Job"))
         kind_row.addWidget(self.kind_combo, 1)
         form_layout.addLayout(kind_row)
-        form_layout.addWidget(self.forms)
+        form_layout.addWidget(self.forms, 1)
         self.start_button = QPushButton("Start job")
         self.start_button.setObjectName("primary")
         self.start_button.clicked.connect(self._on_start_clicked)
@@ -158,8 +173,9 @@ class JobsPage(QWidget):
         start_row.addStretch(1)
         start_row.addWidget(self.start_button)
         form_layout.addLayout(start_row)
-        layout.addWidget(box)
+        return box
 
+    def _build_history(self) -> QGroupBox:
         history = QGroupBox("Queue and history")
         history_layout = QVBoxLayout(history)
         self.job_list = QTreeWidget()
@@ -169,6 +185,7 @@ class JobsPage(QWidget):
         self.job_list.setColumnWidth(0, 105)
         self.job_list.setColumnWidth(1, 85)
         self.job_list.setColumnWidth(2, 110)
+        self.job_list.setMinimumHeight(self._history_min_height())
         self.job_list.currentItemChanged.connect(self._on_job_list_current_changed)
         history_layout.addWidget(self.job_list)
         buttons = QHBoxLayout()
@@ -183,8 +200,14 @@ class JobsPage(QWidget):
             buttons.addWidget(button)
         buttons.addStretch(1)
         history_layout.addLayout(buttons)
-        layout.addWidget(history, 1)
-        return column
+        return history
+
+    def _history_min_height(self) -> int:
+        """Header, :data:`HISTORY_MIN_ROWS` rows and a horizontal scroll bar."""
+        row = self.job_list.fontMetrics().height() + 10
+        header = self.job_list.header().sizeHint().height()
+        bar = self.job_list.horizontalScrollBar().sizeHint().height()
+        return header + HISTORY_MIN_ROWS * row + bar + 4
 
     def _build_right(self) -> QWidget:
         column = QWidget()
@@ -238,6 +261,10 @@ class JobsPage(QWidget):
         form.set_values(values or {})
         return form
 
+    def current_form(self) -> JobForm:
+        """The form of the job kind chosen in the Job combo box."""
+        return self.form_by_kind[self.kind_combo.currentData()]
+
     def submit(self, config: dict[str, Any]) -> JobRecord:
         """Queue a job config as it is (the form's Start button validates first)."""
         return self.queue.submit(config)
@@ -263,8 +290,7 @@ class JobsPage(QWidget):
 
     @Slot()
     def _on_start_clicked(self) -> None:
-        form = self.forms.currentWidget()
-        assert isinstance(form, JobForm)
+        form = self.current_form()
         if not form.validate():
             return
         self.submit(form.config())
