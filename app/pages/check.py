@@ -209,7 +209,7 @@ class CheckPage(QWidget):
     def _build_header(self) -> PageHeader:
         header = PageHeader(
             "Check images",
-            "Drop photos or folders anywhere on this page. Each image gets a verdict (real, "
+            "Drop photos or folders anywhere on this page. Each image gets a verdict (Real, "
             "Fake or Unknown) with a calibrated confidence and the reason for it.",
         )
         self.open_images_button = QPushButton("Open images…")
