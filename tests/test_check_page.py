@@ -445,13 +445,13 @@ def test_the_threshold_in_words_names_an_energy_floor() -> None:
 
     plain = Calibration(threshold=0.77, target_risk=0.15, coverage=0.4, risk=0.14, n=1054)
     assert describe_threshold(plain) == (
-        "answers “unsure” when the calibrated confidence is below 0.77, chosen for at most 15% "
+        "answers “Unknown” when the calibrated confidence is below 0.77, chosen for at most 15% "
         "errors among the images it does answer (on 1054 held-out images it answered 40%, 14.0% "
         "of them wrong)."
     )
     floored = {**plain.to_dict(), "energy_floor": 3.214, "floor_keep": 0.9}
     assert describe_threshold(floored).startswith(
-        "answers “unsure” when the calibrated confidence is below 0.77 or when the image is "
+        "answers “Unknown” when the calibrated confidence is below 0.77 or when the image is "
         "unfamiliar to it: familiarity score below 3.21 (which 90% of held-out images reach), "
         "chosen for at most 15%"
     )

@@ -217,7 +217,7 @@ def test_fp32_and_int8_export_runs_two_jobs_and_summarises_the_reports(qtbot, pa
     words = page.summary.threshold_label.text()
     assert "Threshold <b>0.80</b>" in words
     assert "at most 5% errors" in words and "answered 89% of the images" in words
-    assert page.summary.measured_label.text() == "Measured on 80 image(s) of the run's test split"
+    assert page.summary.measured_label.text() == "Measured on 80 images of the run's test split"
     assert "tiny-fp32.zip" in page.summary.bundle_paths.text()
 
     with qtbot.waitSignal(page.sig_bundle_selected) as chosen:

@@ -423,7 +423,7 @@ class ConfidenceDelegate(QStyledItemDelegate):
         return super().helpEvent(event, view, option, index)
 
 
-def describe_threshold(calibration: Any, verdict: str = "unsure") -> str:
+def describe_threshold(calibration: Any, verdict: str = "Unknown") -> str:
     """The rejection threshold in words, for the model line and the export summary.
 
     ``calibration`` is a :class:`core.rejection.Calibration` or its ``bundle.json`` mapping;

@@ -212,7 +212,7 @@ class ExportPage(QWidget):
             PageHeader(
                 "Export for mobile",
                 "Turn a trained run into a verified model bundle for the Android app or this "
-                "checker: ONNX FP32 and/or INT8, a calibrated “unsure” threshold, golden vectors.",
+                "checker: ONNX FP32 and/or INT8, a calibrated “Unknown” threshold, golden vectors.",
             )
         )
         layout.addLayout(self._build_steps())
@@ -360,10 +360,10 @@ class ExportPage(QWidget):
         self.risk_words.setWordWrap(True)
         layout.addWidget(self.risk_words)
         floor_row = QHBoxLayout()
-        self.floor_check = QCheckBox("Also answer “unsure” for unfamiliar images")
+        self.floor_check = QCheckBox("Also answer “Unknown” for unfamiliar images")
         self.floor_check.setToolTip(
             "An energy floor: images less familiar to the model than most validation images "
-            "(an unseen generator, another kind of picture) get “unsure”, however confident. "
+            "(an unseen generator, another kind of picture) get “Unknown”, however confident. "
             "Best for runs trained with outlier exposure (energy loss)."
         )
         self.floor_spin = _percent_spin((50.0, 99.9), 1.0, " % of validation images kept", 80.0)
@@ -641,13 +641,13 @@ class ExportPage(QWidget):
     def _update_risk_words(self) -> None:
         risk = self.risk_spin.value()
         self.risk_words.setText(
-            f"The bundle will answer “unsure” instead of guessing whenever its calibrated "
+            f"The bundle will answer “Unknown” instead of guessing whenever its calibrated "
             f"confidence is below a threshold, chosen on the run's validation images so that "
             f"at most {risk:g}% of the images it does answer are wrong. A lower target means "
-            "fewer mistakes and more “unsure” answers."
+            "fewer mistakes and more “Unknown” answers."
             + (
                 f" Images less familiar to the model than {self.floor_spin.value():g}% of the "
-                "validation images are “unsure” too, however confident it is."
+                "validation images are “Unknown” too, however confident it is."
                 if self.floor_check.isChecked()
                 else ""
             )
@@ -663,7 +663,7 @@ class ExportPage(QWidget):
             self.output_preview.setText("Bundles: " + " and/or ".join(paths))
         replaced = replaced_bundles(choices) if choices.name else []
         self.replace_note.setText(
-            "Replaces the existing bundle(s) "
+            f"Replaces the existing {'bundle' if len(replaced) == 1 else 'bundles'} "
             + ", ".join(p.name for p in replaced)
             + " once the new export has passed verification."
         )

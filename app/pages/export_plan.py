@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.widgets.formatting import plural
 from core.errors import UserError
 from core.runs import (
     RunInfo,
@@ -304,7 +305,7 @@ def checks(bundles: list[ExportedBundle]) -> list[tuple[bool, str]]:
 def verified_on(bundle: ExportedBundle) -> str:
     n = bundle.report.get("n")
     split = bundle.report.get("split", "test")
-    return f"measured on {n} image(s) of the run's {split} split" if n else ""
+    return f"measured on {plural(n, 'image')} of the run's {split} split" if n else ""
 
 
 def held_out_words(bundle: ExportedBundle) -> str:
@@ -316,7 +317,7 @@ def held_out_words(bundle: ExportedBundle) -> str:
     text = f"On the {bundle.report.get('split', 'test')} split it answered {coverage:.0%} of the images"
     if risk is not None:
         text += f" and was wrong on {risk:.1%} of those it answered"
-    return text + "; the rest were reported as unsure."
+    return text + "; the rest were reported as Unknown."
 
 
 WEAK_RISK_FACTOR = 2.0

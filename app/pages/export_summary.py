@@ -105,7 +105,7 @@ class ExportSummary(QWidget):
         self.checks_label.setTextFormat(Qt.TextFormat.RichText)
         box.addWidget(self.checks_label)
         layout.addWidget(frame)
-        frame, box = card("The “unsure” threshold")
+        frame, box = card("The “Unknown” threshold")
         self.threshold_label = QLabel()
         self.threshold_label.setObjectName("explain")
         self.threshold_label.setWordWrap(True)
