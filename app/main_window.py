@@ -267,27 +267,51 @@ class MainWindow(QMainWindow):
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        for index, spec in enumerate(self.page_specs):
-            action = QAction(spec.title, self)
-            action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
-            action.triggered.connect(lambda _=False, n=spec.name: self.show_page(n))
-            file_menu.addAction(action)
+        open_images = QAction("&Open images…", self)
+        open_images.setShortcut(QKeySequence.StandardKey.Open)
+        open_images.triggered.connect(self._on_open_images_triggered)
+        file_menu.addAction(open_images)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        go_menu = self.menuBar().addMenu("&Go")
+        for index, spec in enumerate(self.page_specs):
+            action = QAction(spec.title, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
+            action.triggered.connect(lambda _=False, n=spec.name: self.show_page(n))
+            go_menu.addAction(action)
         about = QAction("&About Deepfake Studio", self)
         about.triggered.connect(self._on_about_triggered)
         self.menuBar().addMenu("&Help").addAction(about)
 
     @Slot()
+    def _on_open_images_triggered(self) -> None:
+        """File > Open images… (Ctrl+O): the Check page's own file dialog."""
+        page = self.show_page("check")
+        if page is not None and hasattr(page, "open_images_button"):
+            page.open_images_button.click()
+
+    @Slot()
     def _on_about_triggered(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Deepfake Studio",
-            "<b>Deepfake Studio</b><br>Tell real photos from AI-generated images; train, "
-            f"shrink and ship detectors.<br><br>Workspace: {self.workspace.root}",
+        QMessageBox.about(self, "About Deepfake Studio", self.about_text())
+
+    def about_text(self) -> str:
+        """The About box: what the app does, its version, where its files are, its shortcuts."""
+        keys = "".join(
+            f"<tr><td>Ctrl+{i + 1}</td><td>{spec.title}</td></tr>"
+            for i, spec in enumerate(self.page_specs)
+        )
+        return (
+            f"<b>Deepfake Studio {app_version()}</b><br>Tell real photos from AI-generated and "
+            "edited images (Real, Fake with the generator it most resembles, or Unknown when "
+            "the model cannot tell); train, shrink and ship the detectors.<br><br>"
+            f"Workspace: {self.workspace.root}<br>Model: {self.bundle_label.text()}<br><br>"
+            "<b>Keys</b><table><tr><td>Ctrl+O</td><td>Open images to check</td></tr>"
+            f"{keys}<tr><td>Ctrl+Q</td><td>Quit</td></tr></table><br>"
+            "Command line: <code>deepfake-studio --help</code>; health check: "
+            "<code>deepfake-studio selftest</code>."
         )
 
     def _update_bundle_label(self) -> None:
@@ -346,3 +370,13 @@ class MainWindow(QMainWindow):
                 page.shutdown()
             page.close()
         super().closeEvent(event)
+
+
+def app_version() -> str:
+    """This app's installed version (``unknown`` in a build without package metadata)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("deepfake-studio")
+    except metadata.PackageNotFoundError:
+        return "unknown"

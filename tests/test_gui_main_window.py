@@ -217,3 +217,25 @@ def test_closing_the_window_starts_no_job_that_waited_for_its_turn(qtbot, studio
     window.pages["stopping"] = stopping
     window.close()
     assert started == [] and SHARED.running is None
+
+
+def test_menus_open_images_switch_pages_and_say_what_the_app_is(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.main_window import app_version
+
+    menus = {action.text(): action.menu() for action in window.menuBar().actions()}
+    assert list(menus) == ["&File", "&Go", "&Help"]
+    go = [(a.text(), a.shortcut().toString()) for a in menus["&Go"].actions()]
+    assert go[0] == (window.page_specs[0].title, "Ctrl+1") and len(go) == len(window.page_specs)
+    opened: list[str] = []
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileNames", lambda *a, **k: (opened.append("dialog"), ("", ""))[1]
+    )
+    open_images = menus["&File"].actions()[0]
+    assert open_images.shortcut().toString() == "Ctrl+O"
+    open_images.trigger()
+    assert opened == ["dialog"] and window.current_page_name() == "check"
+    text = window.about_text()
+    assert f"Deepfake Studio {app_version()}" in text and app_version() != "unknown"
+    assert "Ctrl+O" in text and str(window.workspace.root) in text and "Model:" in text
