@@ -144,7 +144,7 @@ def main() -> None:
     # The quality report of the lineage, asked for on the Models page like a user would.
     models.select_paths([p for p in (ft, pruned, bundle) if p.exists()])
     models.job_buttons["report"].click()  # the window opens the Jobs page with the form filled
-    form = jobs.forms.currentWidget()
+    form = jobs.current_form()
     form.set_values({"robustness_images": 100})
     jobs.submit({**form.config(), "threads": 1})
     wait_until(app, lambda: not jobs.queue.pending() and jobs.queue.current is None, 900)
