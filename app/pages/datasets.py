@@ -83,6 +83,8 @@ log = logging.getLogger(__name__)
 MAX_GROUPS_SHOWN = 500
 """Groups listed under one finding in the tree (the finding itself still selects all files)."""
 ALL_CLASSES = "All classes"
+LIST_MIN_WIDTH = 150
+"""The data set list keeps room for a folder name (and its empty-list line) at the smallest window."""
 NO_DATASETS = "No data sets yet.\nAdd folder… or drop one here."
 NO_DATASET_CHART = (
     "Add a data set folder: Add folder… above, or drop it here. Its images per class show here."
@@ -322,6 +324,7 @@ class DatasetsPage(QWidget):
     def _build_list(self) -> QWidget:
         """The data set list under its heading, or a line saying how to add the first one."""
         box = QWidget()
+        box.setMinimumWidth(LIST_MIN_WIDTH)
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
         heading = QLabel("Data sets")
@@ -360,7 +363,9 @@ class DatasetsPage(QWidget):
         layout.addWidget(self.chart_stack, 1)
 
         splits = QGroupBox("Splits")
-        form = QHBoxLayout(splits)
+        column = QVBoxLayout(splits)
+        form = QHBoxLayout()
+        column.addLayout(form)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.val = QDoubleSpinBox()
@@ -375,11 +380,13 @@ class DatasetsPage(QWidget):
         )
         self.split_button.clicked.connect(self._on_split_clicked)
         self.split_label = QLabel("No splits yet.")
+        self.split_label.setWordWrap(True)  # its own line: the row stays whole at 960 px
         for title, spin in (("Seed", self.seed), ("Validation", self.val), ("Test", self.test)):
             form.addWidget(QLabel(title))
             form.addWidget(spin)
         form.addWidget(self.split_button)
-        form.addWidget(self.split_label, 1)
+        form.addStretch(1)
+        column.addWidget(self.split_label)
         layout.addWidget(splits)
         return box
 
