@@ -466,3 +466,13 @@ def test_a_job_that_trains_nothing_shows_why_it_has_no_curves(qtbot, page):
         page.curves_hint.text()
         == "Export jobs train nothing, so they have no curves: their log is below."
     )
+
+
+def test_jobs_are_named_by_what_they_write():
+    from app.job_queue import JobRecord
+    from app.pages.jobs import job_name
+
+    run = JobRecord(id="20261128-011535-finetune-45d0", kind="finetune",
+                    config={"out": "/w/runs/20261128-011534-finetune-c04a"})  # fmt: skip
+    assert job_name(run) == "Fine-tune → 20261128-011534-finetune-c04a"  # the run folder's name
+    assert job_name(JobRecord(id="j", kind="prune", config={})) == "Prune"

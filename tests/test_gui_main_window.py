@@ -182,7 +182,7 @@ def test_pages_are_wired_through_their_hooks(qtbot, window, tmp_path):
     export.summary = {"bundle": str(tmp_path)}
     fake.sig_job_recorded.emit(export)  # an export job run by its page is listed on Jobs
     item = jobs.job_list.topLevelItem(0)
-    assert (item.text(0), item.text(1)) == ("done", "Export")
+    assert (item.text(0), item.text(1)) == ("done", f"Export → {tmp_path.name}")
     jobs.job_list.setCurrentItem(item)
     assert f"bundle: {tmp_path}" in jobs.log_view.toPlainText()
     assert not jobs.cancel_button.isEnabled() and jobs.open_button.isEnabled()

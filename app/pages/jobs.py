@@ -526,10 +526,9 @@ class JobsPage(QWidget):
         return float(self._loaded_rows + self._metric_points)  # rows are numbered
 
     def _describe(self, record: JobRecord) -> str:
-        title = JOB_KINDS.get(record.kind, (record.kind,))[0]
         waiting = self.queue.waiting_for() if record.status == "queued" else None
         status = f"queued, waiting for {waiting} to finish" if waiting else record.status
-        return f"{title} · {record.id} · {status}"
+        return f"{job_name(record)} · {status}"
 
     def _refresh_item(self, record: JobRecord) -> None:
         item = self._items.get(record.id)
@@ -538,8 +537,8 @@ class JobsPage(QWidget):
         item.setIcon(0, status_icon(record.status))
         item.setText(0, record.status)
         item.setForeground(0, QBrush(QColor(STATUSES.get(record.status, ("#6b7280", ""))[0])))
-        item.setText(1, f"{JOB_KINDS.get(record.kind, (record.kind,))[0]}")
-        item.setToolTip(1, f"{record.id}\n{record.out or ''}")
+        item.setText(1, job_name(record))
+        item.setToolTip(1, f"job {record.id}\n{record.out or ''}")
         item.setToolTip(0, str(record.summary.get("message") or self._describe(record)))
         started = record.started or record.submitted
         item.setText(2, QDateTime.fromSecsSinceEpoch(int(started)).toString("dd MMM HH:mm"))
@@ -608,3 +607,10 @@ def job_progress(
     if eta is not None and per_epoch is not None:
         eta += max(epochs - event.epoch, 0) * per_epoch
     return whole, eta
+
+
+def job_name(record: JobRecord) -> str:
+    """``Fine-tune → cifake-r18``: the job's kind and the folder (or report) it writes, which is
+    what a user knows it by (its job id, a timestamp of its own, is in the tooltip)."""
+    title = JOB_KINDS.get(record.kind, (record.kind,))[0]
+    return f"{title} → {Path(record.out).name}" if record.out else title
