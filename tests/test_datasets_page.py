@@ -78,7 +78,11 @@ def test_indexing_shows_counts_chart_and_findings(page: DatasetsPage, qtbot, dat
     kinds = [f.kind for f in page.report.findings]
     assert "unreadable" in kinds and "duplicates" in kinds
     top = [page.findings.topLevelItem(i).text(0) for i in range(page.findings.topLevelItemCount())]
-    assert any(text == "error: unreadable files, left out of training: 3 files" for text in top)
+    assert any(text == "Error: unreadable files, left out of training: 3 files" for text in top)
+    from app.style import ERROR
+
+    unreadable = page.findings.topLevelItem(top.index(next(t for t in top if "unreadable" in t)))
+    assert unreadable.foreground(0).color().name() == ERROR  # severity in colour, not a prefix only
     assert page.tabs.tabText(2) == f"Hygiene ({len(kinds)})"
     assert not page.progress.isVisible() and page.add_button.isEnabled()
     assert "Indexed" in page.status.text()

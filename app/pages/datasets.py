@@ -38,7 +38,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -66,7 +66,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.pages.dataset_grid import ThumbnailModel
-from app.style import ERROR, PLOT_COLOURS
+from app.style import ERROR, MUTED, PLOT_COLOURS, WARNING
 from app.widgets.background import pool as background_pool
 from app.widgets.background import run_in_background
 from app.widgets.formatting import plural
@@ -83,6 +83,12 @@ log = logging.getLogger(__name__)
 MAX_GROUPS_SHOWN = 500
 """Groups listed under one finding in the tree (the finding itself still selects all files)."""
 ALL_CLASSES = "All classes"
+SEVERITY_LOOK = {
+    "error": ("Error", ERROR),
+    "warning": ("Warning", WARNING),
+    "info": ("Note", MUTED),
+}
+"""How a hygiene finding's severity reads and is coloured in the findings tree."""
 LIST_MIN_WIDTH = 150
 """The data set list keeps room for a folder name (and its empty-list line) at the smallest window."""
 NO_DATASETS = "No data sets yet.\nAdd folder… or drop one here."
@@ -422,7 +428,10 @@ class DatasetsPage(QWidget):
         note.setObjectName("muted")
         layout.addWidget(note)
         self.findings = QTreeWidget()
-        self.findings.setHeaderLabels(["Finding", "Files"])
+        self.findings.setHeaderLabels(["Finding", "Files involved"])
+        self.findings.headerItem().setToolTip(
+            1, "every file of the finding: all copies of a duplicate group count, the original too"
+        )
         self.findings.setWordWrap(True)
         self.findings.header().setStretchLastSection(False)
         self.findings.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -673,9 +682,9 @@ class DatasetsPage(QWidget):
             QTreeWidgetItem(self.findings, ["No problems found.", ""])
         for finding in report.findings:
             files = finding.files
-            item = QTreeWidgetItem(
-                self.findings, [f"{finding.severity}: {finding.message}", f"{len(files):,}"]
-            )
+            word, colour = SEVERITY_LOOK.get(finding.severity, (finding.severity, MUTED))
+            item = QTreeWidgetItem(self.findings, [f"{word}: {finding.message}", f"{len(files):,}"])
+            item.setForeground(0, QBrush(QColor(colour)))
             item.setData(0, Qt.ItemDataRole.UserRole, files)
             item.setToolTip(0, finding.message)
             if len(finding.groups) > 1:
