@@ -110,10 +110,16 @@ ARCH = Field(
     editable=True,
     help="any timm model name",
 )
-EPOCHS = Field("epochs", "Epochs", "int", 10, 1, 1000)
-IMG_SIZE = Field("img_size", "Image size", "int", 64, 16, 1024, step=16)
-BATCH_SIZE = Field("batch_size", "Batch size", "int", 64, 1, 4096)
-LEARNING_RATE = Field("lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals=6, step=0.0005)
+EPOCHS = Field("epochs", "Epochs", "int", 10, 1, 1000, help="passes over the training images")
+IMG_SIZE = Field(
+    "img_size", "Image size", "int", 64, 16, 1024, step=16,
+    help="pixels per side the model sees (larger: slower, finer traces)",
+)  # fmt: skip
+BATCH_SIZE = Field("batch_size", "Batch size", "int", 64, 1, 4096, help="images per training step")
+LEARNING_RATE = Field(
+    "lr", "Learning rate", "float", 0.002, 1e-6, 1.0, decimals=6, step=0.0005,
+    help="size of each training step (too high: unstable, too low: slow)",
+)  # fmt: skip
 SOURCE_RUN = Field("run", "Source run", "run", help="a finished run folder")
 OPTIMIZER = Field(
     "optimizer",
@@ -262,6 +268,7 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 0.5,
                 decimals=3,
                 step=0.05,
+                help="trains toward slightly softer targets (less over-confident models)",
                 advanced=True,
             ),
             _alpha("mixup", "MixUp alpha"),
@@ -282,7 +289,16 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
             SHARPNESS_AWARE,
             _probability("jpeg_prob", "JPEG re-compression"),
             _probability("downscale_prob", "Random downscale"),
-            Field("seed", "Seed", "int", 0, 0, 2**31 - 1, advanced=True),
+            Field(
+                "seed",
+                "Seed",
+                "int",
+                0,
+                0,
+                2**31 - 1,
+                advanced=True,
+                help="the same seed gives the same split and the same run",
+            ),
             *SPLIT_SHARES,
             Field(
                 "train_share",
@@ -340,14 +356,23 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 step=0.05,
                 help="fraction of the original compute to keep",
             ),
-            Field("steps", "Steps", "int", 3, 1, 20),
-            Field("epochs", "Epochs per step", "int", 2, 0, 100),
+            Field("steps", "Steps", "int", 3, 1, 20, help="prune a little at a time, this often"),
+            Field(
+                "epochs",
+                "Epochs per step",
+                "int",
+                2,
+                0,
+                100,
+                help="fine-tuning after each step, to recover accuracy",
+            ),
             Field(
                 "importance",
                 "Importance",
                 "choice",
                 "magnitude",
                 choices=IMPORTANCES,
+                help="how channels are ranked for removal (magnitude: the smallest weights go)",
             ),
             DEVICE,
             OUT,
@@ -365,11 +390,22 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
                 "mobilenetv3_small_050",
                 choices=ARCHITECTURES,
                 editable=True,
+                help="the smaller model trained to imitate the teacher",
             ),
             EPOCHS,
             BATCH_SIZE,
             LEARNING_RATE,
-            Field("temperature", "Temperature", "float", 4.0, 1.0, 20.0, decimals=1, step=0.5),
+            Field(
+                "temperature",
+                "Temperature",
+                "float",
+                4.0,
+                1.0,
+                20.0,
+                decimals=1,
+                step=0.5,
+                help="softens the teacher's answers so the student learns its second guesses too",
+            ),
             Field(
                 "alpha",
                 "Alpha",
@@ -389,7 +425,13 @@ JOB_KINDS: dict[str, tuple[str, tuple[Field, ...]]] = {
         "Export",
         (
             SOURCE_RUN,
-            Field("int8", "INT8 quantisation", "bool", True),
+            Field(
+                "int8",
+                "INT8 quantisation",
+                "bool",
+                True,
+                help="8-bit weights: about 4x smaller and faster, verified against FP32",
+            ),
             _target_risk(
                 "the rejection threshold keeps at most this error rate among accepted images"
             ),

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
@@ -190,9 +191,12 @@ class JobsPage(QWidget):
         self.job_list.setHeaderLabels(["Status", "Job", "Started", "Took"])
         self.job_list.setRootIsDecorated(False)
         self.job_list.setAlternatingRowColors(True)
-        self.job_list.setColumnWidth(0, 105)
-        self.job_list.setColumnWidth(1, 85)
-        self.job_list.setColumnWidth(2, 110)
+        self.job_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a run's suffix shows
+        header = self.job_list.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # the job's name
+        for column, width in ((0, 95), (2, 105), (3, 50)):
+            self.job_list.setColumnWidth(column, width)
         self.job_list.setMinimumHeight(self._history_min_height())
         self.job_list.currentItemChanged.connect(self._on_job_list_current_changed)
         history_layout.addWidget(self.job_list)
