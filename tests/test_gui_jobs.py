@@ -201,8 +201,6 @@ def test_report_form_takes_several_models_and_a_new_html_file(qtbot, studio_work
 
 
 def test_start_button_runs_the_job_and_curves_get_the_data(qtbot, page, data_dir):
-    assert page.curves_stack.currentWidget() is page.curves_hint  # no empty axes before a job
-    assert "appear here while a job trains" in page.curves_hint.text()
     form = page.new_job("finetune")
     form.set_values({"data": str(data_dir), "epochs": 4})
     with qtbot.waitSignal(page.sig_job_finished, timeout=TIMEOUT_MS) as blocker:
@@ -227,7 +225,6 @@ def test_start_button_runs_the_job_and_curves_get_the_data(qtbot, page, data_dir
     np.testing.assert_allclose(drawn_y, 0.9 - 0.4 / epochs, atol=1e-4)
     # redraws are batched, not one per event
     assert page.plots["accuracy"].flushes <= 4
-    assert page.curves_stack.currentWidget() is not page.curves_hint
 
     assert page.progress.value() == PROGRESS_STEPS
     log = page.log_view.toPlainText()
@@ -452,20 +449,6 @@ def test_forms_scroll_at_the_smallest_window_and_rows_keep_their_height(qtbot, p
     if kind == "finetune":
         assert form.height() > viewport.height()  # it scrolls instead of squeezing
     assert page.job_list.viewport().height() >= 4 * (page.job_list.fontMetrics().height() + 4)
-
-
-def test_a_job_that_trains_nothing_shows_why_it_has_no_curves(qtbot, page):
-    from app.job_queue import JobRecord
-
-    record = JobRecord(id="e1", kind="export", config={}, status="done")
-    page.adopt_record(record)
-    page.job_list.setCurrentItem(page.job_list.topLevelItem(0))  # the user selects it
-    assert page.shown_job == "e1"
-    assert page.curves_stack.currentWidget() is page.curves_hint
-    assert (
-        page.curves_hint.text()
-        == "Export jobs train nothing, so they have no curves: their log is below."
-    )
 
 
 def test_jobs_are_named_by_what_they_write():

@@ -39,7 +39,6 @@ from app.pages.job_forms import JOB_KINDS, JobForm
 from app.style import STATUSES, status_icon
 from app.widgets import formatting
 from app.widgets.live_plot import LivePlot, Series
-from app.widgets.placeholder import placeholder
 from app.widgets.scroll import vertical_scroll
 from core.events import Event
 from core.runs import pruning_x, read_metrics, x_axis
@@ -65,13 +64,6 @@ PROGRESS_STEPS = 1000
 LOG_LINES = 5000
 HISTORY_MIN_ROWS = 4
 """The queue/history list always shows at least this many rows (the splitter keeps them)."""
-TRAINING_KINDS = ("finetune", "prune", "distill", "curve")
-"""Job kinds with live training curves."""
-NO_JOB_HINT = (
-    "Loss, accuracy and learning-rate curves appear here while a job trains: fill in a form "
-    "and press Start job, or select a job in the history."
-)
-NO_CURVES_HINT = "{kind} jobs train nothing, so they have no curves: their log is below."
 
 
 class JobsPage(QWidget):
@@ -251,13 +243,7 @@ class JobsPage(QWidget):
                 grid.addWidget(plot, 0, index)
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
-        curves = QWidget()
-        curves.setLayout(grid)
-        self.curves_hint = placeholder(NO_JOB_HINT)
-        self.curves_stack = QStackedWidget()
-        self.curves_stack.addWidget(self.curves_hint)
-        self.curves_stack.addWidget(curves)
-        inner.addWidget(self.curves_stack, 1)
+        inner.addLayout(grid, 1)
         layout.addWidget(box, 3)
         log_box = QGroupBox("Log")
         log_layout = QVBoxLayout(log_box)
@@ -404,7 +390,6 @@ class JobsPage(QWidget):
         self.progress_label.setText("")
         self._reached = ""
         self.job_title.setText(self._describe(record))
-        self._show_curves_or_hint(record)
         self._load_metrics(record)
         if record.status == "running" and record.runner_pid is not None:
             self._log(f"{record.kind} job {record.id} runs on the Export page (progress, cancel)")
@@ -413,13 +398,6 @@ class JobsPage(QWidget):
         else:
             self._show_outcome(record)
         self._update_buttons()
-
-    def _show_curves_or_hint(self, record: JobRecord) -> None:
-        """Live curves for a job that trains; for an export or report, a line saying why none."""
-        trains = record.kind in TRAINING_KINDS
-        title = JOB_KINDS[record.kind][0] if record.kind in JOB_KINDS else record.kind
-        self.curves_hint.setText(NO_CURVES_HINT.format(kind=title))
-        self.curves_stack.setCurrentIndex(1 if trains else 0)
 
     def _load_metrics(self, record: JobRecord) -> None:
         """Curves recorded so far in the job's metrics.csv (a resumed or re-selected job)."""
