@@ -144,18 +144,23 @@ def run_status(run: Mapping[str, Any]) -> str:
     return INTERRUPTED if status == RUNNING and owner_gone(run) else status
 
 
-def settle_run(directory: Path, status: str, message: str, pid: int | None = None) -> bool:
+def settle_run(
+    directory: Path, status: str, message: str, pid: int | None = None, own_only: bool = False
+) -> bool:
     """Record ``status`` in a run.json that still says ``running`` after its job ended.
 
     Only a run whose recorded process has ended (or is ``pid``, the job that just ended, or is
-    not recorded) is changed, never one another process is still writing. Returns whether
-    run.json was changed; a missing or unwritable run.json is left alone.
+    not recorded) is changed, never one another process is still writing; with ``own_only``,
+    only a run ``pid`` itself recorded. Returns whether run.json was changed; a missing or
+    unwritable run.json is left alone.
     """
     path = Path(directory) / RUN_FILE
     run = read_json(path)
     if run.get("status") != RUNNING:
         return False
     recorded = run.get("pid")
+    if own_only and recorded != pid:
+        return False
     if recorded is not None and recorded != pid and not owner_gone(run):
         return False
     summary = _mapping(run, "summary")

@@ -238,6 +238,9 @@ def test_settle_run_ends_only_runs_nobody_writes_any_more(tmp_path):
     alive = running_run(tmp_path, "alive", pid=os.getpid(), host=host)
     assert not settle_run(alive, "failed", "someone else's job ended")
     assert read_run(alive).status == "running"
+    orphan = running_run(tmp_path, "orphan", pid=dead_pid(), host=host)
+    assert not settle_run(orphan, "failed", "not mine", os.getpid(), own_only=True)
+    assert read_run(orphan).status == "interrupted"  # another process's run: left as it was
     assert settle_run(alive, "failed", "its own job ended", pid=os.getpid())
     assert not settle_run(tmp_path / "missing", "failed", "no run here")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import UserError, describe_os_error
 from core.events import EventWriter
-from core.runs import RUN_FILE, read_json, settle_run
+from core.runs import settle_run
 from training.control import Cancelled, CancelToken
 
 JOB_MODULES = {
@@ -54,8 +54,7 @@ def run_job(config: dict[str, Any], emit: EventWriter, cancel: CancelToken) -> d
 def settle_own_run(directory: Path, message: str) -> None:
     """Mark the run this process was writing in ``directory`` failed (its run.json would say
     running until the process ends); a run another process made is never touched."""
-    if read_json(directory / RUN_FILE).get("pid") == os.getpid():
-        settle_run(directory, "failed", message, os.getpid())
+    settle_run(directory, "failed", message, os.getpid(), own_only=True)
 
 
 def failure_text(exc: BaseException) -> str:
