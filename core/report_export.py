@@ -27,6 +27,7 @@ from core.errors import UserError
 from core.explain import class_map, heatmap_for_image, overlay
 from core.inference import CheckResult
 from core.preprocess import ImageDecodeError, PreprocessSpec, load_image
+from core.workspace import nearest_existing
 
 REPORT_FORMAT = "deepfake-studio/check-report"
 REPORT_SUFFIXES = (".csv", ".json", ".html")
@@ -76,7 +77,9 @@ class ReportWriteError(UserError):
 def _check_folder(path: Path) -> None:
     """Create ``path``'s folder and prove a file can be written in it, or raise."""
     folder = path.parent
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    existing = nearest_existing(folder)
+    if existing is None:
+        raise ReportWriteError(path, f"no part of {folder} exists (a missing drive?)")
     if not existing.is_dir():
         raise ReportWriteError(path, f"{existing} is a file, not a folder")
     try:
