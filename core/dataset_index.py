@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import sqlite3
-import warnings
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from core.preprocess import ImageDecodeError, load_image, to_rgb
+from core.preprocess import ImageDecodeError, load_image, open_image, to_rgb
 
 SCHEMA_VERSION = 2
 """Bumped when the analysis changes: an index of another version is analysed again."""
@@ -182,10 +181,7 @@ def _decode(data: bytes) -> tuple[np.ndarray, str | None, tuple[int, int], int |
     """
     fmt = size = quality = None
     try:
-        with warnings.catch_warnings():  # as in load_image: too many pixels is an error
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-        with opened as image:
+        with open_image(io.BytesIO(data), "<data>") as image:  # too many pixels: an error
             fmt, size = image.format, image.size
             if fmt == "JPEG":
                 quality = estimate_jpeg_quality(getattr(image, "quantization", None))

@@ -74,9 +74,12 @@ Pillow can decode, and HEIC/HEIF. Pillow's other formats (PDF, EPS, HDF5 stubs, 
 not pictures a detector should judge and often cannot be decoded without extra programs."""
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-# Pillow's own guard (a warning above this, an error above twice this) stays on for every
-# Image.open in the app; open_image turns both into the one message below.
+# Pillow's own guard stays on for every Image.open in the app: an error above twice this. Its
+# warning above this is silenced once, for the whole process (toggling warning filters around
+# each open is not thread-safe: decoding runs on several threads); open_image refuses those
+# images itself, and every opener of untrusted files goes through it.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 ORIENTATION_TAG = 0x0112
@@ -304,9 +307,7 @@ def open_image(source: str | Path | BinaryIO, name: str | None = None) -> Image.
     name = name or str(source)
     limit = f"{MAX_IMAGE_PIXELS // 1_000_000} megapixel limit"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
-            image = Image.open(source)
+        image = Image.open(source)  # the size is checked below, not by Pillow's warning
     except Image.DecompressionBombError:
         raise ImageDecodeError(
             f"{name}: image is too large: over {2 * MAX_IMAGE_PIXELS // 1_000_000} megapixels, "

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 from PIL import Image
 
-from core.preprocess import MAX_IMAGE_PIXELS, to_rgb
+from core.preprocess import ImageDecodeError, open_image, to_rgb
 
 DEFAULT_SIZE = 96
 QUALITY = 85
@@ -43,20 +42,16 @@ def make_thumbnail(
         return cached
     target = thumbnail_path(cache_dir, sha256, size)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                if image.width * image.height > MAX_IMAGE_PIXELS:
-                    return None
-                image.draft("RGB", (size, size))
-                image.load()
-                small = Image.fromarray(to_rgb(image))
+        with open_image(source) as image:  # too many pixels: ImageDecodeError, no thumbnail
+            image.draft("RGB", (size, size))
+            image.load()
+            small = Image.fromarray(to_rgb(image))
     except (
         OSError,
         SyntaxError,
         ValueError,
         EOFError,
-        Image.DecompressionBombWarning,
+        ImageDecodeError,
         Image.DecompressionBombError,
     ):
         return None
